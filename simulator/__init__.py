@@ -1,0 +1,3 @@
+"""intake-sim: an email-intake licensing simulator."""
+
+__version__ = "0.1.0"
