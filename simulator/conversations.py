@@ -1,0 +1,56 @@
+"""Dedupe and threading: which issue a delivery belongs to, if any.
+
+Named `conversations` so it never shadows the standard library's `threading`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from simulator.parse import InboundMail
+from simulator.store.models import Issue, KnownMessage
+
+SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Thread:
+    issue_number: int
+    reason: str  # "in_reply_to" or "subject_tag"
+
+
+def known_message(session: Session, message_id: str) -> KnownMessage | None:
+    return session.get(KnownMessage, message_id)
+
+
+def find_thread(session: Session, mail: InboundMail) -> Thread | None:
+    """The issue this mail answers: reply headers first (newest first), then the tag."""
+    # In-Reply-To names the direct parent; References lists oldest first.
+    candidates = [*mail.in_reply_to, *reversed(mail.references)]
+    for message_id in dict.fromkeys(candidates):
+        known = known_message(session, message_id)
+        if known is not None and known.issue_number is not None:
+            return Thread(known.issue_number, "in_reply_to")
+    for match in SUBJECT_TAG.finditer(mail.subject):
+        number = int(match.group(1))
+        if session.get(Issue, number) is not None:
+            return Thread(number, "subject_tag")
+    return None
+
+
+def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> Issue:
+    latest = session.scalar(select(func.max(Issue.number))) or 0
+    issue = Issue(
+        number=latest + 1,
+        subject=subject or "(no subject)",
+        submitter_id=submitter_id,
+        created_at=at,
+    )
+    session.add(issue)
+    session.flush()
+    return issue

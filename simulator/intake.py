@@ -1,0 +1,232 @@
+"""The intake pipeline: one function every transport calls.
+
+`process()` turns the bytes of one delivery into stored facts inside the
+caller's transaction: the delivery row (raw bytes included), its outcome and
+reason, the issue it created or joined, the users it created and the seat
+events it caused. It never commits: `serve`, `ingest` and `demo` decide when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from simulator import classify, conversations, ledger, roles
+from simulator.ledger import SeatChange
+from simulator.org import Org, UnknownSenders
+from simulator.parse import InboundMail, derived_message_id, parse_message
+from simulator.store.models import Delivery, KnownMessage, Model, Origin, Outcome, Role
+
+MESSAGE_ID_MAX = 255
+NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
+
+
+@dataclass
+class DeliveryResult:
+    """What intake did with one delivery; enough for the SMTP reply and the log line."""
+
+    delivery_id: int
+    outcome: Outcome
+    reason: str | None
+    sender: str | None
+    role: str | None = None
+    issue: int | None = None
+    new_user: bool = False
+    seat_changes: list[SeatChange] = field(default_factory=list)
+
+    def log_line(self) -> str:
+        seats = " ".join(str(c) for c in self.seat_changes) or "none"
+        issue = f"#{self.issue}" if self.issue is not None else "-"
+        outcome = self.outcome.value + (f"/{self.reason}" if self.reason else "")
+        return (
+            f"delivery={self.delivery_id} outcome={outcome} issue={issue} "
+            f"sender={self.sender or '-'} role={self.role or '-'} seats={seats}"
+        )
+
+
+def effective_message_id(mail: InboundMail, raw: bytes) -> str:
+    """The dedupe key: the Message-ID, or a hash of the bytes when there is none.
+
+    Over-long ids are hashed so they fit the unique key on every backend.
+    """
+    if not mail.message_id:
+        return derived_message_id(raw)
+    if len(mail.message_id) > MESSAGE_ID_MAX:
+        digest = hashlib.sha256(mail.message_id.encode("utf-8", "replace")).hexdigest()
+        return f"{digest[:32]}@long.intake-sim.invalid"
+    return mail.message_id
+
+
+def process(
+    session: Session,
+    org: Org,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str],
+    received_at: datetime,
+) -> DeliveryResult:
+    """Run one delivery through parse, dedupe, noise, roles, threading and seats."""
+    mail = parse_message(raw, envelope_from)
+    delivery = _record_delivery(session, mail, raw, envelope_from, recipients, received_at)
+    message_id = delivery.message_id
+    result = DeliveryResult(delivery.id, Outcome.FILTERED, None, mail.sender)
+
+    known = conversations.known_message(session, message_id)
+    if known is not None:
+        # Attribute the resend to its sender when known; it changes nothing else.
+        user = roles.find_user(session, mail.sender) if mail.sender else None
+        if user is not None:
+            delivery.user_id, result.role = user.id, user.role
+        return _finish(delivery, result, Outcome.DUPLICATE, "message_id", issue=known.issue_number)
+    entry = KnownMessage(message_id=message_id, delivery_id=delivery.id, issue_number=None)
+    session.add(entry)
+
+    if mail.problem is not None or mail.sender is None:
+        return _finish(delivery, result, Outcome.QUARANTINED, mail.problem or "no_sender")
+
+    noise = classify.noise_reason(mail, envelope_from, org.message_id_domain)
+    if noise is None and _is_flooding(session, org, mail.sender, received_at, delivery.id):
+        noise = "flood"
+    if noise is not None:
+        if org.intake.noise_creates_users:
+            _count_noise_sender(session, org, mail, delivery, result)
+        return _finish(delivery, result, Outcome.FILTERED, noise)
+
+    user, created = roles.resolve_sender(session, mail.sender, mail.sender_name, org, received_at)
+    if user is None:
+        return _finish(delivery, result, Outcome.FILTERED, "unknown_sender")
+    result.role, result.new_user = user.role, created
+    delivery.user_id = user.id
+
+    thread = conversations.find_thread(session, mail)
+    if thread is not None:
+        outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
+    else:
+        issue = conversations.create_issue(session, mail.subject, user.id, received_at)
+        outcome, reason, number = Outcome.CREATED_ISSUE, None, issue.number
+    entry.issue_number = number
+
+    seat_reason = "shared_user" if user.origin == Origin.SHARED else "first_email"
+    result.seat_changes += ledger.count_sender(session, user, received_at, delivery.id, seat_reason)
+    if org.intake.create_users_from_cc:
+        result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery.id)
+    return _finish(delivery, result, outcome, reason, issue=number)
+
+
+def _record_delivery(
+    session: Session,
+    mail: InboundMail,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str],
+    received_at: datetime,
+) -> Delivery:
+    attachments = [
+        {"name": a.name, "content_type": a.content_type, "size": a.size} for a in mail.attachments
+    ]
+    delivery = Delivery(
+        received_at=received_at,
+        envelope_from=envelope_from or "",
+        recipients=",".join(recipients),
+        message_id=effective_message_id(mail, raw),
+        sender=mail.sender,
+        sender_name=mail.sender_name,
+        subject=mail.subject,
+        body_text=mail.text,
+        attachments=json.dumps(attachments),
+        in_reply_to=" ".join(mail.in_reply_to),
+        references=" ".join(mail.references),
+        sent_at=mail.date,
+        outcome=Outcome.FILTERED.value,  # replaced by _finish before the flush that matters
+        size=len(raw),
+        raw=raw,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def _finish(
+    delivery: Delivery,
+    result: DeliveryResult,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None = None,
+) -> DeliveryResult:
+    delivery.outcome = outcome.value
+    delivery.reason = reason
+    delivery.issue_number = issue
+    result.outcome, result.reason, result.issue = outcome, reason, issue
+    return result
+
+
+def _is_flooding(session: Session, org: Org, sender: str, at: datetime, delivery_id: int) -> bool:
+    """More than flood_limit deliveries from this sender inside the window (0 turns it off)."""
+    limit = org.intake.flood_limit
+    if limit <= 0:
+        return False
+    since = at - timedelta(minutes=org.intake.flood_window_minutes)
+    earlier = session.scalar(
+        select(func.count(Delivery.id)).where(
+            Delivery.sender == sender,
+            Delivery.received_at > since,
+            Delivery.received_at <= at,
+            Delivery.id != delivery_id,
+            Delivery.outcome != Outcome.DUPLICATE.value,
+        )
+    )
+    return (earlier or 0) >= limit
+
+
+def _count_noise_sender(
+    session: Session, org: Org, mail: InboundMail, delivery: Delivery, result: DeliveryResult
+) -> None:
+    """`noise_creates_users`: bill noise senders as an unfiltered system would."""
+    assert mail.sender is not None
+    user = roles.find_user(session, mail.sender)
+    if user is None:
+        user = roles.create_user(
+            session, mail.sender, mail.sender_name, org, Origin.SENDER, delivery.received_at
+        )
+        result.new_user = True
+    delivery.user_id = user.id
+    result.role = user.role
+    result.seat_changes += ledger.count_sender(
+        session, user, delivery.received_at, delivery.id, "noise_sender"
+    )
+
+
+def _create_cc_users(
+    session: Session, org: Org, mail: InboundMail, at: datetime, delivery_id: int
+) -> list[SeatChange]:
+    """`create_users_from_cc`: everyone on To/Cc becomes a user (and a Team seat)."""
+    changes: list[SeatChange] = []
+    created = 0
+    for address in dict.fromkeys((*mail.to, *mail.cc)):
+        if created >= org.intake.cc_users_per_message:
+            break
+        if not _is_cc_candidate(org, mail, address):
+            continue
+        if roles.find_user(session, address) is not None:
+            continue
+        user = roles.create_user(session, address, "", org, Origin.CC, at)
+        created += 1
+        # Not a sender yet (no first_seen), but billed under Team from now on.
+        change = ledger.set_seat(session, user, Model.TEAM, True, "cc_created", at, delivery_id)
+        changes += [change] if change else []
+    return changes
+
+
+def _is_cc_candidate(org: Org, mail: InboundMail, address: str) -> bool:
+    if address == mail.sender or org.is_intake_address(address):
+        return False
+    if address.rpartition("@")[0] in NO_REPLY:
+        return False
+    # Strangers on Cc are only created when strangers may become users at all.
+    stranger = roles.role_for(address, org) is Role.CUSTOMER
+    return not stranger or org.intake.unknown_senders is UnknownSenders.CREATE

@@ -1,0 +1,123 @@
+"""The seat ledger: append-only events that say who is a paid seat, and why.
+
+Support bills agents; Team bills every user who logs in or sends an email.
+Nothing here updates or deletes an event: a seat ends with a -1 row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from simulator.org import Org
+from simulator.roles import role_for
+from simulator.store.models import Model, Origin, Role, SeatEvent, User
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    user: str
+    model: str
+    delta: int
+    reason: str
+
+    def __str__(self) -> str:
+        sign = "+" if self.delta > 0 else "-"
+        return f"{self.model}{sign}1({self.reason})"
+
+
+def holds_seat(session: Session, user_id: int, model: Model) -> bool:
+    total = session.scalar(
+        select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(
+            SeatEvent.user_id == user_id, SeatEvent.model == model.value
+        )
+    )
+    return bool(total and total > 0)
+
+
+def set_seat(
+    session: Session,
+    user: User,
+    model: Model,
+    wanted: bool,
+    reason: str,
+    at: datetime,
+    delivery_id: int | None = None,
+) -> SeatChange | None:
+    """Append +1 or -1 when the seat's state must change; None when it already matches."""
+    if holds_seat(session, user.id, model) == wanted:
+        return None
+    delta = 1 if wanted else -1
+    session.add(
+        SeatEvent(
+            at=at,
+            user_id=user.id,
+            model=model.value,
+            delta=delta,
+            reason=reason,
+            delivery_id=delivery_id,
+        )
+    )
+    return SeatChange(user.email, model.value, delta, reason)
+
+
+def count_sender(
+    session: Session, user: User, at: datetime, delivery_id: int, reason: str = "first_email"
+) -> list[SeatChange]:
+    """A counted message makes its sender a Team user from now on."""
+    if user.first_seen is None:
+        user.first_seen = at
+    change = set_seat(session, user, Model.TEAM, True, reason, at, delivery_id)
+    return [change] if change else []
+
+
+def reconcile_directory(session: Session, org: Org, at: datetime) -> list[SeatChange]:
+    """Bring users and seats in line with the org file's agents and employees."""
+    changes: list[SeatChange] = []
+    users = {u.email: u for u in session.scalars(select(User).where(User.in_directory))}
+    for entry in org.directory.values():
+        user = (
+            users.pop(entry.email, None)
+            or session.scalars(select(User).where(User.email == entry.email)).one_or_none()
+        )
+        if user is None:
+            user = User(email=entry.email, origin=Origin.DIRECTORY.value, created_at=at)
+            session.add(user)
+        user.name = entry.name or user.name or ""
+        user.role = entry.role
+        user.in_directory = True
+        user.logs_in = entry.logs_in
+        session.flush()
+        changes += _align_seats(session, user, at)
+    for user in users.values():  # in the directory before, gone from the org file now
+        user.in_directory = False
+        user.logs_in = False
+        user.role = role_for(user.email, org).value
+        changes += _align_seats(session, user, at, removed=True)
+    return changes
+
+
+def _align_seats(
+    session: Session, user: User, at: datetime, removed: bool = False
+) -> list[SeatChange]:
+    wants_support = user.role == Role.AGENT and not removed
+    wants_team = not removed and (user.logs_in or user.first_seen is not None)
+    support_reason = (
+        "directory_agent" if wants_support else ("directory_removed" if removed else "role_changed")
+    )
+    if wants_team:
+        team_reason = "directory_login" if user.logs_in else "first_email"
+    else:
+        team_reason = "directory_removed" if removed else "no_login"
+
+    return [
+        change
+        for change in (
+            set_seat(session, user, Model.SUPPORT, wants_support, support_reason, at),
+            set_seat(session, user, Model.TEAM, wants_team, team_reason, at),
+        )
+        if change is not None
+    ]

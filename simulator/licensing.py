@@ -1,0 +1,131 @@
+"""Licensing arithmetic: pure functions from seat counts and prices to advice.
+
+Nothing here reads or writes the database; reports pass in counts taken from
+the ledger, so every figure can be traced back to ledger rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.org import Pricing
+
+SUPPORT = "support"
+TEAM = "team"
+EQUAL = "equal"
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    seats: int
+    unit_price: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the vendor's rule of thumb asks about the organisation's intake."""
+
+    customers_submitting: int  # customer users with at least one counted email
+    customers_notified: int = 0  # customers who receive automatic email updates
+
+
+@dataclass(frozen=True)
+class Comparison:
+    support: ModelCost
+    team: ModelCost
+    breakeven_team_seats: int | None
+    cheaper_model: str
+    recommended_model: str
+    reasons: list[str]
+
+
+def cost(seats: int, unit_price: float) -> float:
+    return round(seats * unit_price, 2)
+
+
+def model_cost(seats: int, unit_price: float) -> ModelCost:
+    return ModelCost(seats=seats, unit_price=unit_price, cost=cost(seats, unit_price))
+
+
+def breakeven_team_seats(support_seats: int, pricing: Pricing) -> int | None:
+    """The most Team seats that cost no more than Support's bill; None if Team is free."""
+    if pricing.team_per_user <= 0:
+        return None
+    support_bill = cost(support_seats, pricing.support_per_agent)
+    # A small epsilon keeps 75.0 / 2.5 from landing on 29.999999.
+    return math.floor(support_bill / pricing.team_per_user + 1e-9)
+
+
+def cheaper_model(support: ModelCost, team: ModelCost) -> str:
+    if math.isclose(support.cost, team.cost):
+        return EQUAL
+    return SUPPORT if support.cost < team.cost else TEAM
+
+
+def money(amount: float, pricing: Pricing) -> str:
+    return f"{amount:,.2f} {pricing.currency}"
+
+
+def compare(
+    support_seats: int, team_seats: int, pricing: Pricing, evidence: Evidence
+) -> Comparison:
+    support = model_cost(support_seats, pricing.support_per_agent)
+    team = model_cost(team_seats, pricing.team_per_user)
+    breakeven = breakeven_team_seats(support_seats, pricing)
+    cheaper = cheaper_model(support, team)
+    customers_in_loop = evidence.customers_submitting > 0 or evidence.customers_notified > 0
+    recommended = SUPPORT if customers_in_loop else (TEAM if cheaper == EQUAL else cheaper)
+    reasons = [
+        _rule_of_thumb(evidence),
+        _figures(support, team, pricing),
+        _breakeven_sentence(team_seats, breakeven, pricing),
+    ]
+    return Comparison(support, team, breakeven, cheaper, recommended, reasons)
+
+
+def _rule_of_thumb(evidence: Evidence) -> str:
+    parts = []
+    if evidence.customers_submitting:
+        parts.append(f"{evidence.customers_submitting} customer(s) submitted issues by email")
+    if evidence.customers_notified:
+        parts.append(f"{evidence.customers_notified} customer(s) receive automatic email updates")
+    if parts:
+        return (
+            " and ".join(parts) + ": the vendor's rule of thumb points to Support, "
+            "where customers are free users and only agents are paid seats"
+        )
+    return (
+        "no customer submitted by email or receives automatic updates: the vendor's rule "
+        "of thumb allows Team, the model for internal processes"
+    )
+
+
+def _figures(support: ModelCost, team: ModelCost, pricing: Pricing) -> str:
+    per = pricing.period
+    sentence = (
+        f"Support bills {support.seats} agent(s) x {money(support.unit_price, pricing)} = "
+        f"{money(support.cost, pricing)}/{per}; Team bills {team.seats} user(s) x "
+        f"{money(team.unit_price, pricing)} = {money(team.cost, pricing)}/{per}"
+    )
+    difference = abs(support.cost - team.cost)
+    if math.isclose(difference, 0.0):
+        return sentence + "; both cost the same"
+    cheaper = "Support" if support.cost < team.cost else "Team"
+    return sentence + f"; {cheaper} is cheaper by {money(difference, pricing)}/{per}"
+
+
+def _breakeven_sentence(team_seats: int, breakeven: int | None, pricing: Pricing) -> str:
+    if breakeven is None:
+        return "Team seats are free at these prices, so Team never costs more"
+    headroom = breakeven - team_seats
+    if headroom >= 0:
+        return (
+            f"Team stays no dearer than Support up to {breakeven} user(s); "
+            f"{headroom} more counted sender(s) would tip it"
+        )
+    return (
+        f"Team passed the break-even of {breakeven} user(s) by {-headroom}; "
+        f"each further sender adds {money(pricing.team_per_user, pricing)}/{pricing.period}"
+    )

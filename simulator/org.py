@@ -1,0 +1,207 @@
+"""The org file: the organisation's directory, intake policy and prices.
+
+Loaded and validated once, before any socket opens, so that a typo in the file
+is one clear error line rather than a surprise on the first delivery.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import OrgFileError
+
+SAMPLE_ORG_NAME = "org.toml"
+
+
+class UnknownSenders(StrEnum):
+    CREATE = "create"
+    EXISTING_ONLY = "existing_only"
+    SHARED_USER = "shared_user"
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    email: str
+    name: str
+    role: str  # "agent" or "employee"
+    logs_in: bool
+
+
+@dataclass(frozen=True)
+class Pricing:
+    currency: str = "USD"
+    period: str = "month"
+    support_per_agent: float = 25.0
+    team_per_user: float = 10.0
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    unknown_senders: UnknownSenders = UnknownSenders.CREATE
+    shared_user: str = ""
+    create_users_from_cc: bool = False
+    cc_users_per_message: int = 10
+    noise_creates_users: bool = False
+    flood_limit: int = 20
+    flood_window_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class Org:
+    name: str
+    internal_domains: tuple[str, ...]
+    intake_addresses: tuple[str, ...]
+    intake: IntakePolicy
+    pricing: Pricing
+    directory: dict[str, DirectoryEntry] = field(default_factory=dict)
+    message_id_domain: str = "intake-sim.invalid"
+    source: str = ""
+
+    def is_internal(self, address: str) -> bool:
+        domain = address.rpartition("@")[2]
+        return any(domain == d or domain.endswith("." + d) for d in self.internal_domains)
+
+    def is_intake_address(self, address: str) -> bool:
+        return address.lower() in self.intake_addresses
+
+
+def sample_org_path() -> Path:
+    """The sample org that ships inside the package (works from any directory)."""
+    return Path(str(resources.files("simulator") / "samples" / SAMPLE_ORG_NAME))
+
+
+def load_org(path: str | Path | None = None) -> Org:
+    """Read and validate an org file; the packaged sample when `path` is None."""
+    file = Path(path) if path else sample_org_path()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OrgFileError(f"org file not found: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OrgFileError(f"cannot read org file {file}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise OrgFileError(f"{file} is not valid TOML: {exc}") from None
+    try:
+        return _build_org(data, str(file))
+    except OrgFileError as exc:
+        raise OrgFileError(f"{file}: {exc}") from None
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise OrgFileError(f"[{key}] must be a table")
+    return value
+
+
+def _typed(table: dict[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    # bool is an int subclass; keep "flood_limit = true" from passing as 1.
+    if kind in (int, float) and isinstance(value, bool):
+        raise OrgFileError(f"{section}.{key} must be a number, not {value!r}")
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise OrgFileError(f"{section}.{key} must be {kind.__name__}, not {value!r}")
+    return value
+
+
+def _addresses(values: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise OrgFileError(f"{where} must be a list of strings")
+    cleaned = tuple(v.strip().lower() for v in values if v.strip())
+    for value in cleaned:
+        if value.count("@") != 1 and "@" in value:
+            raise OrgFileError(f"{where}: {value!r} is not an address")
+    return cleaned
+
+
+def _build_org(data: dict[str, Any], source: str) -> Org:
+    organization = _table(data, "organization")
+    name = _typed(organization, "organization", "name", str, "Unnamed organisation")
+    domains = _addresses(organization.get("internal_domains", []), "internal_domains")
+    intake_addresses = _addresses(organization.get("intake_addresses", []), "intake_addresses")
+    if not intake_addresses:
+        raise OrgFileError("organization.intake_addresses must name at least one address")
+    message_id_domain = _typed(
+        organization, "organization", "message_id_domain", str, "intake-sim.invalid"
+    )
+    return Org(
+        name=name,
+        internal_domains=domains,
+        intake_addresses=intake_addresses,
+        intake=_build_intake(_table(data, "intake")),
+        pricing=_build_pricing(_table(data, "pricing")),
+        directory=_build_directory(data),
+        message_id_domain=message_id_domain.lower(),
+        source=source,
+    )
+
+
+def _build_intake(table: dict[str, Any]) -> IntakePolicy:
+    raw_policy = _typed(table, "intake", "unknown_senders", str, "create")
+    try:
+        policy = UnknownSenders(raw_policy)
+    except ValueError:
+        choices = ", ".join(p.value for p in UnknownSenders)
+        raise OrgFileError(f"intake.unknown_senders must be one of {choices}") from None
+    shared = _typed(table, "intake", "shared_user", str, "").strip().lower()
+    if policy is UnknownSenders.SHARED_USER and "@" not in shared:
+        raise OrgFileError(
+            "intake.shared_user must be an address when unknown_senders is shared_user"
+        )
+    intake = IntakePolicy(
+        unknown_senders=policy,
+        shared_user=shared,
+        create_users_from_cc=_typed(table, "intake", "create_users_from_cc", bool, False),
+        cc_users_per_message=_typed(table, "intake", "cc_users_per_message", int, 10),
+        noise_creates_users=_typed(table, "intake", "noise_creates_users", bool, False),
+        flood_limit=_typed(table, "intake", "flood_limit", int, 20),
+        flood_window_minutes=_typed(table, "intake", "flood_window_minutes", int, 60),
+    )
+    for key in ("cc_users_per_message", "flood_limit", "flood_window_minutes"):
+        if getattr(intake, key) < 0:
+            raise OrgFileError(f"intake.{key} must not be negative")
+    return intake
+
+
+def _build_pricing(table: dict[str, Any]) -> Pricing:
+    pricing = Pricing(
+        currency=_typed(table, "pricing", "currency", str, "USD"),
+        period=_typed(table, "pricing", "period", str, "month"),
+        support_per_agent=_typed(table, "pricing", "support_per_agent", float, 25.0),
+        team_per_user=_typed(table, "pricing", "team_per_user", float, 10.0),
+    )
+    if pricing.support_per_agent < 0 or pricing.team_per_user < 0:
+        raise OrgFileError("prices must not be negative")
+    return pricing
+
+
+def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:
+    directory: dict[str, DirectoryEntry] = {}
+    for section, role in (("agents", "agent"), ("employees", "employee")):
+        entries = data.get(section, [])
+        if not isinstance(entries, list):
+            raise OrgFileError(f"[[{section}]] must be an array of tables")
+        for index, entry in enumerate(entries):
+            where = f"{section}[{index}]"
+            if not isinstance(entry, dict):
+                raise OrgFileError(f"{where} must be a table")
+            email = _typed(entry, where, "email", str, "").strip().lower()
+            if email.count("@") != 1:
+                raise OrgFileError(f"{where}.email must be an address")
+            if email in directory:
+                raise OrgFileError(f"{email} appears twice in the directory")
+            directory[email] = DirectoryEntry(
+                email=email,
+                name=_typed(entry, where, "name", str, ""),
+                role=role,
+                # Agents always log in: owning requests is done in the agent UI.
+                logs_in=True if role == "agent" else _typed(entry, where, "logs_in", bool, True),
+            )
+    return directory

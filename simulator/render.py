@@ -1,0 +1,126 @@
+"""Output: one renderer for every listing, in table, JSON or CSV.
+
+JSON is the contract (DESIGN.md): plain keys, [] when empty, no markup. Tables
+go to stdout through rich; logs and progress go to stderr, so that
+`--format json | jq` always works.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# C0/C1 controls (ESC included) would let a subject repaint the terminal.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def safe_text(value: Any) -> str:
+    """A cell for a terminal: None as '-', controls shown as '?', newlines as spaces."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return CONTROL.sub("?", str(value).replace("\r", " ").replace("\n", " ").replace("\t", " "))
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(_flat(row.get(c))) for c in columns])
+    return buffer.getvalue()
+
+
+def _flat(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
+    view = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*(safe_text(_flat(row.get(c))) for c in columns))
+    return view
+
+
+def render(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    fmt: Format,
+    console: Console,
+    title: str | None = None,
+) -> None:
+    if fmt is Format.JSON:
+        console.file.write(to_json(rows) + "\n")
+    elif fmt is Format.CSV:
+        console.file.write(to_csv(rows, columns))
+    elif rows:
+        console.print(table(rows, columns, title))
+    else:
+        console.print(f"(no {title or 'rows'})")
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    """The licensing comparison as two small tables: figures, then the reasons."""
+    money = f"{report['currency']}/{report['period']}"
+    comparison = Table(title=f"Licensing comparison: {safe_text(report['organization'])}")
+    for column in ("model", "who is a paid seat", "seats", f"unit price ({money})", "cost"):
+        comparison.add_column(column)
+    support, team = report["support"], report["team"]
+    comparison.add_row(
+        "Support",
+        "agents",
+        str(support["seats"]),
+        f"{support['unit_price']:.2f}",
+        f"{support['cost']:.2f}",
+    )
+    comparison.add_row(
+        "Team",
+        "every user who logs in or emails",
+        str(team["seats"]),
+        f"{team['unit_price']:.2f}",
+        f"{team['cost']:.2f}",
+    )
+    summary = Table(show_header=False, box=None)
+    summary.add_column(style="bold")
+    summary.add_column()
+    deliveries = report["deliveries"]
+    summary.add_row(
+        "deliveries",
+        ", ".join(f"{k} {v}" for k, v in deliveries.items()),
+    )
+    summary.add_row("users", ", ".join(f"{k} {v}" for k, v in report["users"].items()))
+    summary.add_row("noise senders filtered", str(team["noise_senders_filtered"]))
+    summary.add_row("break-even Team seats", safe_text(report["breakeven_team_seats"]))
+    summary.add_row("cheaper model", report["cheaper_model"])
+    summary.add_row("recommended model", report["recommended_model"])
+    for index, reason in enumerate(report["reasons"]):
+        summary.add_row("why" if index == 0 else "", safe_text(reason))
+    return [comparison, summary]

@@ -1,0 +1,167 @@
+"""The tables intake writes: users, issues, deliveries, known message ids, seat events.
+
+Every fact that must exist once (a user's address, a Message-ID, an issue
+number) is guarded by a unique key, so that concurrent writers cannot create it
+twice. The seat ledger is append-only: there is no code path that updates it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    EMPLOYEE = "employee"
+    CUSTOMER = "customer"
+
+
+class Origin(StrEnum):
+    DIRECTORY = "directory"  # listed in the org file
+    SENDER = "sender"  # auto-created from a counted email's sender
+    CC = "cc"  # auto-created from a counted email's To/Cc
+    SHARED = "shared"  # the one account strangers map to under `shared_user`
+
+
+class Outcome(StrEnum):
+    CREATED_ISSUE = "created_issue"
+    THREADED = "threaded"
+    DUPLICATE = "duplicate"
+    FILTERED = "filtered"
+    QUARANTINED = "quarantined"
+
+
+class Model(StrEnum):
+    SUPPORT = "support"
+    TEAM = "team"
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))
+    in_directory: Mapped[bool] = mapped_column(default=False)
+    logs_in: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Time of the first counted message: when a Team seat starts for a sender.
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+
+    number: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    submitter_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One accepted SMTP transaction (or ingested file), whatever its outcome."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN ('created_issue','threaded','duplicate','filtered','quarantined')",
+            name="outcome",
+        ),
+        Index("ix_deliveries_sender_received_at", "sender", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    envelope_from: Mapped[str] = mapped_column(Text, default="")
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(255), index=True)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    sender_name: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    attachments: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    in_reply_to: Mapped[str] = mapped_column(Text, default="")
+    references: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the Date header
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+class KnownMessage(Base):
+    """Each Message-ID seen once: the dedupe key and the threading index."""
+
+    __tablename__ = "known_messages"
+
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"))
+
+
+class SeatEvent(Base):
+    """Append-only: seats under a model as of T are the sum of deltas up to T."""
+
+    __tablename__ = "seat_events"
+    __table_args__ = (
+        CheckConstraint("delta IN (-1, 1)", name="delta"),
+        CheckConstraint("model IN ('support','team')", name="model"),
+        Index("ix_seat_events_user_model", "user_id", "model"),
+    )
+
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    model: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))

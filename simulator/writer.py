@@ -1,0 +1,158 @@
+"""Group commit: deliveries that arrive together are written in one transaction.
+
+One thread owns the database writes. While it commits a batch, new deliveries
+queue up; the next batch takes all of them (up to `max_batch`). Each delivery
+runs inside its own SAVEPOINT, so a delivery that trips an unexpected error is
+rolled back alone and stored as quarantined, while its batch-mates go on.
+Callers are answered only after the batch's COMMIT returns: a 250 is never
+given for something that is not on disk. When the commit fails, every member
+of the batch gets StoreUnavailable (a 451), and nothing of the batch remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from simulator import intake
+from simulator.errors import StoreUnavailable
+from simulator.intake import DeliveryResult
+from simulator.ledger import SeatChange, reconcile_directory
+from simulator.org import Org
+from simulator.store.db import Store, describe_error
+from simulator.store.models import Delivery, Outcome
+
+log = logging.getLogger("intake_sim.writer")
+DEFAULT_MAX_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Submission:
+    raw: bytes
+    envelope_from: str | None
+    recipients: list[str]
+    received_at: datetime
+
+
+def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
+    """Create the schema if needed and reconcile the directory from the org file."""
+    store.create_schema()
+    try:
+        with store.sessions.begin() as session:
+            return reconcile_directory(session, org, at or datetime.now(UTC))
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot write {store.display_url}: {describe_error(exc)}") from exc
+
+
+def write_batch(store: Store, org: Org, batch: list[Submission]) -> list[DeliveryResult]:
+    """Process a batch in one transaction; raises StoreUnavailable if it cannot commit."""
+    try:
+        with store.sessions.begin() as session:
+            return [_process_one(session, org, item) for item in batch]
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(describe_error(exc)) from exc
+
+
+def _process_one(session: Session, org: Org, item: Submission) -> DeliveryResult:
+    try:
+        with session.begin_nested():
+            return intake.process(
+                session, org, item.raw, item.envelope_from, item.recipients, item.received_at
+            )
+    except SQLAlchemyError:
+        # Storage trouble is not the message's fault: fail the batch (451, retry).
+        raise
+    except Exception:
+        log.exception("intake failed on one delivery; storing it as quarantined")
+        with session.begin_nested():
+            return _quarantine_raw(session, item)
+
+
+def _quarantine_raw(session: Session, item: Submission) -> DeliveryResult:
+    """Keep the bytes of a delivery the pipeline could not handle, for a later look."""
+    delivery = Delivery(
+        received_at=item.received_at,
+        envelope_from=item.envelope_from or "",
+        recipients=",".join(item.recipients),
+        message_id=intake.derived_message_id(item.raw),
+        outcome=Outcome.QUARANTINED.value,
+        reason="internal_error",
+        size=len(item.raw),
+        raw=item.raw,
+    )
+    session.add(delivery)
+    session.flush()
+    return DeliveryResult(delivery.id, Outcome.QUARANTINED, "internal_error", None)
+
+
+Pending = tuple[Submission, "asyncio.Future[DeliveryResult]"]
+
+
+class GroupCommitWriter:
+    """Asyncio front of `write_batch`: `submit()` returns once the delivery is committed."""
+
+    def __init__(self, store: Store, org: Org, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.store = store
+        self.org = org
+        self.max_batch = max_batch
+        # None is the stop sign: everything queued before it is still written.
+        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="intake-writer")
+
+    async def submit(self, item: Submission) -> DeliveryResult:
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            pending: list[Pending] = []
+            entry = await self._queue.get()
+            while entry is not None:
+                pending.append(entry)
+                if len(pending) >= self.max_batch or self._queue.empty():
+                    break
+                entry = self._queue.get_nowait()
+            stopping = entry is None
+            if pending:
+                await self._write(pending)
+
+    async def _write(self, pending: list[Pending]) -> None:
+        items = [item for item, _ in pending]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(
+                self._executor, write_batch, self.store, self.org, items
+            )
+        except Exception as exc:  # StoreUnavailable, or a bug: neither may kill the writer
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("batch of %d failed", len(items))
+            else:
+                log.warning("batch of %d not stored: %s", len(items), exc)
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        for (_, future), result in zip(pending, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        """Write everything already queued, then stop the writer thread."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+        self._executor.shutdown(wait=True)

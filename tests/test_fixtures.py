@@ -1,0 +1,78 @@
+"""fixtures/ is an executable spec: every sample email, sent over SMTP in filename
+order into one fresh database, must get the outcome written beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from simulator.demo import run_demo
+from simulator.org import load_org
+from simulator.sending import MailFile, load_mail
+from simulator.store.db import Store
+from simulator.store.models import Delivery, User
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "emails"
+CASES = sorted(FIXTURES.glob("*.eml"))
+EXPECTED_KEYS = {"outcome", "reason", "role", "issue", "new_user", "sender", "note"}
+
+
+def expected_for(path: Path) -> dict[str, Any]:
+    return json.loads(path.with_name(path.stem + ".expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Send every fixture through a real listener; per file: what was stored."""
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('fixtures') / 'intake.db'}")
+    mail = load_mail(CASES)
+    result = run_demo(store, load_org(), mail, lambda _: None)
+    with store.sessions() as session:
+        deliveries = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        users = {u.id: u for u in session.scalars(select(User))}
+        first_delivery_of = {}
+        for delivery in deliveries:
+            first_delivery_of.setdefault(delivery.user_id, delivery.id)
+        rows = {}
+        for item, sent, delivery in zip(mail, result.sent, deliveries, strict=True):
+            user = users.get(delivery.user_id) if delivery.user_id else None
+            rows[Path(item.source).name] = {
+                "code": sent.code,
+                "outcome": delivery.outcome,
+                "reason": delivery.reason,
+                "issue": delivery.issue_number,
+                "sender": delivery.sender,
+                "role": user.role if user else None,
+                "new_user": bool(
+                    user
+                    and user.origin != "directory"
+                    and first_delivery_of[user.id] == delivery.id
+                ),
+            }
+    store.dispose()
+    return rows
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 25
+    for case in CASES:
+        assert set(expected_for(case)) == EXPECTED_KEYS, case.name
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_fixture_outcome(case: Path, delivered: dict[str, dict[str, Any]]) -> None:
+    expected = expected_for(case)
+    got = delivered[case.name]
+    assert got["code"] == 250, got
+    for key in ("outcome", "reason", "issue", "sender", "role", "new_user"):
+        assert got[key] == expected[key], f"{case.name}: {key} {got[key]!r} != {expected[key]!r}"
+
+
+def test_loaded_envelopes_follow_return_path() -> None:
+    by_name = {Path(m.source).name: m for m in load_mail(CASES)}
+    bounce: MailFile = by_name["19-bounce-null-sender-mailer-daemon.eml"]
+    assert bounce.envelope_from == ""
