@@ -110,7 +110,8 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except IntakeSimError as exc:
-        err.print(f"Error: {exc}", markup=False, highlight=False)
+        # Plain echo, not rich: an error is one line however narrow the terminal.
+        typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

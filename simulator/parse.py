@@ -153,7 +153,7 @@ def _read(
     msg = BytesParser(policy=_POLICY).parsebytes(bytes(raw), headersonly=headers_only)
     fields = _header_fields(msg)
     if headers_only:
-        body = _Body("", (), frozenset({msg.get_content_type()}), False, False)
+        body = _Body("", (), frozenset({_content_type(msg)}), False, False)
     else:
         body = _read_body(msg)
     # Two From addresses (or two From headers) happen; the first one is the sender.
@@ -283,7 +283,7 @@ def _decode_words(text: str) -> str:
 
 
 def _word_bytes(match: re.Match[str]) -> tuple[str, bytes] | None:
-    charset = match.group(1).split("*", 1)[0]  # RFC 2231 lets a language follow: utf-8*en
+    charset = match.group(1).split("*", 1)[0].lower()  # RFC 2231 lets a language follow: utf-8*en
     payload = match.group(3)
     try:
         if match.group(2) in "bB":
@@ -392,7 +392,7 @@ def _walk(root: Message) -> tuple[list[_Part], bool]:
     stack: list[tuple[Message, int, bool]] = [(root, 0, False)]
     while stack:
         node, depth, embedded = stack.pop()
-        content_type = node.get_content_type()
+        content_type = _content_type(node)
         parts.append(_Part(node, content_type, embedded))
         children = _children(node, content_type)
         if children and depth >= MAX_MIME_DEPTH:
@@ -407,11 +407,11 @@ def _walk(root: Message) -> tuple[list[_Part], bool]:
 def _children(node: Message, content_type: str) -> list[Message]:
     # A delivery-status "payload" is a list of header blocks, not MIME parts; walking
     # into it would invent text/plain parts that are not in the message.
-    if content_type == "message/delivery-status":
+    # Ask is_multipart() first: get_payload() on a leaf decodes it with the declared
+    # charset and raises for some (charset=idna), though we only want the list.
+    if content_type == "message/delivery-status" or not node.is_multipart():
         return []
     payload = node.get_payload()
-    if not isinstance(payload, list):
-        return []
     return [child for child in payload if isinstance(child, Message)]
 
 
@@ -455,6 +455,11 @@ def _attachment(part: _Part) -> Attachment:
     )
 
 
+def _content_type(msg: Message) -> str:
+    # The stdlib lower-cases it but leaves any raw 8-bit bytes as surrogates.
+    return _header_text(msg.get_content_type()).lower()
+
+
 def _filename(msg: Message) -> str:
     try:
         name = msg.get_filename() or ""
@@ -472,7 +477,7 @@ def _payload(msg: Message) -> bytes:
     """The decoded payload; for an attached mail (message/*), the mail as it would be saved."""
     if msg.is_multipart():
         try:
-            return b"".join(child.as_bytes() for child in _children(msg, msg.get_content_type()))
+            return b"".join(child.as_bytes() for child in _children(msg, _content_type(msg)))
         except Exception:  # re-serialising hostile mail can fail; only the size is lost
             return b""
     payload = msg.get_payload(decode=True)
@@ -483,7 +488,7 @@ def _payload(msg: Message) -> bytes:
 
 _BLOCK_TAGS = frozenset(
     {
-        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt",
         "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
         "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
         "tr", "ul",
@@ -499,6 +504,7 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)  # entities arrive already unescaped
         self.chunks: list[str] = []
         self.skipping = 0
+        self.line_started = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._tag(tag, opening=True)
@@ -509,15 +515,24 @@ class _TextExtractor(HTMLParser):
     def _tag(self, tag: str, *, opening: bool) -> None:
         if tag in _SKIPPED_TAGS:
             self.skipping = self.skipping + 1 if opening else max(0, self.skipping - 1)
-        elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
+        elif tag == "br":
+            self._newline()
+        elif tag in _BLOCK_TAGS and self.line_started:
+            # "</p><div>" is one line break, not two: blocks only end a started line.
+            self._newline()
         elif tag in _CELL_TAGS:
             self.chunks.append(" ")
 
+    def _newline(self) -> None:
+        self.chunks.append("\n")
+        self.line_started = False
+
     def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            # Line breaks in HTML source are just spaces; only block tags break lines.
-            self.chunks.append(" ".join(data.split("\n")))
+        if self.skipping:
+            return
+        # Line breaks in HTML source are just spaces; only tags break lines.
+        self.chunks.append(" ".join(data.split("\n")))
+        self.line_started = self.line_started or not data.isspace()
 
 
 def html_to_text(markup: str) -> str:
