@@ -76,7 +76,7 @@ async def test_abrupt_disconnect_mid_data_stores_nothing(listener: Listener) -> 
                 b"DATA\r\n",
             ):
                 sock.sendall(command)
-                while (line := reader.readline())[3:4] == b"-":
+                while reader.readline()[3:4] == b"-":
                     pass
             sock.sendall(b"From: a@customer.example\r\nSubject: cut\r\n\r\nhalf a mess")
 
