@@ -25,6 +25,7 @@ from simulator import __version__, reports
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
+from simulator.parse import parse_message
 from simulator.render import Format, render, report_tables, to_json
 from simulator.sending import SendResult, SmtpSender, load_mail
 from simulator.smtp import (
@@ -280,8 +281,6 @@ def ingest(
 
 def _receive_time(raw: bytes, use_date_header: bool) -> datetime:
     if use_date_header:
-        from simulator.parse import parse_message
-
         parsed = parse_message(raw, None).date
         if parsed is not None:
             return parsed

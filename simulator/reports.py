@@ -24,35 +24,43 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _seat_totals(session: Session, as_of: datetime) -> dict[str, int]:
-    rows = session.execute(
-        select(SeatEvent.model, func.sum(SeatEvent.delta))
-        .where(SeatEvent.at <= as_of)
-        .group_by(SeatEvent.model)
-    )
-    totals = {m.value: 0 for m in Model}
-    totals.update({model: int(total or 0) for model, total in rows})
+def _totals(session: Session, key: Any, value: Any, where: Any, keys: list[str]) -> dict[str, int]:
+    """`value` grouped by `key`, with a 0 for every expected key that has no rows."""
+    totals = dict.fromkeys(keys, 0)
+    rows = session.execute(select(key, value).where(where).group_by(key))
+    totals.update({name: int(total or 0) for name, total in rows})
     return totals
 
 
-def _delivery_counts(session: Session, as_of: datetime) -> dict[str, int]:
-    rows = session.execute(
-        select(Delivery.outcome, func.count(Delivery.id))
-        .where(Delivery.received_at <= as_of)
-        .group_by(Delivery.outcome)
+def _seat_totals(session: Session, as_of: datetime) -> dict[str, int]:
+    return _totals(
+        session,
+        SeatEvent.model,
+        func.sum(SeatEvent.delta),
+        SeatEvent.at <= as_of,
+        [m.value for m in Model],
     )
-    counts = {o.value: 0 for o in Outcome}
-    counts.update({outcome: int(n) for outcome, n in rows})
+
+
+def _delivery_counts(session: Session, as_of: datetime) -> dict[str, int]:
+    counts = _totals(
+        session,
+        Delivery.outcome,
+        func.count(Delivery.id),
+        Delivery.received_at <= as_of,
+        [o.value for o in Outcome],
+    )
     return {"accepted": sum(counts.values()), **counts}
 
 
 def _user_counts(session: Session, as_of: datetime) -> dict[str, int]:
-    rows = session.execute(
-        select(User.role, func.count(User.id)).where(User.created_at <= as_of).group_by(User.role)
+    return _totals(
+        session,
+        User.role,
+        func.count(User.id),
+        User.created_at <= as_of,
+        [r.value for r in Role],
     )
-    counts = {r.value: 0 for r in Role}
-    counts.update({role: int(n) for role, n in rows})
-    return counts
 
 
 def noise_senders_filtered(session: Session, as_of: datetime) -> int:

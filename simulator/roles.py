@@ -24,12 +24,18 @@ def find_user(session: Session, address: str) -> User | None:
 
 
 def create_user(
-    session: Session, address: str, name: str, org: Org, origin: Origin, at: datetime
+    session: Session,
+    address: str,
+    name: str,
+    org: Org,
+    origin: Origin,
+    at: datetime,
+    role: Role | None = None,
 ) -> User:
     user = User(
         email=address,
         name=name,
-        role=role_for(address, org).value,
+        role=(role or role_for(address, org)).value,
         origin=origin.value,
         in_directory=False,
         logs_in=False,
@@ -60,5 +66,9 @@ def resolve_sender(
     shared = find_user(session, org.intake.shared_user)
     if shared is not None:
         return shared, False
+    # The shared account stands for customers even when it lives on an internal domain.
     shared_name = f"{org.name} customers (shared)"
-    return create_user(session, org.intake.shared_user, shared_name, org, Origin.SHARED, at), True
+    user = create_user(
+        session, org.intake.shared_user, shared_name, org, Origin.SHARED, at, Role.CUSTOMER
+    )
+    return user, True

@@ -106,11 +106,15 @@ class GroupCommitWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
+        self._closing = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
 
     async def submit(self, item: Submission) -> DeliveryResult:
+        if self._closing:
+            # A session still open at shutdown gets a retry, not a hang.
+            raise StoreUnavailable("the listener is shutting down")
         future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return await future
@@ -152,6 +156,7 @@ class GroupCommitWriter:
 
     async def close(self) -> None:
         """Write everything already queued, then stop the writer thread."""
+        self._closing = True
         if self._task is not None:
             await self._queue.put(None)
             await self._task
