@@ -417,19 +417,23 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     rows = []
     for item, sent, delivery in zip(mail, result.sent, result.deliveries, strict=False):
         expected = expected_outcome(item) or {}
+        outcome = delivery["outcome"] + (f"/{delivery['reason']}" if delivery["reason"] else "")
+        matches = (
+            expected.get("outcome") in (None, delivery["outcome"])
+            and expected.get("reason") == delivery["reason"]
+        )
         rows.append(
             {
-                "email": Path(item.source).name,
+                "email": Path(item.source).stem,
                 "reply": sent.code,
-                "outcome": delivery["outcome"],
-                "reason": delivery["reason"],
+                "outcome": outcome,
                 "issue": delivery["issue"],
                 "sender": delivery["sender"],
-                "as expected": expected.get("outcome") in (None, delivery["outcome"]),
+                "as expected": matches,
             }
         )
     render(rows, list(rows[0]) if rows else [], fmt, out, title="outcomes")
-    render(result.issues, ISSUE_COLUMNS, fmt, out, title="issues")
+    render(result.issues, ISSUE_COLUMNS[:-1], fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
     _print_report(result.report, fmt)
 
