@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from simulator import __version__
 
 ROOT = Path(__file__).parent.parent
 
@@ -41,3 +44,9 @@ def test_wheel_ships_sample_org_and_emails(tmp_path: Path) -> None:
         [n for n in emails if n.endswith(".eml")]
     )
     assert "simulator/store/models.py" in names
+
+
+def test_changelog_top_entry_is_the_current_version() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    top = re.search(r"^## (\S+) \((\d{4}-\d\d-\d\d)\)$", text, re.MULTILINE)
+    assert top is not None and top.group(1) == __version__
