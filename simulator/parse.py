@@ -15,6 +15,7 @@ import base64
 import binascii
 import email.utils
 import hashlib
+import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -357,10 +358,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
         name = "utf-8"
     try:
         return _clean(data.decode(name, "replace"))
-    except (
-        LookupError,
-        ValueError,
-    ):  # unknown name, or a codec such as idna that rejects "replace"
+    except (LookupError, ValueError):  # unknown name, or a codec (idna) refusing "replace"
         return _clean(data.decode("latin-1"))
 
 
@@ -429,7 +427,7 @@ def _body_text(parts: list[_Part]) -> tuple[_Part | None, str]:
             text = _decode_bytes(_payload(part.message), _charset(part.message))
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             if wanted == "text/html":
-                text = html_to_text(text)
+                text = _html_to_text(text)
             # Some senders ship an empty text/plain next to the real HTML body.
             if text.strip():
                 return part, text
@@ -469,7 +467,10 @@ def _filename(msg: Message) -> str:
 
 
 def _charset(msg: Message) -> str | None:
-    charset = msg.get_content_charset()
+    try:
+        charset = msg.get_content_charset()
+    except (LookupError, ValueError):  # an RFC 2231 charset name holding a NUL, for one
+        return None
     return charset if isinstance(charset, str) else None
 
 
@@ -535,7 +536,7 @@ class _TextExtractor(HTMLParser):
         self.line_started = self.line_started or not data.isspace()
 
 
-def html_to_text(markup: str) -> str:
+def _html_to_text(markup: str) -> str:
     """Readable text from HTML: script/style dropped, entities unescaped, blocks on new lines."""
     extractor = _TextExtractor()
     try:
@@ -543,6 +544,6 @@ def html_to_text(markup: str) -> str:
         extractor.close()
         text = "".join(extractor.chunks)
     except Exception:  # HTMLParser still raises AssertionError on some malformed markup
-        text = _TAG.sub("\n", markup)
+        text = html.unescape(_TAG.sub("\n", markup))
     lines = [_fold(line) for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
