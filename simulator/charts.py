@@ -13,7 +13,7 @@ WIDTH = 640
 LABEL_WIDTH = 150
 BAR_HEIGHT = 26
 GAP = 12
-PLOT_WIDTH = WIDTH - LABEL_WIDTH - 130  # room on the right for the value text
+PLOT_WIDTH = WIDTH - LABEL_WIDTH - 160  # room on the right for the value text
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class Bar:
 class BarChart:
     bars: list[Bar]
     height: float
-    marker_x: float | None  # a vertical line, e.g. the break-even
+    marker_x: float | None  # a vertical line across the last bar, e.g. the break-even
     marker_text: str
+    marker_top: float = 0.0
 
 
 def _scale(value: float, top: float) -> float:
@@ -48,7 +49,7 @@ def _chart(rows: list[Row], marker: float | None, marker_text: str) -> BarChart:
     ]
     height = GAP + len(rows) * (BAR_HEIGHT + GAP)
     marker_x = None if marker is None else LABEL_WIDTH + _scale(marker, top)
-    return BarChart(bars, height, marker_x, marker_text)
+    return BarChart(bars, height, marker_x, marker_text, bars[-1].y - GAP / 2)
 
 
 def cost_chart(report: dict[str, Any]) -> BarChart:

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -97,12 +97,6 @@ def templates() -> Environment:
 # --- reading -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _session(ctx: WebContext) -> Iterator[Session]:
-    with ctx.reader.read() as session:
-        yield session
-
-
 def _page(ctx: WebContext, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     html = ctx.templates.get_template(name).render(
         org=ctx.org.name, intake=ctx.org.intake_addresses[0], poll_ms=POLL_MS, **values
@@ -110,51 +104,67 @@ def _page(ctx: WebContext, name: str, status: int = 200, **values: Any) -> HTMLR
     return HTMLResponse(html, status_code=status)
 
 
-def _version_tag(version: dict[str, int]) -> str:
-    return f"{version['deliveries']}.{version['seat_events']}"
+def _read_live(ctx: WebContext, **queries: Callable[[Session], Any]) -> dict[str, Any]:
+    """Run each query in one session, after reading the live version, so the page
+    is at least as new as the version it carries (the poller compares with it)."""
+    with ctx.reader.read() as session:
+        version = reports.live_version(session)
+        rows = {name: query(session) for name, query in queries.items()}
+    rows["version"] = f"{version['deliveries']}.{version['seat_events']}"
+    return rows
+
+
+def _charts(report: dict[str, Any], ledger: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "cost_chart": charts.cost_chart(report),
+        "seat_chart": charts.seat_chart(report),
+        "seat_lines": charts.seat_lines(ledger),
+    }
 
 
 def dashboard(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    with _session(ctx) as session:
-        version = reports.live_version(session)  # first: the page is at least this new
-        report = reports.report(session, ctx.org)
-        issues = reports.issues(session)[-10:][::-1]
-        messages = reports.messages(session)[-15:][::-1]
-        ledger = reports.ledger(session)
+    data = _read_live(
+        ctx,
+        report=lambda s: reports.report(s, ctx.org),
+        issues=reports.issues,
+        messages=reports.messages,
+        ledger=reports.ledger,
+    )
     return _page(
         ctx,
         "dashboard.html",
         nav="dashboard",
-        version=_version_tag(version),
-        report=report,
-        issues=issues,
-        messages=messages,
-        cost_chart=charts.cost_chart(report),
-        seat_chart=charts.seat_chart(report),
-        seat_lines=charts.seat_lines(ledger),
+        version=data["version"],
+        report=data["report"],
+        issues=data["issues"][-10:][::-1],
+        messages=data["messages"][-12:][::-1],
+        **_charts(data["report"], data["ledger"]),
+    )
+
+
+def _newest_first(ctx: WebContext, name: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
+    """A listing page `name`: its newest PAGE_ROWS rows of data[name], newest first."""
+    rows = data[name]
+    return _page(
+        ctx,
+        f"{name}.html",
+        nav=name,
+        version=data["version"],
+        total=len(rows),
+        **{name: rows[-PAGE_ROWS:][::-1]},
+        **extra,
     )
 
 
 def issues_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    with _session(ctx) as session:
-        version = reports.live_version(session)
-        issues = reports.issues(session)
-        messages = reports.messages(session)
+    data = _read_live(ctx, issues=reports.issues, messages=reports.messages)
     by_issue: dict[int, list[dict[str, Any]]] = {}
-    for message in messages:
+    for message in data["messages"]:
         if message["issue"] is not None and message["outcome"] != "duplicate":
             by_issue.setdefault(message["issue"], []).append(message)
-    return _page(
-        ctx,
-        "issues.html",
-        nav="issues",
-        version=_version_tag(version),
-        total=len(issues),
-        issues=issues[-PAGE_ROWS:][::-1],
-        messages=by_issue,
-    )
+    return _newest_first(ctx, "issues", data, messages=by_issue)
 
 
 def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -167,30 +177,15 @@ def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str
 
 def users_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    with _session(ctx) as session:
-        version = reports.live_version(session)
-        users = reports.users(session)
-        ledger = reports.ledger(session)
-    return _page(
-        ctx,
-        "users.html",
-        nav="users",
-        version=_version_tag(version),
-        total=len(users),
-        users=users[-PAGE_ROWS:][::-1],
-        seat_why=seat_reasons(ledger),
-    )
+    data = _read_live(ctx, users=reports.users, ledger=reports.ledger)
+    return _newest_first(ctx, "users", data, seat_why=seat_reasons(data["ledger"]))
 
 
 def report_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    with _session(ctx) as session:
-        version = reports.live_version(session)
-        report = reports.report(session, ctx.org)
-        ledger = reports.ledger(session)
-    held = seat_reasons(ledger)
+    data = _read_live(ctx, report=lambda s: reports.report(s, ctx.org), ledger=reports.ledger)
     by_reason: dict[tuple[str, str], int] = {}
-    for event in held.values():
+    for event in seat_reasons(data["ledger"]).values():
         if event["delta"] > 0:
             key = (event["model"], event["reason"])
             by_reason[key] = by_reason.get(key, 0) + 1
@@ -198,50 +193,28 @@ def report_page(request: Request) -> HTMLResponse:
         ctx,
         "report.html",
         nav="report",
-        version=_version_tag(version),
-        report=report,
+        version=data["version"],
+        report=data["report"],
         by_reason=sorted(by_reason.items()),
-        cost_chart=charts.cost_chart(report),
-        seat_chart=charts.seat_chart(report),
-        seat_lines=charts.seat_lines(ledger),
+        **_charts(data["report"], data["ledger"]),
     )
 
 
 # --- the JSON API: the CLI's rows, as they are --------------------------------------
 
 
-def api_issues(request: Request) -> JSONResponse:
-    with _session(request.app.state.ctx) as session:
-        return JSONResponse(reports.issues(session))
+def _api(query: Callable[[Request, Session], Any]) -> Callable[[Request], JSONResponse]:
+    """A JSON endpoint answering with `query`'s rows (a plain def: it runs in the pool)."""
+
+    def endpoint(request: Request) -> JSONResponse:
+        with request.app.state.ctx.reader.read() as session:
+            return JSONResponse(query(request, session))
+
+    return endpoint
 
 
-def api_users(request: Request) -> JSONResponse:
-    with _session(request.app.state.ctx) as session:
-        return JSONResponse(reports.users(session))
-
-
-def api_messages(request: Request) -> JSONResponse:
-    outcome = request.query_params.get("outcome") or None
-    with _session(request.app.state.ctx) as session:
-        return JSONResponse(reports.messages(session, outcome))
-
-
-def api_ledger(request: Request) -> JSONResponse:
-    model = request.query_params.get("model") or None
-    with _session(request.app.state.ctx) as session:
-        return JSONResponse(reports.ledger(session, model))
-
-
-def api_report(request: Request) -> JSONResponse:
-    ctx: WebContext = request.app.state.ctx
-    as_of = reports.parse_as_of(request.query_params.get("as_of") or None)
-    with _session(ctx) as session:
-        return JSONResponse(reports.report(session, ctx.org, as_of))
-
-
-def api_version(request: Request) -> JSONResponse:
-    with _session(request.app.state.ctx) as session:
-        return JSONResponse(reports.live_version(session))
+def _param(request: Request, name: str) -> str | None:
+    return request.query_params.get(name) or None
 
 
 def openapi_document() -> dict[str, Any]:
@@ -334,6 +307,33 @@ async def submit(request: Request) -> HTMLResponse:
 # --- the app and its server ------------------------------------------------------------
 
 
+# Every one is described in openapi.json (a test holds the two together).
+API_ROUTES = [
+    Route("/api/issues", _api(lambda _, session: reports.issues(session))),
+    Route("/api/users", _api(lambda _, session: reports.users(session))),
+    Route(
+        "/api/messages",
+        _api(lambda request, session: reports.messages(session, _param(request, "outcome"))),
+    ),
+    Route(
+        "/api/ledger",
+        _api(lambda request, session: reports.ledger(session, _param(request, "model"))),
+    ),
+    Route(
+        "/api/report",
+        _api(
+            lambda request, session: reports.report(
+                session,
+                request.app.state.ctx.org,
+                reports.parse_as_of(_param(request, "as_of")),
+            )
+        ),
+    ),
+    Route("/api/version", _api(lambda _, session: reports.live_version(session))),
+    Route("/api/openapi.json", api_openapi),
+]
+
+
 class SecurityHeaders:
     """Adds SECURITY_HEADERS to every response."""
 
@@ -378,13 +378,7 @@ def create_app(
         Route("/report", report_page),
         Route("/submit", form, methods=["GET"]),
         Route("/submit", submit, methods=["POST"]),
-        Route("/api/issues", api_issues),
-        Route("/api/users", api_users),
-        Route("/api/messages", api_messages),
-        Route("/api/ledger", api_ledger),
-        Route("/api/report", api_report),
-        Route("/api/version", api_version),
-        Route("/api/openapi.json", api_openapi),
+        *API_ROUTES,
         Mount("/static", static, name="static"),
     ]
     allowed = ["*"] if host not in LOOPBACK_HOSTS else ["127.0.0.1", "localhost", "[::1]"]

@@ -21,7 +21,9 @@
     const page = new DOMParser().parseFromString(await answer.text(), "text/html");
     const fresh = page.querySelector("main[data-live]");
     if (!fresh) return;
-    live.replaceChildren(...Array.from(fresh.childNodes, (node) => document.adoptNode(node)));
+    // Copy the list first: adopting a node removes it from fresh.childNodes.
+    const nodes = Array.from(fresh.childNodes);
+    live.replaceChildren(...nodes.map((node) => document.adoptNode(node)));
     current = fresh.dataset.version;
     live.dataset.version = current;
   }
