@@ -327,3 +327,16 @@ def test_a_database_from_before_channels_gains_the_column(tmp_path: Path) -> Non
     [message] = cli_json("messages", "--db", url)
     assert message["channel"] == "smtp"  # the default for rows from before
     assert message["outcome"] == "created_issue"
+
+
+async def test_form_from_a_noise_address_is_kept_but_opens_no_issue(site: Site) -> None:
+    answer = await site.post_form(**form(email="no-reply@portal.example"))
+    assert answer.status_code == 200
+    assert "did not open an issue" in answer.text and "no_reply" in answer.text
+    [message] = await site.json("/api/messages")
+    assert (message["channel"], message["outcome"], message["reason"]) == (
+        "web_form",
+        "filtered",
+        "no_reply",
+    )
+    assert await site.json("/api/issues") == []
