@@ -75,9 +75,12 @@ def seat_chart(report: dict[str, Any]) -> BarChart:
     return _chart(rows, breakeven, text)
 
 
+MAX_STEPS = 300  # a long ledger is sampled, so that a page stays small
+
+
 @dataclass(frozen=True)
 class SeatLines:
-    """Seats per model after each ledger event, as SVG polyline points."""
+    """Seats per model after each ledger event, as SVG polyline points (steps)."""
 
     points: dict[str, str]
     width: float
@@ -97,11 +100,18 @@ def seat_lines(
             history.append(seats[model])
     top = max(1, *series["support"], *series["team"])
     steps = max(1, len(ledger))
-    points = {
-        model: " ".join(
-            f"{round(width * i / steps, 1)},{round(height - height * value / top, 1)}"
-            for i, value in enumerate(history)
-        )
-        for model, history in series.items()
-    }
+    every = max(1, -(-steps // MAX_STEPS))  # ceiling division
+    indices = sorted({*range(0, steps + 1, every), len(ledger)})
+
+    def step_line(history: list[int]) -> str:
+        corners: list[tuple[float, float]] = []
+        for index in indices:
+            x = round(width * index / steps, 1)
+            y = round(height - height * history[index] / top, 1)
+            if corners:  # run level to this x, then rise or fall: a step, not a slope
+                corners.append((x, corners[-1][1]))
+            corners.append((x, y))
+        return " ".join(f"{x},{y}" for x, y in corners)
+
+    points = {model: step_line(history) for model, history in series.items()}
     return SeatLines(points, width, height, top, len(ledger))

@@ -128,5 +128,11 @@ def test_chart_geometry() -> None:
     ]
     lines = charts.seat_lines(ledger, width=40, height=20)
     assert lines.top == 2
-    assert lines.points["team"] == "0.0,20.0 10.0,20.0 20.0,10.0 30.0,0.0 40.0,10.0"
-    assert lines.points["support"] == "0.0,20.0 10.0,10.0 20.0,10.0 30.0,10.0 40.0,10.0"
+    assert lines.points["team"] == (
+        "0.0,20.0 10.0,20.0 10.0,20.0 20.0,20.0 20.0,10.0 30.0,10.0 30.0,0.0 40.0,0.0 40.0,10.0"
+    )
+    assert lines.points["support"].startswith("0.0,20.0 10.0,20.0 10.0,10.0 20.0,10.0")
+    long = charts.seat_lines([{"model": "team", "delta": 1}] * 1000, width=1000, height=10)
+    corners = long.points["team"].split()
+    assert len(corners) <= 2 * (charts.MAX_STEPS + 2)
+    assert corners[-1] == "1000.0,0.0"  # the last event is always drawn
