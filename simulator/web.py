@@ -114,6 +114,11 @@ def _read_live(ctx: WebContext, **queries: Callable[[Session], Any]) -> dict[str
     return rows
 
 
+def _live_page(ctx: WebContext, name: str, data: dict[str, Any], **values: Any) -> HTMLResponse:
+    """Page `name` (its template and nav entry), carrying the version its data was read at."""
+    return _page(ctx, f"{name}.html", nav=name, version=data["version"], **values)
+
+
 def _charts(report: dict[str, Any], ledger: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "cost_chart": charts.cost_chart(report),
@@ -131,11 +136,10 @@ def dashboard(request: Request) -> HTMLResponse:
         messages=reports.messages,
         ledger=reports.ledger,
     )
-    return _page(
+    return _live_page(
         ctx,
-        "dashboard.html",
-        nav="dashboard",
-        version=data["version"],
+        "dashboard",
+        data,
         report=data["report"],
         issues=data["issues"][-10:][::-1],
         messages=data["messages"][-12:][::-1],
@@ -146,11 +150,10 @@ def dashboard(request: Request) -> HTMLResponse:
 def _newest_first(ctx: WebContext, name: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
     """A listing page `name`: its newest PAGE_ROWS rows of data[name], newest first."""
     rows = data[name]
-    return _page(
+    return _live_page(
         ctx,
-        f"{name}.html",
-        nav=name,
-        version=data["version"],
+        name,
+        data,
         total=len(rows),
         **{name: rows[-PAGE_ROWS:][::-1]},
         **extra,
@@ -189,11 +192,10 @@ def report_page(request: Request) -> HTMLResponse:
         if event["delta"] > 0:
             key = (event["model"], event["reason"])
             by_reason[key] = by_reason.get(key, 0) + 1
-    return _page(
+    return _live_page(
         ctx,
-        "report.html",
-        nav="report",
-        version=data["version"],
+        "report",
+        data,
         report=data["report"],
         by_reason=sorted(by_reason.items()),
         **_charts(data["report"], data["ledger"]),
