@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# docs/dashboard.png, taken by the browser test in headless Chromium.
+screenshot: $(STAMP)
+	INTAKE_SIM_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q tests/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check simulator tests

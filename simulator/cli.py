@@ -8,6 +8,7 @@ INTAKE_SIM_ + the long flag in UPPER_SNAKE; the flag wins over the variable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import tempfile
@@ -36,6 +37,8 @@ from simulator.smtp import (
     intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
+from simulator.store.models import Channel
+from simulator.web import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions, web_service
 from simulator.writer import Submission, prepare, write_batch
 
 app = typer.Typer(
@@ -77,6 +80,15 @@ PortOption = Annotated[
         max=65535,
     ),
 ]
+FormRateLimitOption = Annotated[
+    int,
+    typer.Option(
+        envvar="INTAKE_SIM_FORM_RATE_LIMIT",
+        help="Web form submissions allowed per email address per hour (0 = no limit).",
+        min=0,
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 PathsArgument = Annotated[
     list[Path], typer.Argument(help=".eml files, folders of them, or mbox files.", exists=True)
 ]
@@ -140,18 +152,6 @@ def _reader(db: str) -> Store:
     return store
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"--as-of wants an ISO-8601 time such as 2026-11-28T12:00Z, not {value!r}"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @app.command()
 def version() -> None:
     """Print the intake-sim version."""
@@ -172,7 +172,21 @@ def serve(
     ] = DEFAULT_MAX_MESSAGE_SIZE,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: VerboseOption = False,
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_WEB_PORT",
+            help="Also serve the web view, web form and JSON API on this port "
+            "(0 picks a free one). Default: no web server.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    web_host: Annotated[
+        str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
+    ] = DEFAULT_HOST,
+    form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     _setup_logging(verbose)
@@ -182,20 +196,32 @@ def serve(
         for change in prepare(store, organisation):
             logging.info("directory: %s %s", change.user, change)
         options = ListenerOptions(host=host, port=port, max_message_size=max_message_size)
+        web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
         try:
-            asyncio.run(_serve(store, organisation, options))
+            asyncio.run(_serve(store, organisation, options, web_options))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
             store.dispose()
 
 
-async def _serve(store: Store, organisation: Org, options: ListenerOptions) -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with intake_service(store, organisation, options) as service:
+    return stop
+
+
+async def _serve(
+    store: Store, organisation: Org, options: ListenerOptions, web: WebOptions | None = None
+) -> None:
+    stop = _stop_on_signals()
+    # The web server (if any) stops first, then the listener, then the writer drains.
+    async with (
+        intake_service(store, organisation, options) as service,
+        contextlib.AsyncExitStack() as stack,
+    ):
         logging.info(
             "listening on smtp://%s:%d (org %s, db %s)",
             service.host,
@@ -203,9 +229,48 @@ async def _serve(store: Store, organisation: Org, options: ListenerOptions) -> N
             organisation.name,
             store.display_url,
         )
+        if web is not None:
+            address = await stack.enter_async_context(
+                web_service(store, organisation, web, service.writer)
+            )
+            logging.info("web view on http://%s:%d/", *address)
         await stop.wait()
         logging.info("stopping: finishing queued deliveries")
     logging.info("stopped after %d deliveries", service.handler.accepted)
+
+
+@app.command()
+def web(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_WEB_PORT,
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the web view, the customer web form and the JSON API (without SMTP)."""
+    _setup_logging(verbose)
+    with cli_errors():
+        organisation = load_org(org)
+        store = open_store(db)
+        prepare(store, organisation)
+        try:
+            asyncio.run(_web(store, organisation, WebOptions(host, port, form_rate_limit)))
+        finally:
+            store.dispose()
+
+
+async def _web(store: Store, organisation: Org, options: WebOptions) -> None:
+    stop = _stop_on_signals()
+    async with web_service(store, organisation, options) as address:
+        logging.info(
+            "web view on http://%s:%d/ (org %s, db %s)",
+            *address,
+            organisation.name,
+            store.display_url,
+        )
+        await stop.wait()
+        logging.info("stopping")
 
 
 @app.command()
@@ -269,6 +334,7 @@ def ingest(
                         m.envelope_from,
                         [organisation.intake_addresses[0]],
                         _receive_time(m.raw, use_date_header),
+                        Channel.INGEST,
                     )
                     for m in chunk
                 ]
@@ -302,7 +368,7 @@ def report(
         organisation = load_org(org)
         store = _reader(db)
         with store.read() as session:
-            data = reports.report(session, organisation, _parse_time(as_of))
+            data = reports.report(session, organisation, reports.parse_as_of(as_of))
     _print_report(data, fmt)
 
 

@@ -20,7 +20,16 @@ from simulator import classify, conversations, ledger, roles
 from simulator.ledger import SeatChange
 from simulator.org import Org, UnknownSenders
 from simulator.parse import InboundMail, derived_message_id, parse_message
-from simulator.store.models import Delivery, KnownMessage, Model, Origin, Outcome, Role
+from simulator.store.models import (
+    Channel,
+    Delivery,
+    KnownMessage,
+    Model,
+    Origin,
+    Outcome,
+    Role,
+    User,
+)
 
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
@@ -69,10 +78,12 @@ def process(
     envelope_from: str | None,
     recipients: list[str],
     received_at: datetime,
+    channel: Channel = Channel.SMTP,
 ) -> DeliveryResult:
     """Run one delivery through parse, dedupe, noise, roles, threading and seats."""
     mail = parse_message(raw, envelope_from)
     delivery = _record_delivery(session, mail, raw, envelope_from, recipients, received_at)
+    delivery.channel = channel.value
     message_id = delivery.message_id
     result = DeliveryResult(delivery.id, Outcome.FILTERED, None, mail.sender)
 
@@ -111,11 +122,18 @@ def process(
         outcome, reason, number = Outcome.CREATED_ISSUE, None, issue.number
     entry.issue_number = number
 
-    seat_reason = "shared_user" if user.origin == Origin.SHARED else "first_email"
+    seat_reason = _team_seat_reason(user, channel)
     result.seat_changes += ledger.count_sender(session, user, received_at, delivery.id, seat_reason)
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery.id)
     return _finish(delivery, result, outcome, reason, issue=number)
+
+
+def _team_seat_reason(user: User, channel: Channel) -> str:
+    """Why a counted sender is a Team seat: a web-form submitter logs in to the portal."""
+    if user.origin == Origin.SHARED:
+        return "shared_user"
+    return "web_form" if channel is Channel.WEB_FORM else "first_email"
 
 
 def _record_delivery(

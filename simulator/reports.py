@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from simulator import licensing
+from simulator.errors import ConfigError
 from simulator.org import Org
 from simulator.store.models import Delivery, Issue, Model, Outcome, Role, SeatEvent, User
 
@@ -22,6 +23,27 @@ COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
 
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_as_of(value: str | None) -> datetime | None:
+    """An ISO-8601 time (a trailing Z allowed; no zone means UTC), or None for now."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"as-of wants an ISO-8601 time such as 2026-11-28T12:00Z, not {value!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def live_version(session: Session) -> Row:
+    """Newest delivery and seat event: any new mail, form or directory change moves one."""
+    return {
+        "deliveries": int(session.scalar(select(func.max(Delivery.id))) or 0),
+        "seat_events": int(session.scalar(select(func.max(SeatEvent.seq))) or 0),
+    }
 
 
 def _totals(session: Session, key: Any, value: Any, where: Any, keys: list[str]) -> dict[str, int]:
@@ -197,6 +219,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
         Delivery.outcome,
         Delivery.reason,
         Delivery.issue_number,
+        Delivery.channel,
     ).order_by(Delivery.id)
     if outcome:
         query = query.where(Delivery.outcome == outcome)
@@ -210,6 +233,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
             "outcome": row.outcome,
             "reason": row.reason,
             "issue": row.issue_number,
+            "channel": row.channel,
         }
         for row in session.execute(query)
     ]

@@ -26,7 +26,7 @@ from simulator.intake import DeliveryResult
 from simulator.ledger import SeatChange, reconcile_directory
 from simulator.org import Org
 from simulator.store.db import Store, describe_error
-from simulator.store.models import Delivery, Outcome
+from simulator.store.models import Channel, Delivery, Outcome
 
 log = logging.getLogger("intake_sim.writer")
 DEFAULT_MAX_BATCH = 200
@@ -38,6 +38,7 @@ class Submission:
     envelope_from: str | None
     recipients: list[str]
     received_at: datetime
+    channel: Channel = Channel.SMTP
 
 
 def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
@@ -63,7 +64,13 @@ def _process_one(session: Session, org: Org, item: Submission) -> DeliveryResult
     try:
         with session.begin_nested():
             return intake.process(
-                session, org, item.raw, item.envelope_from, item.recipients, item.received_at
+                session,
+                org,
+                item.raw,
+                item.envelope_from,
+                item.recipients,
+                item.received_at,
+                item.channel,
             )
     except SQLAlchemyError:
         # Storage trouble is not the message's fault: fail the batch (451, retry).
@@ -84,6 +91,7 @@ def _quarantine_raw(session: Session, item: Submission) -> DeliveryResult:
         outcome=Outcome.QUARANTINED.value,
         reason="internal_error",
         size=len(item.raw),
+        channel=item.channel.value,
         raw=item.raw,
     )
     session.add(delivery)

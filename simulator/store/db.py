@@ -84,6 +84,7 @@ class Store:
     def create_schema(self) -> None:
         try:
             Base.metadata.create_all(self.engine)
+            _add_new_columns(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(self.failure("cannot open", exc)) from exc
 
@@ -111,6 +112,30 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Add columns that newer versions introduced to tables an older version created.
+
+    Only columns with a server default qualify, so existing rows get a value and
+    every older reading of the data stays true (deliveries.channel is one).
+    """
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or column.server_default is None:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            default = column.server_default.arg  # type: ignore[attr-defined]
+            null = "" if column.nullable else " NOT NULL"
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{null} "
+                    f"DEFAULT '{default}'"
+                )
 
 
 def describe_error(exc: BaseException) -> str:

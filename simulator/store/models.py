@@ -63,6 +63,14 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class Channel(StrEnum):
+    """How a delivery reached intake."""
+
+    SMTP = "smtp"  # the SMTP listener
+    WEB_FORM = "web_form"  # the customer web form (the submitter logs in to a portal)
+    INGEST = "ingest"  # `intake-sim ingest`, files through the pipeline without SMTP
+
+
 class Model(StrEnum):
     SUPPORT = "support"
     TEAM = "team"
@@ -135,6 +143,10 @@ class Delivery(Base):
     issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
+    # The server default lets databases written before channels existed gain the column.
+    channel: Mapped[str] = mapped_column(
+        String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
+    )
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 

@@ -1,0 +1,117 @@
+"""Geometry for the web view's inline SVG charts: numbers in, shapes out.
+
+Pure: the templates draw what these functions compute, so no script and no
+outside library is needed to show a chart, and every shape can be checked here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+WIDTH = 640
+LABEL_WIDTH = 150
+BAR_HEIGHT = 26
+GAP = 12
+PLOT_WIDTH = WIDTH - LABEL_WIDTH - 160  # room on the right for the value text
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    text: str  # the value as shown beside the bar
+    y: float
+    width: float
+    css: str  # class name: support | team
+
+
+@dataclass(frozen=True)
+class BarChart:
+    bars: list[Bar]
+    height: float
+    marker_x: float | None  # a vertical line across the last bar, e.g. the break-even
+    marker_text: str
+    marker_top: float = 0.0
+
+
+def _scale(value: float, top: float) -> float:
+    return 0.0 if top <= 0 else round(PLOT_WIDTH * value / top, 1)
+
+
+Row = tuple[str, float, str, str]  # label, value, value text, css class
+
+
+def _chart(rows: list[Row], marker: float | None, marker_text: str) -> BarChart:
+    top = max([value for _, value, _, _ in rows] + [marker or 0.0])
+    bars = [
+        Bar(label, text, GAP + i * (BAR_HEIGHT + GAP), _scale(value, top), css)
+        for i, (label, value, text, css) in enumerate(rows)
+    ]
+    height = GAP + len(rows) * (BAR_HEIGHT + GAP)
+    marker_x = None if marker is None else LABEL_WIDTH + _scale(marker, top)
+    return BarChart(bars, height, marker_x, marker_text, bars[-1].y - GAP / 2)
+
+
+def cost_chart(report: dict[str, Any]) -> BarChart:
+    """Each model's bill per period; the marker sits at the Support bill."""
+    money = f"{report['currency']}/{report['period']}"
+    support, team = report["support"], report["team"]
+    rows = [
+        ("Support (agents)", support["cost"], f"{support['cost']:,.2f} {money}", "support"),
+        ("Team (every user)", team["cost"], f"{team['cost']:,.2f} {money}", "team"),
+    ]
+    return _chart(rows, None, "")
+
+
+def seat_chart(report: dict[str, Any]) -> BarChart:
+    """Seats per model, with the break-even: the most Team seats that cost no more."""
+    support, team = report["support"], report["team"]
+    rows = [
+        ("Support seats", support["seats"], f"{support['seats']} agent(s)", "support"),
+        ("Team seats", team["seats"], f"{team['seats']} user(s)", "team"),
+    ]
+    breakeven = report["breakeven_team_seats"]
+    text = "" if breakeven is None else f"break-even: {breakeven} Team seat(s)"
+    return _chart(rows, breakeven, text)
+
+
+MAX_STEPS = 300  # a long ledger is sampled, so that a page stays small
+
+
+@dataclass(frozen=True)
+class SeatLines:
+    """Seats per model after each ledger event, as SVG polyline points (steps)."""
+
+    points: dict[str, str]
+    width: float
+    height: float
+    top: int
+    events: int
+
+
+def seat_lines(
+    ledger: list[dict[str, Any]], width: float = WIDTH, height: float = 160
+) -> SeatLines:
+    seats = {"support": 0, "team": 0}
+    series: dict[str, list[int]] = {"support": [0], "team": [0]}
+    for event in ledger:
+        seats[event["model"]] += event["delta"]
+        for model, history in series.items():
+            history.append(seats[model])
+    top = max(1, *series["support"], *series["team"])
+    steps = max(1, len(ledger))
+    every = max(1, -(-steps // MAX_STEPS))  # ceiling division
+    indices = sorted({*range(0, steps + 1, every), len(ledger)})
+
+    def step_line(history: list[int]) -> str:
+        corners: list[tuple[float, float]] = []
+        for index in indices:
+            x = round(width * index / steps, 1)
+            y = round(height - height * history[index] / top, 1)
+            if corners:  # run level to this x, then rise or fall: a step, not a slope
+                corners.append((x, corners[-1][1]))
+            corners.append((x, y))
+        return " ".join(f"{x},{y}" for x, y in corners)
+
+    points = {model: step_line(history) for model, history in series.items()}
+    return SeatLines(points, width, height, top, len(ledger))

@@ -1,0 +1,56 @@
+"""Real `intake-sim` processes for tests: start on port 0, read the bound ports from the log."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+SMTP_LINE = re.compile(r"listening on smtp://127\.0\.0\.1:(\d+)")
+WEB_LINE = re.compile(r"web view on http://127\.0\.0\.1:(\d+)/")
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    log: list[str]
+
+
+@contextmanager
+def intake_sim(args: list[str], wanted: dict[str, re.Pattern[str]], db: str) -> Iterator[Running]:
+    """Run `python -m simulator ARGS` until every pattern in `wanted` has logged its port;
+    stop it with SIGTERM afterwards and check that it exited cleanly."""
+    env = {**os.environ, "INTAKE_SIM_DB": db}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    running = Running(process, {}, [])
+    try:
+        deadline = time.monotonic() + 30
+        while len(running.ports) < len(wanted) and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line and process.poll() is not None:
+                break
+            running.log.append(line)
+            for name, pattern in wanted.items():
+                found = pattern.search(line)
+                if found:
+                    running.ports[name] = int(found.group(1))
+        assert set(running.ports) == set(wanted), "".join(running.log)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+        running.log.append(rest)
+    assert process.returncode == 0, "".join(running.log)
