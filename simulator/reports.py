@@ -93,6 +93,16 @@ def customers_submitting(session: Session, as_of: datetime) -> int:
     )
 
 
+def data_end(session: Session) -> datetime | None:
+    """The latest moment anything happened: a delivery or a seat event."""
+    latest = [
+        session.scalar(select(func.max(Delivery.received_at))),
+        session.scalar(select(func.max(SeatEvent.at))),
+    ]
+    found = [t for t in latest if t is not None]
+    return max(found) if found else None
+
+
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
     seats = _seat_totals(session, as_of)
