@@ -328,7 +328,8 @@ def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[b
     msg["Message-ID"] = f"<{message_id(params, mail.index)}>"
     envelope_from = mail.sender
     subject = f"{topic} (ref {mail.index})"
-    body = f"Hello,\n\n{topic.lower()} since this morning. Can you help?\n\n{display_name(mail.sender)}\n"
+    signature = display_name(mail.sender)
+    body = f"Hello,\n\n{topic.lower()} since this morning. Can you help?\n\n{signature}\n"
     if mail.kind in ("reply", "tag"):
         root_id = f"<{message_id(params, mail.root)}>"
         subject = f"Re: {topic}"
