@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
+from email.policy import compat32
 from email.utils import format_datetime
 
 from simulator.errors import ConfigError
@@ -37,6 +38,7 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 MESSAGE_ID_DOMAIN = "traffic.intake-sim.test"
 NOISE_SOURCES = 40  # distinct mailer daemons, lists and no-reply senders
 RECENT_CONVERSATIONS = 200  # replies go to one of the latest conversations
+CRLF = compat32.clone(linesep="\r\n")
 TOPICS = (
     "Cannot log in",
     "Invoice question",
@@ -319,7 +321,7 @@ def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[b
     """The RFC 5322 bytes of a planned message and its envelope sender ("" is <>)."""
     rng = random.Random(f"{params.seed}:{mail.index}")  # the words, independent of the plan
     topic = TOPICS[rng.randrange(len(TOPICS))]
-    msg = EmailMessage()
+    msg = Message()
     msg["From"] = f"{display_name(mail.sender)} <{mail.sender}>"
     msg["To"] = org.intake_addresses[0]
     if mail.cc:
@@ -356,8 +358,12 @@ def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[b
         subject = "Your receipt"
         body = "Do not reply to this message.\n"
     msg["Subject"] = subject
-    msg.set_content(body)
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), envelope_from
+    msg["MIME-Version"] = "1.0"
+    msg["Content-Type"] = "text/plain; charset=us-ascii"
+    msg["Content-Transfer-Encoding"] = "7bit"
+    msg.set_payload(body)
+    # compat32 is the stdlib's fast path for plain ASCII headers like these.
+    return msg.as_bytes(policy=CRLF), envelope_from
 
 
 def plan(params: TrafficParams, org: Org) -> TrafficPlan:
