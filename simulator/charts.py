@@ -14,6 +14,10 @@ from simulator.org import Org
 
 SUPPORT_COLOUR = "#1f77b4"
 TEAM_COLOUR = "#d62728"
+LINES = (
+    ("support", "o-", SUPPORT_COLOUR, "Support (agents)"),
+    ("team", "s-", TEAM_COLOUR, "Team (every user)"),
+)
 
 
 def _pyplot() -> Any:
@@ -46,20 +50,8 @@ def plot_sweep(rows: list[dict[str, Any]], crossing: float | None, org: Org, pat
     volumes = [r["volume"] for r in rows]
     fig, (seats, cost) = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, key, label in ((seats, "seats", "paid seats"), (cost, "cost", org.pricing.currency)):
-        axis.plot(
-            volumes,
-            [r["support"][key] for r in rows],
-            "o-",
-            color=SUPPORT_COLOUR,
-            label="Support (agents)",
-        )
-        axis.plot(
-            volumes,
-            [r["team"][key] for r in rows],
-            "s-",
-            color=TEAM_COLOUR,
-            label="Team (every user)",
-        )
+        for model, style, colour, name in LINES:
+            axis.plot(volumes, [r[model][key] for r in rows], style, color=colour, label=name)
         axis.set_xscale("log")
         axis.set_yscale("symlog", linthresh=10)
         axis.set_ylim(bottom=0)

@@ -539,49 +539,28 @@ ScenarioOption = Annotated[
         exists=True,
     ),
 ]
-EmailsOption = Annotated[
-    int | None, typer.Option(envvar="INTAKE_SIM_EMAILS", help="Emails to generate.", min=0)
-]
-DaysOption = Annotated[
-    float | None, typer.Option(envvar="INTAKE_SIM_DAYS", help="Span of the traffic in days.")
-]
-SeedOption = Annotated[
-    int | None, typer.Option(envvar="INTAKE_SIM_SEED", help="Random seed: same seed, same mail.")
-]
-StartOption = Annotated[
-    str | None,
-    typer.Option(envvar="INTAKE_SIM_START", help="Simulated start, ISO-8601 (2026-01-01)."),
-]
-CustomersOption = Annotated[
-    int | None,
-    typer.Option(envvar="INTAKE_SIM_CUSTOMERS", help="Customers who write again (Zipf)."),
-]
-NewSenderOption = Annotated[
-    float | None,
-    typer.Option(
-        envvar="INTAKE_SIM_NEW_SENDER_SHARE",
-        help="Chance a customer mail is from someone never seen (0-1).",
-    ),
-]
-InternalOption = Annotated[
-    float | None,
-    typer.Option(envvar="INTAKE_SIM_INTERNAL_SHARE", help="Share of mail from colleagues (0-1)."),
-]
-ReplyOption = Annotated[
-    float | None,
-    typer.Option(envvar="INTAKE_SIM_REPLY_SHARE", help="Share of follow-ups (0-1)."),
-]
-CcOption = Annotated[
-    float | None,
-    typer.Option(envvar="INTAKE_SIM_CC_PER_MESSAGE", help="Mean Cc'd colleagues per message."),
-]
-NoiseOption = Annotated[
-    str | None,
-    typer.Option(
-        envvar="INTAKE_SIM_NOISE",
-        help="Noise shares, e.g. auto_reply=0.05,bounce=0.02,list=0.01,no_reply=0.02.",
-    ),
-]
+
+
+def _traffic_option(kind: Any, flag: str, text: str) -> Any:
+    """A traffic flag: unset (None) leaves the scenario's or the default value."""
+    envvar = "INTAKE_SIM_" + flag.upper().replace("-", "_")
+    return Annotated[kind | None, typer.Option(f"--{flag}", envvar=envvar, help=text)]
+
+
+EmailsOption = _traffic_option(int, "emails", "Emails to generate.")
+DaysOption = _traffic_option(float, "days", "Span of the traffic in days.")
+SeedOption = _traffic_option(int, "seed", "Random seed: same seed, same mail.")
+StartOption = _traffic_option(str, "start", "Simulated start, ISO-8601 (default 2026-01-01).")
+CustomersOption = _traffic_option(int, "customers", "Customers who write again (Zipf).")
+NewSenderOption = _traffic_option(
+    float, "new-sender-share", "Chance a customer mail is from someone never seen (0-1)."
+)
+InternalOption = _traffic_option(float, "internal-share", "Share of mail from colleagues (0-1).")
+ReplyOption = _traffic_option(float, "reply-share", "Share of follow-ups (0-1).")
+CcOption = _traffic_option(float, "cc-per-message", "Mean Cc'd colleagues per message.")
+NoiseOption = _traffic_option(
+    str, "noise", "Noise shares, e.g. auto_reply=0.05,bounce=0.02,list=0.01,no_reply=0.02."
+)
 
 
 def _traffic(

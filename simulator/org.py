@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import OrgFileError
+from simulator.errors import IntakeSimError, OrgFileError
 
 SAMPLE_ORG_NAME = "org.toml"
 
@@ -127,17 +127,22 @@ def sample_org_path() -> Path:
     return Path(str(resources.files("simulator") / "samples" / SAMPLE_ORG_NAME))
 
 
+def read_toml(file: Path, what: str, error: type[IntakeSimError]) -> dict[str, Any]:
+    """A TOML file's tables; a missing, unreadable or malformed file is one `error` line."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} not found: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {file}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{file} is not valid TOML: {exc}") from None
+
+
 def load_org(path: str | Path | None = None) -> Org:
     """Read and validate an org file; the packaged sample when `path` is None."""
     file = Path(path) if path else sample_org_path()
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OrgFileError(f"org file not found: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OrgFileError(f"cannot read org file {file}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OrgFileError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, "org file", OrgFileError)
     try:
         return _build_org(data, str(file))
     except OrgFileError as exc:

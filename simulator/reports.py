@@ -133,14 +133,22 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     }
 
 
-def _user_facts(session: Session, as_of: datetime) -> dict[int, timeline.UserFacts]:
+def _seat_events(
+    session: Session, model: Model, as_of: datetime
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Each user's (at, delta) ledger rows under `model` up to `as_of`, in ledger order."""
     events: dict[int, list[tuple[datetime, int]]] = {}
     for user_id, at, delta in session.execute(
         select(SeatEvent.user_id, SeatEvent.at, SeatEvent.delta)
-        .where(SeatEvent.model == Model.TEAM.value, SeatEvent.at <= as_of)
+        .where(SeatEvent.model == model.value, SeatEvent.at <= as_of)
         .order_by(SeatEvent.seq)
     ):
         events.setdefault(user_id, []).append((at, delta))
+    return events
+
+
+def _user_facts(session: Session, as_of: datetime) -> dict[int, timeline.UserFacts]:
+    events = _seat_events(session, Model.TEAM, as_of)
     activity: dict[int, list[datetime]] = {}
     for user_id, at in session.execute(
         select(Delivery.user_id, Delivery.received_at)
@@ -170,13 +178,7 @@ def _team_spans(session: Session, org: Org, as_of: datetime) -> list[timeline.In
 
 
 def _support_spans(session: Session, as_of: datetime) -> list[timeline.Interval]:
-    events: dict[int, list[tuple[datetime, int]]] = {}
-    for user_id, at, delta in session.execute(
-        select(SeatEvent.user_id, SeatEvent.at, SeatEvent.delta)
-        .where(SeatEvent.model == Model.SUPPORT.value, SeatEvent.at <= as_of)
-        .order_by(SeatEvent.seq)
-    ):
-        events.setdefault(user_id, []).append((at, delta))
+    events = _seat_events(session, Model.SUPPORT, as_of)
     return [span for rows in events.values() for span in timeline.ledger_intervals(tuple(rows))]
 
 

@@ -15,14 +15,13 @@ auto_reply = 0.03
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from simulator.errors import ConfigError
-from simulator.org import Org, load_org, org_from_tables
+from simulator.org import Org, load_org, org_from_tables, read_toml
 from simulator.traffic import TrafficParams
 
 TRAFFIC_KEYS = {f.name for f in dataclasses.fields(TrafficParams)}
@@ -38,14 +37,7 @@ class Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"scenario file not found: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read scenario file {file}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, "scenario file", ConfigError)
     org = _org(data.get("org", {}), file)
     traffic = traffic_params(data.get("traffic", {}), str(file))
     return Scenario(str(data.get("name", file.stem)), org, traffic, str(file))
