@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint screenshot clean
+.PHONY: demo test lint screenshot clean bench-volume
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,13 @@ test: $(STAMP)
 # docs/dashboard.png, taken by the browser test in headless Chromium.
 screenshot: $(STAMP)
 	INTAKE_SIM_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q tests/test_browser.py
+# Median of 3 sweeps over 10^2..10^6, then 10^5 messages through the real pipeline.
+bench-volume: $(STAMP)
+	$(BIN)/python benchmarks/volume.py --direct 100000
 
 lint: $(STAMP)
-	$(BIN)/ruff check simulator tests
-	$(BIN)/ruff format --check simulator tests
+	$(BIN)/ruff check simulator tests benchmarks
+	$(BIN)/ruff format --check simulator tests benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

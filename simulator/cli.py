@@ -12,9 +12,11 @@ import contextlib
 import logging
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,13 +24,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from simulator import __version__, reports
+from simulator import __version__, reports, volume
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
 from simulator.parse import parse_message
+from simulator.plots import plot_months, plot_sweep
 from simulator.render import Format, render, report_tables, to_json
+from simulator.scenario import load_scenario, traffic_params
 from simulator.sending import SendResult, SmtpSender, load_mail
+from simulator.simulation import final_report, run_direct, run_own_listener, send_smtp
 from simulator.smtp import (
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -38,6 +43,8 @@ from simulator.smtp import (
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
 from simulator.store.models import Channel
+from simulator.traffic import TrafficParams
+from simulator.volume import parse_volumes
 from simulator.web import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions, web_service
 from simulator.writer import Submission, prepare, write_batch
 
@@ -92,6 +99,21 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logg
 PathsArgument = Annotated[
     list[Path], typer.Argument(help=".eml files, folders of them, or mbox files.", exists=True)
 ]
+
+PlotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        envvar="INTAKE_SIM_PLOT",
+        help="Also draw a PNG chart to this file.",
+        dir_okay=False,
+    ),
+]
+
+
+class Period(StrEnum):
+    MONTH = "month"
+
 
 USER_COLUMNS = [
     "email",
@@ -187,6 +209,14 @@ def serve(
         str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
     ] = DEFAULT_HOST,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    use_date_header: Annotated[
+        bool,
+        typer.Option(
+            envvar="INTAKE_SIM_USE_DATE_HEADER",
+            help="Take each delivery's receive time from its Date header (replaying "
+            "dated traffic such as `simulate --via smtp`); default: now.",
+        ),
+    ] = False,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     _setup_logging(verbose)
@@ -195,7 +225,12 @@ def serve(
         store = open_store(db)
         for change in prepare(store, organisation):
             logging.info("directory: %s %s", change.user, change)
-        options = ListenerOptions(host=host, port=port, max_message_size=max_message_size)
+        options = ListenerOptions(
+            host=host,
+            port=port,
+            max_message_size=max_message_size,
+            use_date_header=use_date_header,
+        )
         web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
         try:
             asyncio.run(_serve(store, organisation, options, web_options))
@@ -362,13 +397,26 @@ def report(
         typer.Option(help="Seats as of this ISO-8601 time (default: now)."),
     ] = None,
     fmt: FormatOption = Format.TABLE,
+    by: Annotated[
+        Period | None,
+        typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
+    ] = None,
+    plot: PlotOption = None,
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
         organisation = load_org(org)
         store = _reader(db)
+        if by is None and plot is not None:
+            raise ConfigError("--plot draws the monthly series: add --by month")
         with store.read() as session:
-            data = reports.report(session, organisation, reports.parse_as_of(as_of))
+            if by is not None:
+                rows = reports.by_month(session, organisation, reports.parse_as_of(as_of))
+            else:
+                data = reports.report(session, organisation, reports.parse_as_of(as_of))
+        if by is not None:
+            _print_months(rows, organisation, fmt, plot)
+            return
     _print_report(data, fmt)
 
 
@@ -518,3 +566,252 @@ def _progress(label: str, total: int) -> Iterator[Any]:
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+# -- synthetic traffic, volume sweeps, monthly series ------------------------------------
+
+MONTH_COLUMNS = [
+    "month",
+    "support_seats",
+    "support_billed",
+    "support_cost",
+    "team_seats",
+    "team_billed",
+    "team_cost",
+    "cheaper_model",
+    "active_senders",
+    "new_users",
+]
+SWEEP_COLUMNS = [
+    "volume",
+    "support_seats",
+    "support_cost",
+    "team_seats",
+    "team_cost",
+    "cheaper_model",
+    "margin",
+]
+
+
+class Via(StrEnum):
+    DIRECT = "direct"
+    SMTP = "smtp"
+
+
+ScenarioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--scenario",
+        envvar="INTAKE_SIM_SCENARIO",
+        help="Scenario file (TOML): an org and [traffic]; flags given here override it.",
+        dir_okay=False,
+        exists=True,
+    ),
+]
+
+
+def _traffic_option(kind: Any, flag: str, text: str) -> Any:
+    """A traffic flag: unset (None) leaves the scenario's or the default value."""
+    envvar = "INTAKE_SIM_" + flag.upper().replace("-", "_")
+    return Annotated[kind | None, typer.Option(f"--{flag}", envvar=envvar, help=text)]
+
+
+EmailsOption = _traffic_option(int, "emails", "Emails to generate.")
+DaysOption = _traffic_option(float, "days", "Span of the traffic in days.")
+SeedOption = _traffic_option(int, "seed", "Random seed: same seed, same mail.")
+StartOption = _traffic_option(str, "start", "Simulated start, ISO-8601 (default 2026-01-01).")
+CustomersOption = _traffic_option(int, "customers", "Customers who write again (Zipf).")
+NewSenderOption = _traffic_option(
+    float, "new-sender-share", "Chance a customer mail is from someone never seen (0-1)."
+)
+InternalOption = _traffic_option(float, "internal-share", "Share of mail from colleagues (0-1).")
+ReplyOption = _traffic_option(float, "reply-share", "Share of follow-ups (0-1).")
+CcOption = _traffic_option(float, "cc-per-message", "Mean Cc'd colleagues per message.")
+NoiseOption = _traffic_option(
+    str, "noise", "Noise shares, e.g. auto_reply=0.05,bounce=0.02,list=0.01,no_reply=0.02."
+)
+
+
+def _traffic(
+    scenario: Path | None, org: Path | None, given: dict[str, Any]
+) -> tuple[Org, TrafficParams]:
+    """The org and traffic: the scenario's (if any), then the flags that were given."""
+    if scenario is not None:
+        loaded = load_scenario(scenario)
+        organisation = load_org(org) if org else loaded.org
+        base = loaded.traffic
+    else:
+        organisation, base = load_org(org), TrafficParams()
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if "start" in overrides:
+        overrides["start"] = reports.parse_as_of(overrides["start"], "--start")
+    if "noise" in overrides:
+        overrides["noise"] = _noise_shares(overrides["noise"])
+    return organisation, traffic_params(overrides, "options", base)
+
+
+def _noise_shares(text: str) -> dict[str, float]:
+    shares = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, value = part.partition("=")
+        try:
+            shares[kind.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--noise wants kind=share pairs, not {part!r}") from None
+    return shares
+
+
+@app.command()
+def simulate(
+    scenario: ScenarioOption = None,
+    emails: EmailsOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = None,
+    start: StartOption = None,
+    customers: CustomersOption = None,
+    new_sender_share: NewSenderOption = None,
+    internal_share: InternalOption = None,
+    reply_share: ReplyOption = None,
+    cc_per_message: CcOption = None,
+    noise: NoiseOption = None,
+    via: Annotated[
+        Via, typer.Option(envvar="INTAKE_SIM_VIA", help="In-process, or over SMTP.")
+    ] = Via.DIRECT,
+    host: HostOption = DEFAULT_HOST,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_PORT",
+            help="With --via smtp: a running listener's port (it should run with "
+            "--use-date-header). Default: a listener of our own on a free port.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(envvar="INTAKE_SIM_CONCURRENCY", help="SMTP client threads.", min=1)
+    ] = 4,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="INTAKE_SIM_SIMULATE_DB",
+            help="Database to fill (must be new), or with --port the listener's database "
+            "to report from. Default: a temporary SQLite file.",
+        ),
+    ] = None,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Synthetic traffic through the intake pipeline (direct or over SMTP), then the report."""
+    given = {
+        "emails": emails,
+        "days": days,
+        "seed": seed,
+        "start": start,
+        "customers": customers,
+        "new_sender_share": new_sender_share,
+        "internal_share": internal_share,
+        "reply_share": reply_share,
+        "cc_per_message": cc_per_message,
+        "noise": noise,
+    }
+    with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-simulate-") as scratch:
+        organisation, params = _traffic(scenario, org, given)
+        external = via is Via.SMTP and port is not None
+        if external and db is None:
+            raise ConfigError("--port sends to a running listener: pass --db, its database")
+        store = Store(db or f"sqlite:///{Path(scratch) / 'simulate.db'}")
+        if not external and store.has_schema():
+            raise ConfigError(f"{store.display_url} already holds data; simulate wants a new one")
+        began = time.perf_counter()
+        with _progress(f"simulating {via.value}", params.emails) as advance:
+            if via is Via.DIRECT:
+                run_direct(store, organisation, params, advance)
+            elif external:
+                _, refused = send_smtp(host, port, organisation, params, concurrency, advance)
+                if refused:
+                    raise IntakeSimError(f"the listener refused {refused} message(s)")
+            else:
+                run_own_listener(store, organisation, params, concurrency, advance)
+        elapsed = time.perf_counter() - began
+        data = final_report(store, organisation, params)
+        store.dispose()
+    rate = params.emails / elapsed if elapsed > 0 else 0.0
+    err.print(
+        f"{params.emails} message(s) {via.value} in {elapsed:.2f} s: {rate:,.0f} messages/s",
+        highlight=False,
+    )
+    _print_report(data, fmt)
+
+
+@app.command()
+def sweep(
+    volumes: Annotated[
+        str,
+        typer.Option(envvar="INTAKE_SIM_VOLUMES", help="Monthly email volumes, comma-separated."),
+    ] = "100,1000,10000,100000,1000000",
+    scenario: ScenarioOption = None,
+    seed: SeedOption = None,
+    customers: CustomersOption = None,
+    new_sender_share: NewSenderOption = None,
+    internal_share: InternalOption = None,
+    reply_share: ReplyOption = None,
+    cc_per_message: CcOption = None,
+    noise: NoiseOption = None,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+    plot: PlotOption = None,
+) -> None:
+    """Seats and cost per model for each monthly volume, the cheaper model and the margin."""
+    given = {
+        "seed": seed,
+        "customers": customers,
+        "new_sender_share": new_sender_share,
+        "internal_share": internal_share,
+        "reply_share": reply_share,
+        "cc_per_message": cc_per_message,
+        "noise": noise,
+        "days": 30.0,  # a volume is per month
+    }
+    with cli_errors():
+        organisation, params = _traffic(scenario, org, given)
+        wanted = parse_volumes(volumes)
+        began = time.perf_counter()
+        rows = volume.sweep(params, organisation, wanted)
+        elapsed = time.perf_counter() - began
+        crossing = volume.crossover(rows)
+        if plot is not None:
+            plot_sweep(rows, crossing, organisation, plot)
+    err.print(
+        f"swept {len(rows)} volume(s), {sum(wanted):,} messages in {elapsed:.2f} s; "
+        + (f"crossover near {crossing:,.0f} emails/month" if crossing else "no crossover"),
+        highlight=False,
+    )
+    if fmt is Format.JSON:
+        out.file.write(to_json(rows) + "\n")
+    else:
+        render(volume.flat_rows(rows), SWEEP_COLUMNS, fmt, out, title=f"{organisation.name}")
+
+
+def _print_months(
+    rows: list[dict[str, Any]], organisation: Org, fmt: Format, plot: Path | None
+) -> None:
+    if plot is not None:
+        plot_months(rows, organisation, plot)
+    if fmt is Format.JSON:
+        out.file.write(to_json(rows) + "\n")
+        return
+    flat = [
+        {
+            "month": r["month"],
+            **{f"{m}_seats": r[m]["seats"] for m in ("support", "team")},
+            **{f"{m}_billed": r[m]["billed_seats"] for m in ("support", "team")},
+            **{f"{m}_cost": r[m]["cost"] for m in ("support", "team")},
+            "cheaper_model": r["cheaper_model"],
+            "active_senders": r["active_senders"],
+            "new_users": r["new_users"],
+        }
+        for r in rows
+    ]
+    render(flat, MONTH_COLUMNS, fmt, out, title=f"{organisation.name} by month")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.org import Pricing
+from simulator.org import PriceRule, PriceShape, Pricing
 
 SUPPORT = "support"
 TEAM = "team"
@@ -45,17 +45,52 @@ def cost(seats: int, unit_price: float) -> float:
     return round(seats * unit_price, 2)
 
 
-def model_cost(seats: int, unit_price: float) -> ModelCost:
-    return ModelCost(seats=seats, unit_price=unit_price, cost=cost(seats, unit_price))
+def price(seats: int, rule: PriceRule) -> float:
+    """What `seats` cost under a rule: free seats first, then the shape's bands."""
+    billable = max(0, seats - rule.free)
+    if rule.shape is PriceShape.FLAT or billable == 0:
+        return cost(billable, rule.unit_price)
+    if rule.shape is PriceShape.STEP:
+        # The band the count falls in is bought whole; the open last band per seat.
+        band = next(b for b in rule.bands if b.up_to is None or billable <= b.up_to)
+        return cost(band.up_to if band.up_to is not None else billable, band.price)
+    total, lower = 0.0, 0
+    for band in rule.bands:
+        upper = billable if band.up_to is None else min(billable, band.up_to)
+        total += max(0, upper - lower) * band.price
+        lower = upper
+        if lower >= billable:
+            break
+    return round(total, 2)
+
+
+def model_cost(seats: int, unit_price: float, rule: PriceRule | None = None) -> ModelCost:
+    amount = price(seats, rule) if rule else cost(seats, unit_price)
+    return ModelCost(seats=seats, unit_price=unit_price, cost=amount)
 
 
 def breakeven_team_seats(support_seats: int, pricing: Pricing) -> int | None:
     """The most Team seats that cost no more than Support's bill; None if Team is free."""
-    if pricing.team_per_user <= 0:
-        return None
-    support_bill = cost(support_seats, pricing.support_per_agent)
-    # A small epsilon keeps 75.0 / 2.5 from landing on 29.999999.
-    return math.floor(support_bill / pricing.team_per_user + 1e-9)
+    rule, support_bill = pricing.team, price(support_seats, pricing.support)
+    if rule.shape is PriceShape.FLAT:
+        if rule.unit_price <= 0:
+            return None
+        # A small epsilon keeps 75.0 / 2.5 from landing on 29.999999.
+        return rule.free + math.floor(support_bill / rule.unit_price + 1e-9)
+    if all(b.price <= 0 for b in rule.bands[-1:]):
+        return None  # seats above the last edge are free: Team never gets dearer
+    # Banded prices only rise with the count: double, then bisect.
+    high = 1
+    while price(high, rule) <= support_bill + 1e-9:
+        high *= 2
+    low = high // 2 if high > 1 else 0
+    while low < high - 1:
+        middle = (low + high) // 2
+        if price(middle, rule) <= support_bill + 1e-9:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def cheaper_model(support: ModelCost, team: ModelCost) -> str:
@@ -71,8 +106,8 @@ def money(amount: float, pricing: Pricing) -> str:
 def compare(
     support_seats: int, team_seats: int, pricing: Pricing, evidence: Evidence
 ) -> Comparison:
-    support = model_cost(support_seats, pricing.support_per_agent)
-    team = model_cost(team_seats, pricing.team_per_user)
+    support = model_cost(support_seats, pricing.support_per_agent, pricing.support)
+    team = model_cost(team_seats, pricing.team_per_user, pricing.team)
     breakeven = breakeven_team_seats(support_seats, pricing)
     cheaper = cheaper_model(support, team)
     customers_in_loop = evidence.customers_submitting > 0 or evidence.customers_notified > 0
@@ -102,12 +137,20 @@ def _rule_of_thumb(evidence: Evidence) -> str:
     )
 
 
+def _bill(model: ModelCost, rule: PriceRule, noun: str, pricing: Pricing) -> str:
+    if rule.shape is PriceShape.FLAT and not rule.free:
+        how = f"x {money(model.unit_price, pricing)}"
+    else:
+        free = f", the first {rule.free} free" if rule.free else ""
+        how = f"({rule.shape.value} prices{free})"
+    return f"{model.seats} {noun}(s) {how} = {money(model.cost, pricing)}/{pricing.period}"
+
+
 def _figures(support: ModelCost, team: ModelCost, pricing: Pricing) -> str:
     per = pricing.period
     sentence = (
-        f"Support bills {support.seats} agent(s) x {money(support.unit_price, pricing)} = "
-        f"{money(support.cost, pricing)}/{per}; Team bills {team.seats} user(s) x "
-        f"{money(team.unit_price, pricing)} = {money(team.cost, pricing)}/{per}"
+        f"Support bills {_bill(support, pricing.support, 'agent', pricing)}; "
+        f"Team bills {_bill(team, pricing.team, 'user', pricing)}"
     )
     difference = abs(support.cost - team.cost)
     if math.isclose(difference, 0.0):

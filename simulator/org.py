@@ -6,6 +6,7 @@ is one clear error line rather than a surprise on the first delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -13,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import OrgFileError
+from simulator.errors import IntakeSimError, OrgFileError
 
 SAMPLE_ORG_NAME = "org.toml"
 
@@ -32,12 +33,62 @@ class DirectoryEntry:
     logs_in: bool
 
 
+class PriceShape(StrEnum):
+    FLAT = "flat"  # every billable seat at the unit price
+    STEP = "step"  # pay for the whole band the count falls in, at that band's price
+    GRADUATED = "graduated"  # each seat at the price of the band it falls in
+
+
+@dataclass(frozen=True)
+class Band:
+    up_to: int | None  # the band's last seat; None: no upper end (only the last band)
+    price: float
+
+
+@dataclass(frozen=True)
+class PriceRule:
+    """How one model turns seats into money: shape, bands and free seats."""
+
+    unit_price: float
+    shape: PriceShape = PriceShape.FLAT
+    bands: tuple[Band, ...] = ()
+    free: int = 0  # the first N seats cost nothing
+
+
 @dataclass(frozen=True)
 class Pricing:
     currency: str = "USD"
     period: str = "month"
     support_per_agent: float = 25.0
     team_per_user: float = 10.0
+    support_rule: PriceRule | None = None
+    team_rule: PriceRule | None = None
+
+    @property
+    def support(self) -> PriceRule:
+        return self.support_rule or PriceRule(self.support_per_agent)
+
+    @property
+    def team(self) -> PriceRule:
+        return self.team_rule or PriceRule(self.team_per_user)
+
+
+class TeamCountsFrom(StrEnum):
+    CREATION = "creation"  # a Team user is billed from the moment the account exists
+    FIRST_EMAIL = "first_email"  # ... from their first counted email (the ledger's rule)
+    FIRST_LOGIN = "first_login"  # ... only once they log in: email-only users are free
+
+
+class Billing(StrEnum):
+    MONTHLY = "monthly"  # each month bills the highest count reached in that month
+    ANNUAL = "annual"  # the highest count reached so far in the contract year
+
+
+@dataclass(frozen=True)
+class LicensingRules:
+    team_counts_from: TeamCountsFrom = TeamCountsFrom.FIRST_EMAIL
+    inactive_after_days: int = 0  # a Team seat lapses after N days without mail; 0 = never
+    billing: Billing = Billing.MONTHLY
 
 
 @dataclass(frozen=True)
@@ -59,6 +110,7 @@ class Org:
     intake: IntakePolicy
     pricing: Pricing
     directory: dict[str, DirectoryEntry] = field(default_factory=dict)
+    licensing: LicensingRules = field(default_factory=LicensingRules)
     message_id_domain: str = "intake-sim.invalid"
     source: str = ""
 
@@ -75,21 +127,34 @@ def sample_org_path() -> Path:
     return Path(str(resources.files("simulator") / "samples" / SAMPLE_ORG_NAME))
 
 
+def read_toml(file: Path, what: str, error: type[IntakeSimError]) -> dict[str, Any]:
+    """A TOML file's tables; a missing, unreadable or malformed file is one `error` line."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} not found: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {file}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{file} is not valid TOML: {exc}") from None
+
+
 def load_org(path: str | Path | None = None) -> Org:
     """Read and validate an org file; the packaged sample when `path` is None."""
     file = Path(path) if path else sample_org_path()
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OrgFileError(f"org file not found: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OrgFileError(f"cannot read org file {file}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OrgFileError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, "org file", OrgFileError)
     try:
         return _build_org(data, str(file))
     except OrgFileError as exc:
         raise OrgFileError(f"{file}: {exc}") from None
+
+
+def org_from_tables(data: dict[str, Any], source: str) -> Org:
+    """An org from already-parsed TOML tables (a scenario file's inline `[org]`)."""
+    try:
+        return _build_org(data, source)
+    except OrgFileError as exc:
+        raise OrgFileError(f"{source}: {exc}") from None
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -138,6 +203,7 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
         intake=_build_intake(_table(data, "intake")),
         pricing=_build_pricing(_table(data, "pricing")),
         directory=_build_directory(data),
+        licensing=_build_licensing(_table(data, "licensing")),
         message_id_domain=message_id_domain.lower(),
         source=source,
     )
@@ -179,7 +245,68 @@ def _build_pricing(table: dict[str, Any]) -> Pricing:
     )
     if pricing.support_per_agent < 0 or pricing.team_per_user < 0:
         raise OrgFileError("prices must not be negative")
-    return pricing
+    return dataclasses.replace(
+        pricing,
+        support_rule=_price_rule(table, "support", pricing.support_per_agent),
+        team_rule=_price_rule(table, "team", pricing.team_per_user),
+    )
+
+
+def _choice(
+    table: dict[str, Any], section: str, key: str, kind: type[StrEnum], default: str
+) -> Any:
+    raw = _typed(table, section, key, str, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        choices = ", ".join(c.value for c in kind)
+        raise OrgFileError(f"{section}.{key} must be one of {choices}") from None
+
+
+def _price_rule(table: dict[str, Any], model: str, unit_price: float) -> PriceRule:
+    shape = _choice(table, "pricing", f"{model}_shape", PriceShape, "flat")
+    free = _typed(table, "pricing", f"{model}_free", int, 0)
+    if free < 0:
+        raise OrgFileError(f"pricing.{model}_free must not be negative")
+    raw_bands = table.get(f"{model}_bands", [])
+    if not isinstance(raw_bands, list) or not all(isinstance(b, dict) for b in raw_bands):
+        raise OrgFileError(f"pricing.{model}_bands must be a list of {{up_to, price}} tables")
+    where = f"pricing.{model}_bands"
+    bands = tuple(
+        Band(
+            up_to=_typed(b, where, "up_to", int, 0) if "up_to" in b else None,
+            price=_typed(b, where, "price", float, 0.0),
+        )
+        for b in raw_bands
+    )
+    if shape is not PriceShape.FLAT:
+        _check_bands(bands, where)
+    elif bands:
+        raise OrgFileError(f'{where} needs pricing.{model}_shape = "step" or "graduated"')
+    return PriceRule(unit_price=unit_price, shape=shape, bands=bands, free=free)
+
+
+def _check_bands(bands: tuple[Band, ...], where: str) -> None:
+    if not bands or bands[-1].up_to is not None:
+        raise OrgFileError(f"{where}: the last band must have no up_to (it holds every seat above)")
+    edges = [b.up_to for b in bands[:-1]]
+    if any(e is None or e < 1 for e in edges) or edges != sorted(set(edges)):  # type: ignore[type-var]
+        raise OrgFileError(f"{where}: up_to must be positive and rise from band to band")
+    if any(b.price < 0 for b in bands):
+        raise OrgFileError(f"{where}: prices must not be negative")
+
+
+def _build_licensing(table: dict[str, Any]) -> LicensingRules:
+    rules = LicensingRules(
+        team_counts_from=_choice(
+            table, "licensing", "team_counts_from", TeamCountsFrom, "first_email"
+        ),
+        inactive_after_days=_typed(table, "licensing", "inactive_after_days", int, 0),
+        billing=_choice(table, "licensing", "billing", Billing, "monthly"),
+    )
+    if rules.inactive_after_days < 0:
+        raise OrgFileError("licensing.inactive_after_days must not be negative (0 = never)")
+    return rules
 
 
 def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:

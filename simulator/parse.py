@@ -107,6 +107,17 @@ def parse_message(raw: bytes, envelope_from: str | None) -> InboundMail:
         return _unread(envelope_from, problem)
 
 
+_DATE_FIELD = re.compile(rb"^date:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def date_header(raw: bytes) -> datetime | None:
+    """The Date header as UTC, read cheaply from the header block; None if absent or bad."""
+    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    found = _DATE_FIELD.search(head)
+    return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
+
+
 def derived_message_id(raw: bytes) -> str:
     """A stable stand-in Message-ID, so resends of an id-less message still dedupe."""
     return f"{hashlib.sha256(raw).hexdigest()[:32]}@derived.intake-sim.invalid"

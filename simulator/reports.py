@@ -6,15 +6,16 @@ DESIGN.md, with ISO-8601 UTC times, so every renderer and the tests share them.
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from simulator import licensing
+from simulator import licensing, timeline
 from simulator.errors import ConfigError
-from simulator.org import Org
+from simulator.org import LicensingRules, Org
 from simulator.store.models import Delivery, Issue, Model, Outcome, Role, SeatEvent, User
 
 Row = dict[str, Any]
@@ -25,7 +26,7 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def parse_as_of(value: str | None) -> datetime | None:
+def parse_as_of(value: str | None, flag: str = "--as-of") -> datetime | None:
     """An ISO-8601 time (a trailing Z allowed; no zone means UTC), or None for now."""
     if value is None:
         return None
@@ -33,7 +34,7 @@ def parse_as_of(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"as-of wants an ISO-8601 time such as 2026-11-28T12:00Z, not {value!r}"
+            f"{flag} wants an ISO-8601 time such as 2026-11-28T12:00Z, not {value!r}"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -123,9 +124,22 @@ def customers_submitting(session: Session, as_of: datetime) -> int:
     )
 
 
+def data_end(session: Session) -> datetime | None:
+    """The latest moment anything happened: a delivery or a seat event."""
+    latest = [
+        session.scalar(select(func.max(Delivery.received_at))),
+        session.scalar(select(func.max(SeatEvent.at))),
+    ]
+    found = [t for t in latest if t is not None]
+    return max(found) if found else None
+
+
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
     seats = _seat_totals(session, as_of)
+    if org.licensing != LicensingRules():
+        # The org reads the ledger with other rules (counting start, inactivity).
+        seats[Model.TEAM.value] = timeline.count_at(_team_spans(session, org, as_of), as_of)
     evidence = licensing.Evidence(customers_submitting=customers_submitting(session, as_of))
     comparison = licensing.compare(
         seats[Model.SUPPORT.value], seats[Model.TEAM.value], org.pricing, evidence
@@ -147,6 +161,96 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
         "recommended_model": comparison.recommended_model,
         "reasons": comparison.reasons,
     }
+
+
+def _seat_events(
+    session: Session, model: Model, as_of: datetime
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Each user's (at, delta) ledger rows under `model` up to `as_of`, in ledger order."""
+    events: dict[int, list[tuple[datetime, int]]] = {}
+    for user_id, at, delta in session.execute(
+        select(SeatEvent.user_id, SeatEvent.at, SeatEvent.delta)
+        .where(SeatEvent.model == model.value, SeatEvent.at <= as_of)
+        .order_by(SeatEvent.seq)
+    ):
+        events.setdefault(user_id, []).append((at, delta))
+    return events
+
+
+def _user_facts(session: Session, as_of: datetime) -> dict[int, timeline.UserFacts]:
+    events = _seat_events(session, Model.TEAM, as_of)
+    activity: dict[int, list[datetime]] = {}
+    for user_id, at in session.execute(
+        select(Delivery.user_id, Delivery.received_at)
+        .where(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
+        .order_by(Delivery.received_at)
+    ):
+        activity.setdefault(user_id, []).append(at)
+    return {
+        user_id: timeline.UserFacts(
+            created_at=created_at,
+            logs_in=logs_in,
+            team_events=tuple(events.get(user_id, ())),
+            activity=tuple(activity.get(user_id, ())),
+        )
+        for user_id, created_at, logs_in in session.execute(
+            select(User.id, User.created_at, User.logs_in).where(User.created_at <= as_of)
+        )
+    }
+
+
+def _team_spans(session: Session, org: Org, as_of: datetime) -> list[timeline.Interval]:
+    return [
+        span
+        for facts in _user_facts(session, as_of).values()
+        for span in timeline.team_intervals(facts, org.licensing)
+    ]
+
+
+def _support_spans(session: Session, as_of: datetime) -> list[timeline.Interval]:
+    events = _seat_events(session, Model.SUPPORT, as_of)
+    return [span for rows in events.values() for span in timeline.ledger_intervals(tuple(rows))]
+
+
+def _per_month(
+    times: list[datetime], months: list[tuple[datetime, datetime]], distinct: list[object]
+) -> list[int]:
+    """How many distinct keys fall in each month (`times[i]` belongs to `distinct[i]`)."""
+    seen: list[set[object]] = [set() for _ in months]
+    starts = [start for start, _ in months]
+    for at, key in zip(times, distinct, strict=True):
+        index = bisect.bisect_right(starts, at) - 1
+        if 0 <= index < len(months) and at < months[index][1]:
+            seen[index].add(key)
+    return [len(keys) for keys in seen]
+
+
+def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+    """Seats, bills, active senders and new users per calendar month, up to `as_of`."""
+    as_of = as_of or datetime.now(UTC)
+    end = data_end(session)
+    first = session.scalar(select(func.min(SeatEvent.at)))
+    first_delivery = session.scalar(select(func.min(Delivery.received_at)))
+    starts = [t for t in (first, first_delivery) if t is not None]
+    if end is None or not starts:
+        return []
+    months = timeline.months_between(min(starts), min(end, as_of))
+    senders = session.execute(
+        select(Delivery.received_at, Delivery.sender).where(
+            Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of
+        )
+    ).all()
+    created = session.execute(
+        select(User.created_at, User.id).where(User.created_at <= as_of)
+    ).all()
+    return timeline.by_month(
+        org,
+        _support_spans(session, as_of),
+        _team_spans(session, org, as_of),
+        months,
+        _per_month([r[0] for r in senders], months, [r[1] for r in senders]),
+        _per_month([r[0] for r in created], months, [r[1] for r in created]),
+    )
 
 
 def _model_row(model: licensing.ModelCost) -> Row:

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 from simulator import replies
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
-from simulator.parse import normalise_address
+from simulator.parse import date_header, normalise_address
 from simulator.writer import GroupCommitWriter, Submission
 
 log = logging.getLogger("intake_sim.smtp")
@@ -36,9 +36,11 @@ IDLE_TIMEOUT_SECONDS = 300
 
 
 class IntakeHandler:
-    def __init__(self, org: Org, writer: GroupCommitWriter) -> None:
+    def __init__(self, org: Org, writer: GroupCommitWriter, use_date_header: bool = False) -> None:
         self.org = org
         self.writer = writer
+        # Replaying dated traffic (`simulate`): the Date header is the receive time.
+        self.use_date_header = use_date_header
         self.accepted = 0
 
     async def handle_RCPT(
@@ -63,7 +65,7 @@ class IntakeHandler:
             raw=bytes(raw),
             envelope_from=envelope.mail_from,
             recipients=list(envelope.rcpt_tos),
-            received_at=datetime.now(UTC),
+            received_at=self._receive_time(bytes(raw)),
         )
         try:
             result = await self.writer.submit(item)
@@ -73,6 +75,10 @@ class IntakeHandler:
         self.accepted += 1
         log.info(result.log_line())
         return replies.S250_ACCEPTED.format(delivery_id=result.delivery_id)
+
+    def _receive_time(self, raw: bytes) -> datetime:
+        dated = date_header(raw) if self.use_date_header else None
+        return dated or datetime.now(UTC)
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in an SMTP session", exc_info=error)
@@ -85,6 +91,7 @@ class ListenerOptions:
     port: int = DEFAULT_PORT
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    use_date_header: bool = False
 
 
 @asynccontextmanager
@@ -131,7 +138,7 @@ async def intake_service(
     """Writer plus listener; on exit the listener stops first, then queued mail is written."""
     writer = GroupCommitWriter(store, org)
     await writer.start()
-    handler = IntakeHandler(org, writer)
+    handler = IntakeHandler(org, writer, options.use_date_header)
     try:
         async with smtp_listener(handler, options) as (host, port):
             yield RunningService(host, port, handler, writer)
