@@ -134,8 +134,7 @@ def _reader(db: str) -> Store:
                 "first, or pass --db"
             )
     store = Store(db, writer=False)
-    if not store.has_schema():
-        raise ConfigError(f"{store.display_url} holds no intake-sim data yet")
+    store.check_schema()
     return store
 
 
@@ -388,7 +387,7 @@ def demo(
         organisation = load_org(org)
         url = db or f"sqlite:///{Path(scratch) / 'demo.db'}"
         store = Store(url)
-        if store.has_schema():
+        if store.revision() is not None:
             raise ConfigError(f"{store.display_url} already holds data; the demo wants a new one")
         mail = sample_mail()
         with _progress("sending sample emails over SMTP", len(mail)) as advance:
