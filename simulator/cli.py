@@ -20,11 +20,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy.orm import Session
 
 from simulator import __version__, reports
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
+from simulator.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.render import Format, render, report_tables, to_json
 from simulator.sending import SendResult, SmtpSender, load_mail
 from simulator.smtp import (
@@ -35,6 +37,7 @@ from simulator.smtp import (
     intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
+from simulator.store.schema import head_revision
 from simulator.writer import Submission, prepare, write_batch
 
 app = typer.Typer(
@@ -124,8 +127,9 @@ def _setup_logging(verbose: bool = False) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
 
 
-def _reader(db: str) -> Store:
-    """A store for read-only commands; refuses to invent an empty SQLite file."""
+@contextmanager
+def _reading(db: str) -> Iterator[Session]:
+    """A session for read-only commands; refuses to invent an empty SQLite file."""
     if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
         path = Path(db.removeprefix("sqlite:///"))
         if not path.exists():
@@ -134,8 +138,12 @@ def _reader(db: str) -> Store:
                 "first, or pass --db"
             )
     store = Store(db, writer=False)
-    store.check_schema()
-    return store
+    try:
+        store.check_schema()
+        with store.read() as session:
+            yield session
+    finally:
+        store.dispose()  # PostgreSQL connections are closed, not left to the collector
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -300,8 +308,7 @@ def report(
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
         organisation = load_org(org)
-        store = _reader(db)
-        with store.read() as session:
+        with _reading(db) as session:
             data = reports.report(session, organisation, _parse_time(as_of))
     _print_report(data, fmt)
 
@@ -361,10 +368,8 @@ def ledger(
 
 
 def _listing(db: str, fmt: Format, query: Any, columns: list[str], title: str) -> None:
-    with cli_errors():
-        store = _reader(db)
-        with store.read() as session:
-            rows = query(session)
+    with cli_errors(), _reading(db) as session:
+        rows = query(session)
     render(rows, columns, fmt, out, title=title)
 
 
@@ -448,3 +453,68 @@ def _progress(label: str, total: int) -> Iterator[Any]:
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+# --- database schema and readiness -------------------------------------------
+
+db_app = typer.Typer(
+    help="The database schema: where a database stands, and bringing it up to date.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Bring a database to the schema this intake-sim needs; an empty one is created."""
+    with cli_errors():
+        store = Store(db)
+        try:
+            before = store.revision()
+            store.upgrade()
+            after = store.revision()
+        finally:
+            store.dispose()
+    change = "already current" if before == after else f"upgraded from {before or 'empty'}"
+    err.print(f"{store.display_url}: schema {after} ({change})", highlight=False)
+
+
+@db_app.command("current")
+def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+    """Show the schema a database is at and the one this intake-sim needs."""
+    with cli_errors():
+        store = Store(db, writer=False)
+        try:
+            current = store.revision()
+        finally:
+            store.dispose()
+    head = head_revision()
+    row = {"database": store.display_url, "current": current, "head": head}
+    render([{**row, "up_to_date": current == head}], [*row, "up_to_date"], fmt, out)
+
+
+@app.command()
+def ready(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_PORT,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="INTAKE_SIM_DB",
+            help="Also check this database answers and is at the current schema.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="INTAKE_SIM_TIMEOUT", help="Seconds to wait for the listener.", min=0.1
+        ),
+    ] = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Exit 0 when a listener greets with 220 (and its database is current), else 1."""
+    with cli_errors():
+        greeting = check_smtp(host, port, timeout)
+        schema_line = f", database at schema {check_database(db)}" if db else ""
+    out.print(f"ready: smtp://{host}:{port} 220 {greeting}{schema_line}", highlight=False)

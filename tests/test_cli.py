@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from tests.conftest import BACKENDS, fresh_database
 
 runner = CliRunner()
 ROOT = Path(__file__).parent.parent
@@ -64,11 +66,13 @@ def invoke(*args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
-    invoke("demo", "--db", url, "--format", "json")
-    return url
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path_factory.mktemp("demo")) as url:
+        invoke("demo", "--db", url, "--format", "json")
+        yield url
 
 
 @pytest.mark.parametrize("command", sorted(CONTRACT))
