@@ -125,6 +125,7 @@ def _setup_logging(verbose: bool = False) -> None:
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @contextmanager
