@@ -12,7 +12,7 @@ import logging
 import signal
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,9 +261,10 @@ def ingest(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Run messages through the same intake pipeline as the listener, without SMTP."""
-    with cli_errors():
+    with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
         store = open_store(db)
+        cleanup.callback(store.dispose)
         prepare(store, organisation)
         mail = load_mail(paths)
         counts: dict[str, int] = {}

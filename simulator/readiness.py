@@ -48,6 +48,8 @@ def check_database(url: str) -> str:
     finally:
         store.dispose()
     head = head_revision()
+    if current is None:
+        raise NotReady(f"{store.display_url} is empty: run `intake-sim db upgrade`")
     if current != head:
         raise NotReady(f"{store.display_url} is at schema {current}, intake-sim needs {head}")
     return current

@@ -143,6 +143,22 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert f"intake-sim {name}" in readme, f"README does not mention `intake-sim {name}`"
 
 
+def test_every_command_group_and_its_commands_are_in_the_readme() -> None:
+    """Sub-apps (`intake-sim db ...`) are groups, not commands: check them and theirs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert app.registered_groups
+    for group in app.registered_groups:
+        assert group.name and group.typer_instance.info.help, group
+        assert f"intake-sim {group.name}" in readme, f"README lacks `intake-sim {group.name}`"
+        for command in group.typer_instance.registered_commands:
+            name = command.name or command.callback.__name__
+            result = runner.invoke(app, [group.name, name, "--help"])
+            assert result.exit_code == 0, result.output
+            assert command.help or command.callback.__doc__, name
+            usage = f"intake-sim {group.name} {name}"
+            assert usage in readme, f"README does not mention `{usage}`"
+
+
 def test_serve_process_end_to_end(tmp_path: Path) -> None:
     """A real `serve` process on port 0; `send` delivers the fixtures; SIGTERM stops it cleanly."""
     db = f"sqlite:///{tmp_path / 'served.db'}"

@@ -215,5 +215,9 @@ def describe_error(exc: BaseException) -> str:
 def open_store(url: str = DEFAULT_DB_URL, *, writer: bool = True) -> Store:
     """A store whose schema is current (see Store.ensure_schema)."""
     store = Store(url, writer=writer)
-    store.ensure_schema()
+    try:
+        store.ensure_schema()
+    except BaseException:
+        store.dispose()
+        raise
     return store
