@@ -470,14 +470,10 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
     """Bring a database to the schema this intake-sim needs; an empty one is created."""
-    with cli_errors():
-        store = Store(db)
-        try:
-            before = store.revision()
-            store.upgrade()
-            after = store.revision()
-        finally:
-            store.dispose()
+    with cli_errors(), Store(db) as store:
+        before = store.revision()
+        store.upgrade()
+        after = store.revision()
     change = "already current" if before == after else f"upgraded from {before or 'empty'}"
     err.print(f"{store.display_url}: schema {after} ({change})", highlight=False)
 
@@ -485,12 +481,8 @@ def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
     """Show the schema a database is at and the one this intake-sim needs."""
-    with cli_errors():
-        store = Store(db, writer=False)
-        try:
-            current = store.revision()
-        finally:
-            store.dispose()
+    with cli_errors(), Store(db, writer=False) as store:
+        current = store.revision()
     head = head_revision()
     row = {"database": store.display_url, "current": current, "head": head}
     render([{**row, "up_to_date": current == head}], [*row, "up_to_date"], fmt, out)

@@ -40,13 +40,11 @@ def check_smtp(host: str, port: int, timeout: float = DEFAULT_TIMEOUT_SECONDS) -
 
 def check_database(url: str) -> str:
     """The database's schema revision; NotReady unless it answers and is current."""
-    store = Store(url, writer=False)
     try:
-        current = store.revision()
+        with Store(url, writer=False) as store:
+            current = store.revision()
     except IntakeSimError as exc:
         raise NotReady(str(exc)) from None
-    finally:
-        store.dispose()
     head = head_revision()
     if current is None:
         raise NotReady(f"{store.display_url} is empty: run `intake-sim db upgrade`")

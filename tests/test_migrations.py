@@ -47,20 +47,16 @@ def test_upgrade_head_matches_the_models(db_url: str) -> None:
     state = current(db_url)
     assert state["current"] == state["head"] == schema.head_revision()
     assert state["up_to_date"] is True
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         # autogenerate compares the migrated database with the models: nothing to add.
         assert schema.differences(store.engine) == []
-    finally:
-        store.dispose()
     code, _, err = run("db", "upgrade", "--db", db_url)
     assert code == 0 and "already current" in err
 
 
 def seed_initial_schema(url: str, *, versioned: bool = True) -> None:
     """A database as intake-sim 0.1.0 left it: the initial schema and a seat history."""
-    store = Store(url)
-    try:
+    with Store(url) as store:
         schema.upgrade(store.engine, INITIAL)
         with store.engine.begin() as connection:
             connection.execute(
@@ -80,8 +76,6 @@ def seed_initial_schema(url: str, *, versioned: bool = True) -> None:
                 )
             if not versioned:  # 0.1.0 made its tables without Alembic
                 connection.execute(text("DROP TABLE alembic_version"))
-    finally:
-        store.dispose()
 
 
 def test_older_schema_is_refused_or_upgraded_and_history_is_kept(db_url: str) -> None:
@@ -110,8 +104,7 @@ def test_older_schema_is_refused_or_upgraded_and_history_is_kept(db_url: str) ->
         assert code == 0, err
     assert current(db_url)["current"] == head
 
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         with store.engine.begin() as connection:
             history = connection.execute(
                 text("SELECT delta, transition FROM seat_events WHERE user_id = 1 ORDER BY seq")
@@ -124,8 +117,6 @@ def test_older_schema_is_refused_or_upgraded_and_history_is_kept(db_url: str) ->
                     "VALUES ('2026-01-02 00:00:00', 1, 'team', 1, 'again', 3)"
                 )
             )
-    finally:
-        store.dispose()
 
 
 def test_unversioned_database_from_0_1_0_is_upgraded(db_url: str) -> None:
@@ -139,12 +130,8 @@ def test_unversioned_database_from_0_1_0_is_upgraded(db_url: str) -> None:
 def test_unknown_revision_is_refused(db_url: str) -> None:
     code, _, err = run("db", "upgrade", "--db", db_url)
     assert code == 0, err
-    store = Store(db_url)
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff0'"))
-    finally:
-        store.dispose()
+    with Store(db_url) as store, store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff0'"))
     code, _, err = run("serve", "--db", db_url, "--port", "0")
     assert code == 1
     assert "is at schema fffffffffff0, which intake-sim" in err

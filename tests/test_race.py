@@ -165,19 +165,15 @@ def test_racing_listeners_store_each_fact_once(listeners: list[ServeProcess]) ->
     )
     assert codes == [250] * len(codes)
 
-    store = Store(listeners[0].db, writer=False)
-    try:
-        with store.sessions() as session:
-            deliveries = session.scalars(select(Delivery)).all()
-            users = session.scalars(select(User.email)).all()
-            issues = session.scalars(select(Issue)).all()
-            events = session.execute(
-                select(User.email, SeatEvent.model, SeatEvent.delta, SeatEvent.reason).join(
-                    User, User.id == SeatEvent.user_id
-                )
-            ).all()
-    finally:
-        store.dispose()
+    with Store(listeners[0].db, writer=False) as store, store.sessions() as session:
+        deliveries = session.scalars(select(Delivery)).all()
+        users = session.scalars(select(User.email)).all()
+        issues = session.scalars(select(Issue)).all()
+        events = session.execute(
+            select(User.email, SeatEvent.model, SeatEvent.delta, SeatEvent.reason).join(
+                User, User.id == SeatEvent.user_id
+            )
+        ).all()
 
     outcomes = Counter(d.outcome for d in deliveries)
     assert len(deliveries) == LISTENERS * ROUNDS + 3 * LISTENERS

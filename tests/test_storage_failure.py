@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
+from simulator.cli import app
+from simulator.demo import sample_emails_dir
 from simulator.store.models import Delivery, Issue, KnownMessage, SeatEvent, User
 from tests.conftest import Listener, backend_of, compose, pg_admin
 
@@ -94,3 +97,14 @@ async def test_postgresql_outage_gives_451_and_the_listener_recovers(listener: L
     with listener.store.sessions() as session:
         stored = session.scalars(select(Delivery.message_id)).all()
     assert stored == ["outage-1@customer.example"]
+
+
+@pytest.mark.parametrize("command", ["serve", "ingest", "users", "db upgrade"])
+def test_unreachable_postgresql_at_start_is_one_error_line(command: str) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    url = "postgresql+psycopg://intake@127.0.0.1:1/intake"
+    extra = [str(sample_emails_dir() / "01-new-plain-text.eml")] if command == "ingest" else []
+    result = CliRunner().invoke(app, [*command.split(), *extra, "--db", url])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot open {url}: connection failed")
+    assert len(result.stderr.strip().splitlines()) == 1

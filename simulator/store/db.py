@@ -195,6 +195,13 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Close pooled connections now: PostgreSQL ones are sessions on the server.
+        self.dispose()
+
 
 def is_conflict(exc: BaseException) -> bool:
     """True for errors that running the same transaction again can cure."""
