@@ -66,6 +66,12 @@ def seed_initial_schema(url: str, *, versioned: bool = True) -> None:
                     "false, false, '2026-01-01 00:00:00')"
                 )
             )
+            connection.execute(
+                text(
+                    "INSERT INTO issues (number, subject, submitter_id, created_at) "
+                    "VALUES (1, 'old issue', 1, '2026-01-01 00:00:00')"
+                )
+            )
             for delta in (1, -1, 1):
                 connection.execute(
                     text(
@@ -102,7 +108,17 @@ def test_older_schema_is_refused_or_upgraded_and_history_is_kept(db_url: str) ->
         assert f"is at schema {INITIAL}, intake-sim needs {head}" in err
         code, _, err = run("db", "upgrade", "--db", db_url)
         assert code == 0, err
+        with Store(db_url) as store, store.engine.connect() as connection:
+            sequence = connection.execute(
+                text("SELECT last_value, is_called FROM issues_number_seq")
+            ).one()
+        assert tuple(sequence) == (2, False)  # the next issue is number 2
+        code, _, err = run("ingest", mail, "--db", db_url)
+        assert code == 0, err
     assert current(db_url)["current"] == head
+    # The new issue follows the old one (PostgreSQL's sequence was moved past it).
+    code, out, err = run("issues", "--db", db_url, "--format", "json")
+    assert [issue["number"] for issue in json.loads(out)] == [1, 2], err
 
     with Store(db_url) as store:
         with store.engine.begin() as connection:

@@ -8,6 +8,10 @@ Numbers each user's seat changes per model (1, 2, 3, ... in ledger order) so
 that (user_id, model, transition) can be unique: two listeners on one
 database that append the same change at once collide on it, and one retries.
 Existing rows are numbered from their ledger order.
+
+Issue numbers are now drawn by the database. intake-sim 0.1.0 chose them
+itself (highest + 1), so on PostgreSQL the column's sequence never moved:
+it is set past the highest existing number here.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ UPDATE seat_events SET transition = (
 )
 """
 
+ISSUE_SEQUENCE_PAST_MAX = """
+SELECT setval(pg_get_serial_sequence('issues', 'number'), COALESCE(MAX(number), 0) + 1, false)
+FROM issues
+"""
+
 
 def upgrade() -> None:
     with op.batch_alter_table("seat_events", schema=None) as batch_op:
@@ -46,6 +55,8 @@ def upgrade() -> None:
             op.f("ck_seat_events_alternates"),
             "transition >= 1 AND (transition % 2 = 1) = (delta = 1)",
         )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(ISSUE_SEQUENCE_PAST_MAX)
 
 
 def downgrade() -> None:
