@@ -86,7 +86,7 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args)
     except (ImportError, ArgumentError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
-    if parsed.get_backend_name() == "sqlite":
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         _configure_sqlite(engine, write_lock_on_begin=writer)
