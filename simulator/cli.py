@@ -14,7 +14,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy.orm import Session
 
 from simulator import __version__, reports, volume
 from simulator.demo import expected_outcome, run_demo, sample_mail
@@ -30,6 +31,7 @@ from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
 from simulator.parse import parse_message
 from simulator.plots import plot_months, plot_sweep
+from simulator.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.render import Format, render, report_tables, to_json
 from simulator.scenario import load_scenario, traffic_params
 from simulator.sending import SendResult, SmtpSender, load_mail
@@ -43,6 +45,7 @@ from simulator.smtp import (
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
 from simulator.store.models import Channel
+from simulator.store.schema import head_revision
 from simulator.traffic import TrafficParams
 from simulator.volume import parse_volumes
 from simulator.web import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions, web_service
@@ -157,10 +160,12 @@ def _setup_logging(verbose: bool = False) -> None:
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _reader(db: str) -> Store:
-    """A store for read-only commands; refuses to invent an empty SQLite file."""
+@contextmanager
+def _reading(db: str) -> Iterator[Session]:
+    """A session for read-only commands; refuses to invent an empty SQLite file."""
     if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
         path = Path(db.removeprefix("sqlite:///"))
         if not path.exists():
@@ -169,9 +174,12 @@ def _reader(db: str) -> Store:
                 "first, or pass --db"
             )
     store = Store(db, writer=False)
-    if not store.has_schema():
-        raise ConfigError(f"{store.display_url} holds no intake-sim data yet")
-    return store
+    try:
+        store.check_schema()
+        with store.read() as session:
+            yield session
+    finally:
+        store.dispose()  # PostgreSQL connections are closed, not left to the collector
 
 
 @app.command()
@@ -354,9 +362,10 @@ def ingest(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Run messages through the same intake pipeline as the listener, without SMTP."""
-    with cli_errors():
+    with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
         store = open_store(db)
+        cleanup.callback(store.dispose)
         prepare(store, organisation)
         mail = load_mail(paths)
         counts: dict[str, int] = {}
@@ -406,10 +415,9 @@ def report(
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
         organisation = load_org(org)
-        store = _reader(db)
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")
-        with store.read() as session:
+        with _reading(db) as session:
             if by is not None:
                 rows = reports.by_month(session, organisation, reports.parse_as_of(as_of))
             else:
@@ -475,10 +483,8 @@ def ledger(
 
 
 def _listing(db: str, fmt: Format, query: Any, columns: list[str], title: str) -> None:
-    with cli_errors():
-        store = _reader(db)
-        with store.read() as session:
-            rows = query(session)
+    with cli_errors(), _reading(db) as session:
+        rows = query(session)
     render(rows, columns, fmt, out, title=title)
 
 
@@ -501,7 +507,7 @@ def demo(
         organisation = load_org(org)
         url = db or f"sqlite:///{Path(scratch) / 'demo.db'}"
         store = Store(url)
-        if store.has_schema():
+        if store.revision() is not None:
             raise ConfigError(f"{store.display_url} already holds data; the demo wants a new one")
         mail = sample_mail()
         with _progress("sending sample emails over SMTP", len(mail)) as advance:
@@ -722,7 +728,7 @@ def simulate(
         if external and db is None:
             raise ConfigError("--port sends to a running listener: pass --db, its database")
         store = Store(db or f"sqlite:///{Path(scratch) / 'simulate.db'}")
-        if not external and store.has_schema():
+        if not external and store.revision() is not None:
             raise ConfigError(f"{store.display_url} already holds data; simulate wants a new one")
         began = time.perf_counter()
         with _progress(f"simulating {via.value}", params.emails) as advance:
@@ -815,3 +821,60 @@ def _print_months(
         for r in rows
     ]
     render(flat, MONTH_COLUMNS, fmt, out, title=f"{organisation.name} by month")
+
+
+# --- database schema and readiness -------------------------------------------
+
+db_app = typer.Typer(
+    help="The database schema: where a database stands, and bringing it up to date.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Bring a database to the schema this intake-sim needs; an empty one is created."""
+    with cli_errors(), Store(db) as store:
+        before = store.revision()
+        store.upgrade()
+        after = store.revision()
+    change = "already current" if before == after else f"upgraded from {before or 'empty'}"
+    err.print(f"{store.display_url}: schema {after} ({change})", highlight=False)
+
+
+@db_app.command("current")
+def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+    """Show the schema a database is at and the one this intake-sim needs."""
+    with cli_errors(), Store(db, writer=False) as store:
+        current = store.revision()
+    head = head_revision()
+    row = {"database": store.display_url, "current": current, "head": head}
+    render([{**row, "up_to_date": current == head}], [*row, "up_to_date"], fmt, out)
+
+
+@app.command()
+def ready(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_PORT,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="INTAKE_SIM_DB",
+            help="Also check this database answers and is at the current schema.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="INTAKE_SIM_TIMEOUT", help="Seconds to wait for the listener.", min=0.1
+        ),
+    ] = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Exit 0 when a listener greets with 220 (and its database is current), else 1."""
+    with cli_errors():
+        greeting = check_smtp(host, port, timeout)
+        schema_line = f", database at schema {check_database(db)}" if db else ""
+    out.print(f"ready: smtp://{host}:{port} 220 {greeting}{schema_line}", highlight=False)

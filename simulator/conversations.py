@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from simulator.parse import InboundMail
@@ -44,9 +43,14 @@ def find_thread(session: Session, mail: InboundMail) -> Thread | None:
 
 
 def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> Issue:
-    latest = session.scalar(select(func.max(Issue.number))) or 0
+    """A new issue; the database numbers it.
+
+    SQLite gives the next rowid (the highest number + 1, inside the writer's
+    lock); PostgreSQL draws from the column's sequence, so listeners side by
+    side never pick the same number. A sequence does not roll back: after a
+    batch that failed (451) PostgreSQL's numbering skips the numbers it drew.
+    """
     issue = Issue(
-        number=latest + 1,
         subject=subject or "(no subject)",
         submitter_id=submitter_id,
         created_at=at,

@@ -15,3 +15,7 @@ class StoreUnavailable(IntakeSimError):
 
 class ConfigError(IntakeSimError):
     """Options that contradict each other or name something that does not exist."""
+
+
+class SchemaMismatch(IntakeSimError):
+    """The database is at another schema revision than this intake-sim needs."""

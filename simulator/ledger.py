@@ -29,13 +29,14 @@ class SeatChange:
         return f"{self.model}{sign}1({self.reason})"
 
 
-def holds_seat(session: Session, user_id: int, model: Model) -> bool:
-    total = session.scalar(
-        select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(
+def seat_state(session: Session, user_id: int, model: Model) -> tuple[bool, int]:
+    """Whether the user holds a seat under `model`, and how many changes it has had."""
+    changes, total = session.execute(
+        select(func.count(SeatEvent.seq), func.coalesce(func.sum(SeatEvent.delta), 0)).where(
             SeatEvent.user_id == user_id, SeatEvent.model == model.value
         )
-    )
-    return bool(total and total > 0)
+    ).one()
+    return bool(total and total > 0), int(changes)
 
 
 def set_seat(
@@ -47,8 +48,13 @@ def set_seat(
     at: datetime,
     delivery_id: int | None = None,
 ) -> SeatChange | None:
-    """Append +1 or -1 when the seat's state must change; None when it already matches."""
-    if holds_seat(session, user.id, model) == wanted:
+    """Append +1 or -1 when the seat's state must change; None when it already matches.
+
+    The event carries the next transition number; a concurrent writer that
+    appends the same change first makes this insert fail on the unique key.
+    """
+    held, changes = seat_state(session, user.id, model)
+    if held == wanted:
         return None
     delta = 1 if wanted else -1
     session.add(
@@ -56,6 +62,7 @@ def set_seat(
             at=at,
             user_id=user.id,
             model=model.value,
+            transition=changes + 1,
             delta=delta,
             reason=reason,
             delivery_id=delivery_id,

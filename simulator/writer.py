@@ -25,7 +25,7 @@ from simulator.errors import StoreUnavailable
 from simulator.intake import DeliveryResult
 from simulator.ledger import SeatChange, reconcile_directory
 from simulator.org import Org
-from simulator.store.db import Store, describe_error
+from simulator.store.db import Store
 from simulator.store.models import Channel, Delivery, Outcome
 
 log = logging.getLogger("intake_sim.writer")
@@ -42,22 +42,19 @@ class Submission:
 
 
 def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
-    """Create the schema if needed and reconcile the directory from the org file."""
-    store.create_schema()
-    try:
-        with store.sessions.begin() as session:
-            return reconcile_directory(session, org, at or datetime.now(UTC))
-    except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot write {store.display_url}: {describe_error(exc)}") from exc
+    """Bring the schema up (or refuse an old one) and reconcile the directory from the org file."""
+    store.ensure_schema()
+    moment = at or datetime.now(UTC)
+    return store.transaction(lambda session: reconcile_directory(session, org, moment))
 
 
 def write_batch(store: Store, org: Org, batch: list[Submission]) -> list[DeliveryResult]:
-    """Process a batch in one transaction; raises StoreUnavailable if it cannot commit."""
-    try:
-        with store.sessions.begin() as session:
-            return [_process_one(session, org, item) for item in batch]
-    except SQLAlchemyError as exc:
-        raise StoreUnavailable(describe_error(exc)) from exc
+    """Process a batch in one transaction; raises StoreUnavailable if it cannot commit.
+
+    A batch that loses a race to another listener on the same database is
+    rolled back whole and run again (Store.transaction).
+    """
+    return store.transaction(lambda session: [_process_one(session, org, item) for item in batch])
 
 
 def _process_one(session: Session, org: Org, item: Submission) -> DeliveryResult:

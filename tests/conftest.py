@@ -1,17 +1,26 @@
-"""Shared fixtures: a real listener on a free loopback port over a real SQLite file."""
+"""Shared fixtures: a real listener on a free loopback port over a real database.
+
+Every test that takes `db_url` (and so every `listener` test) runs twice: on a
+fresh SQLite file, and on a fresh PostgreSQL database created for that test on
+the server named by INTAKE_SIM_TEST_PG (skipped when it is unset).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import sqlite3
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtpd
 import pytest
 import sqlalchemy
+from sqlalchemy.engine import make_url
 
 from simulator.org import Org, load_org
 from simulator.smtp import ListenerOptions, intake_service
@@ -19,13 +28,55 @@ from simulator.store.db import Store, open_store
 from simulator.writer import prepare
 
 ORGS = Path(__file__).parent / "orgs"
+PG_ENV = "INTAKE_SIM_TEST_PG"
+PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://... to run the PostgreSQL suite"
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_SKIP),
+    ),
+]
 
 
 def pytest_report_header() -> list[str]:
+    server = os.environ.get(PG_ENV)
+    shown = make_url(server).render_as_string(hide_password=True) if server else PG_SKIP
     return [
         f"sqlite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, "
         f"aiosmtpd {aiosmtpd.__version__}",
+        f"PostgreSQL under test: {shown}",
     ]
+
+
+def pg_admin() -> sqlalchemy.Engine:
+    """An autocommit engine on the server of INTAKE_SIM_TEST_PG, for CREATE/DROP DATABASE."""
+    return sqlalchemy.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database, dropped afterwards (PostgreSQL) or left in tmp."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'intake.db'}"
+        return
+    name = f"intake_sim_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    admin = pg_admin()
+    try:
+        with admin.connect() as connection:
+            # template0: never connected to, so a CREATE elsewhere cannot make this one fail.
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        url = make_url(os.environ[PG_ENV]).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def backend_of(url: str) -> str:
+    return make_url(url).get_backend_name()
 
 
 @dataclass
@@ -68,9 +119,10 @@ def org_file(name: str) -> Path:
     return ORGS / name
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'intake.db'}"
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

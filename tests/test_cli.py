@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from tests.conftest import BACKENDS, fresh_database
 
 runner = CliRunner()
 ROOT = Path(__file__).parent.parent
@@ -64,11 +66,13 @@ def invoke(*args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
-    invoke("demo", "--db", url, "--format", "json")
-    return url
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path_factory.mktemp("demo")) as url:
+        invoke("demo", "--db", url, "--format", "json")
+        yield url
 
 
 @pytest.mark.parametrize("command", sorted(CONTRACT))
@@ -137,6 +141,22 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert result.exit_code == 0
         assert command.help or command.callback.__doc__, name
         assert f"intake-sim {name}" in readme, f"README does not mention `intake-sim {name}`"
+
+
+def test_every_command_group_and_its_commands_are_in_the_readme() -> None:
+    """Sub-apps (`intake-sim db ...`) are groups, not commands: check them and theirs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert app.registered_groups
+    for group in app.registered_groups:
+        assert group.name and group.typer_instance.info.help, group
+        assert f"intake-sim {group.name}" in readme, f"README lacks `intake-sim {group.name}`"
+        for command in group.typer_instance.registered_commands:
+            name = command.name or command.callback.__name__
+            result = runner.invoke(app, [group.name, name, "--help"])
+            assert result.exit_code == 0, result.output
+            assert command.help or command.callback.__doc__, name
+            usage = f"intake-sim {group.name} {name}"
+            assert usage in readme, f"README does not mention `{usage}`"
 
 
 def test_serve_process_end_to_end(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ order into one fresh database, must get the outcome written beside it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from simulator.org import load_org
 from simulator.sending import MailFile, load_mail
 from simulator.store.db import Store
 from simulator.store.models import Delivery, User
+from tests.conftest import BACKENDS, fresh_database
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "emails"
 CASES = sorted(FIXTURES.glob("*.eml"))
@@ -25,10 +27,16 @@ def expected_for(path: Path) -> dict[str, Any]:
     return json.loads(path.with_name(path.stem + ".expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def delivered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
     """Send every fixture through a real listener; per file: what was stored."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('fixtures') / 'intake.db'}")
+    with fresh_database(request.param, tmp_path_factory.mktemp("fixtures")) as url:
+        yield _deliver_all(Store(url))
+
+
+def _deliver_all(store: Store) -> dict[str, dict[str, Any]]:
     mail = load_mail(CASES)
     result = run_demo(store, load_org(), mail, lambda _: None)
     with store.sessions() as session:

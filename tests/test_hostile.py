@@ -42,6 +42,11 @@ HOSTILE: dict[str, bytes] = {
     "two From addresses": (
         b"From: first@customer.example, second@customer.example\r\nSubject: two\r\n\r\nhi\r\n"
     ),
+    # Longer than the users.email and users.name columns: PostgreSQL would refuse the row.
+    "over-long address and name": (
+        b'From: "' + b"N" * 300 + b'" <' + b"a" * 400 + b"@customer.example>\r\n"
+        b"Subject: long address\r\n\r\nhi\r\n"
+    ),
     "binary junk": b"\r\n".join(bytes(range(256))[i : i + 64] for i in range(0, 256, 64)) * 8,
 }
 # RFC 5321 4.5.3.1.6 caps a line at 1,000 octets; aiosmtpd answers 500 after DATA.

@@ -21,11 +21,15 @@ from simulator import __version__
 from simulator.cli import app
 from simulator.org import Org
 from simulator.smtp import ListenerOptions, intake_service
+from simulator.store import schema
 from simulator.store.db import open_store
 from simulator.web import API_ROUTES, CSRF_COOKIE, WebOptions, openapi_document, web_service
 from simulator.writer import prepare
 from tests.conftest import Listener, compose
 from tests.processes import SMTP_LINE, WEB_LINE, intake_sim
+
+# The revision before deliveries.channel was added.
+CHANNEL_REVISION_PARENT = "a9d47e3c5b21"
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "emails"
 HOSTILE = "<script>alert(1)</script>"
@@ -317,16 +321,32 @@ def test_web_alone_takes_form_submissions(tmp_path: Path) -> None:
 
 def test_a_database_from_before_channels_gains_the_column(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    cli_json("ingest", "--db", url, str(FIXTURES / "01-new-plain-text.eml"))
     engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE deliveries DROP COLUMN channel"))
+    schema.upgrade(engine, CHANNEL_REVISION_PARENT)  # the schema before channels existed
     engine.dispose()
-    store = open_store(url)  # what serve, web and ingest do on start
-    store.dispose()
+    cli_json("ingest", "--db", url, str(FIXTURES / "01-new-plain-text.eml"))  # upgrades it
+    [message] = cli_json("messages", "--db", url)
+    assert message["channel"] == "ingest"
+    assert message["outcome"] == "created_issue"
+
+
+def test_rows_from_before_channels_read_as_smtp(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    schema.upgrade(engine, CHANNEL_REVISION_PARENT)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (received_at, envelope_from, recipients, message_id, "
+                'sender_name, subject, body_text, attachments, in_reply_to, "references", '
+                "outcome, size, raw) VALUES ('2026-01-01 00:00:00', '', '', 'old@x', '', "
+                "'old', '', '[]', '', '', 'filtered', 0, x'00')"
+            )
+        )
+    engine.dispose()
+    open_store(url).dispose()  # what serve, web and ingest do on start: upgrade SQLite
     [message] = cli_json("messages", "--db", url)
     assert message["channel"] == "smtp"  # the default for rows from before
-    assert message["outcome"] == "created_issue"
 
 
 async def test_form_from_a_noise_address_is_kept_but_opens_no_issue(site: Site) -> None:

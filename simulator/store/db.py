@@ -6,21 +6,35 @@ at the pipeline's edge (one transaction per delivery or per batch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from simulator.errors import ConfigError, StoreUnavailable
-from simulator.store.models import Base
+from simulator import __version__
+from simulator.errors import ConfigError, SchemaMismatch, StoreUnavailable
+from simulator.store import schema
+
+log = logging.getLogger("intake_sim.store")
 
 DEFAULT_DB_URL = "sqlite:///intake.db"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT_SECONDS = 10
+# How often a transaction that lost a race to another writer is run again.
+CONFLICT_ATTEMPTS = 5
+# SQLSTATEs a rerun can cure: unique_violation, serialization_failure, deadlock_detected.
+PG_CONFLICTS = frozenset({"23505", "40001", "40P01"})
+SQLITE_CONFLICTS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+T = TypeVar("T")
 
 
 def _configure_sqlite(engine: Engine, *, write_lock_on_begin: bool) -> None:
@@ -62,11 +76,17 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    # Without a timeout an unreachable PostgreSQL host hangs start-up for minutes.
+    connect_args = (
+        {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS} if backend == "postgresql" else {}
+    )
     try:
-        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        # pre_ping: after a PostgreSQL restart, the next batch reconnects instead of failing.
+        engine = create_engine(parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args)
     except (ImportError, ArgumentError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
-    if parsed.get_backend_name() == "sqlite":
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         _configure_sqlite(engine, write_lock_on_begin=writer)
@@ -74,25 +94,65 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
 
 
 class Store:
-    """An engine plus its session factory, with the schema created on open."""
+    """An engine plus its session factory; open_store() also brings the schema up."""
 
     def __init__(self, url: str = DEFAULT_DB_URL, *, writer: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url, writer=writer)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at; None when it is empty."""
         try:
-            Base.metadata.create_all(self.engine)
-            _add_new_columns(self.engine)
+            return schema.current_revision(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(self.failure("cannot open", exc)) from exc
 
-    def has_schema(self) -> bool:
+    def upgrade(self) -> None:
+        """Bring the database to the schema this intake-sim needs (creating it if empty)."""
         try:
-            return inspect(self.engine).has_table("deliveries")
+            schema.upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(self.failure("cannot open", exc)) from exc
+            raise StoreUnavailable(self.failure("cannot upgrade", exc)) from exc
+
+    def ensure_schema(self) -> None:
+        """For commands that write: create an empty database, upgrade an older
+        SQLite file, and refuse any other database not at the current schema."""
+        current, head = self.revision(), schema.head_revision()
+        if current == head:
+            return
+        self._refuse_unknown(current)
+        if current is not None and not self.is_sqlite:
+            raise SchemaMismatch(self._outdated(current, head))
+        if current is not None:
+            log.info("upgrading %s from schema %s to %s", self.display_url, current, head)
+        self.upgrade()
+
+    def check_schema(self) -> None:
+        """For commands that only read: the database must hold data at the current schema."""
+        current, head = self.revision(), schema.head_revision()
+        if current is None:
+            raise ConfigError(f"{self.display_url} holds no intake-sim data yet")
+        self._refuse_unknown(current)
+        if current != head:
+            raise SchemaMismatch(self._outdated(current, head))
+
+    def _refuse_unknown(self, current: str | None) -> None:
+        if current is not None and current not in schema.known_revisions():
+            raise SchemaMismatch(
+                f"{self.display_url} is at schema {current}, which intake-sim {__version__} "
+                "does not know (made by a newer version?)"
+            )
+
+    def _outdated(self, current: str, head: str) -> str:
+        return (
+            f"{self.display_url} is at schema {current}, intake-sim needs {head}: "
+            f"run `intake-sim db upgrade --db {self.display_url}`"
+        )
 
     def failure(self, doing: str, exc: BaseException) -> str:
         return f"{doing} {self.display_url}: {describe_error(exc)}"
@@ -100,6 +160,28 @@ class Store:
     @property
     def display_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
+
+    def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction and commit; rerun it when it lost a race.
+
+        Several listeners may write one PostgreSQL database. When two of them
+        create the same fact at once, a unique key fails one transaction (or
+        the server aborts it as a deadlock); everything it did is rolled back
+        and `work` runs again from the start, now seeing the other's committed
+        rows. After CONFLICT_ATTEMPTS, or on any other storage error, raises
+        StoreUnavailable (the listener answers 451 and the client retries).
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self.sessions.begin() as session:
+                    return work(session)
+            except SQLAlchemyError as exc:
+                if attempt == CONFLICT_ATTEMPTS or not is_conflict(exc):
+                    raise StoreUnavailable(self.failure("cannot write", exc)) from exc
+                log.info("lost a race to another writer (%s); rerunning", describe_error(exc))
+                # A little jitter, so that two losers of a deadlock do not meet again.
+                time.sleep(random.uniform(0, 0.01 * attempt))
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -113,29 +195,22 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
 
-def _add_new_columns(engine: Engine) -> None:
-    """Add columns that newer versions introduced to tables an older version created.
+    def __exit__(self, *exc_info: object) -> None:
+        # Close pooled connections now: PostgreSQL ones are sessions on the server.
+        self.dispose()
 
-    Only columns with a server default qualify, so existing rows get a value and
-    every older reading of the data stays true (deliveries.channel is one).
-    """
-    inspector = inspect(engine)
-    for table in Base.metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present or column.server_default is None:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            default = column.server_default.arg  # type: ignore[attr-defined]
-            null = "" if column.nullable else " NOT NULL"
-            with engine.begin() as connection:
-                connection.exec_driver_sql(
-                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{null} "
-                    f"DEFAULT '{default}'"
-                )
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for errors that running the same transaction again can cure."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
+    if sqlstate is not None:
+        return sqlstate in PG_CONFLICTS
+    name = getattr(orig, "sqlite_errorname", "")
+    return name in SQLITE_CONFLICTS or name.startswith("SQLITE_BUSY")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -145,6 +220,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 def open_store(url: str = DEFAULT_DB_URL, *, writer: bool = True) -> Store:
+    """A store whose schema is current (see Store.ensure_schema)."""
     store = Store(url, writer=writer)
-    store.create_schema()
+    try:
+        store.ensure_schema()
+    except BaseException:
+        store.dispose()
+        raise
     return store

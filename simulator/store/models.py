@@ -1,8 +1,10 @@
 """The tables intake writes: users, issues, deliveries, known message ids, seat events.
 
 Every fact that must exist once (a user's address, a Message-ID, an issue
-number) is guarded by a unique key, so that concurrent writers cannot create it
-twice. The seat ledger is append-only: there is no code path that updates it.
+number, the Nth change of a user's seat) is guarded by a unique key, so that
+concurrent writers -- several listeners on one PostgreSQL -- cannot create it
+twice: the loser's transaction fails and is retried, and then sees the fact.
+The seat ledger is append-only: there is no code path that updates it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,40 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class CleanText(TypeDecorator[str]):
+    """Text without NUL characters, which PostgreSQL's text type cannot hold.
+
+    Hostile mail may carry NULs in any header or body; they become U+FFFD on
+    every backend, so SQLite and PostgreSQL store the same text. The raw bytes
+    keep the original.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+class CleanString(CleanText):
+    """A bounded string column with the same NUL rule, cut to its length.
+
+    PostgreSQL refuses an over-long value, and one such value would fail its
+    whole batch; SQLite would keep it whole. Cutting keeps both alike.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        value = super().process_bind_param(value, dialect)
+        length = self.impl_instance.length
+        return value[:length] if value and length and len(value) > length else value
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -93,10 +127,10 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(16))
-    origin: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(CleanString(320), unique=True)
+    name: Mapped[str] = mapped_column(CleanString(200), default="")
+    role: Mapped[str] = mapped_column(CleanString(16))
+    origin: Mapped[str] = mapped_column(CleanString(16))
     in_directory: Mapped[bool] = mapped_column(default=False)
     logs_in: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -108,7 +142,7 @@ class Issue(Base):
     __tablename__ = "issues"
 
     number: Mapped[int] = mapped_column(primary_key=True)
-    subject: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(CleanText)
     submitter_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -127,23 +161,23 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    envelope_from: Mapped[str] = mapped_column(Text, default="")
-    recipients: Mapped[str] = mapped_column(Text, default="")
-    message_id: Mapped[str] = mapped_column(String(255), index=True)
-    sender: Mapped[str | None] = mapped_column(String(320))
-    sender_name: Mapped[str] = mapped_column(Text, default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
-    body_text: Mapped[str] = mapped_column(Text, default="")
-    attachments: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
-    in_reply_to: Mapped[str] = mapped_column(Text, default="")
-    references: Mapped[str] = mapped_column(Text, default="")
+    envelope_from: Mapped[str] = mapped_column(CleanText, default="")
+    recipients: Mapped[str] = mapped_column(CleanText, default="")
+    message_id: Mapped[str] = mapped_column(CleanString(255), index=True)
+    sender: Mapped[str | None] = mapped_column(CleanString(320))
+    sender_name: Mapped[str] = mapped_column(CleanText, default="")
+    subject: Mapped[str] = mapped_column(CleanText, default="")
+    body_text: Mapped[str] = mapped_column(CleanText, default="")
+    attachments: Mapped[str] = mapped_column(CleanText, default="[]")  # JSON list
+    in_reply_to: Mapped[str] = mapped_column(CleanText, default="")
+    references: Mapped[str] = mapped_column(CleanText, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the Date header
-    outcome: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(CleanString(16))
+    reason: Mapped[str | None] = mapped_column(CleanString(32))
     issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
-    # The server default lets databases written before channels existed gain the column.
+    # The server default gives rows written before channels existed their true value.
     channel: Mapped[str] = mapped_column(
         String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
     )
@@ -155,25 +189,40 @@ class KnownMessage(Base):
 
     __tablename__ = "known_messages"
 
-    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    message_id: Mapped[str] = mapped_column(CleanString(255), primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
     issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"))
 
 
 class SeatEvent(Base):
-    """Append-only: seats under a model as of T are the sum of deltas up to T."""
+    """Append-only: seats under a model as of T are the sum of deltas up to T.
+
+    `transition` numbers the changes of one user's seat under one model: 1 is
+    the first +1, 2 the -1 that ends it, 3 the next +1, and so on. The unique
+    key on (user, model, transition) is what stops two listeners that race on
+    the same fact from both appending it: both compute the same next number,
+    one insert fails, and its retry finds the seat already held. The check
+    pins the alternation (odd changes add a seat, even ones remove it), so the
+    ledger cannot say "+1, +1" for one person even through a bug.
+    """
 
     __tablename__ = "seat_events"
     __table_args__ = (
         CheckConstraint("delta IN (-1, 1)", name="delta"),
         CheckConstraint("model IN ('support','team')", name="model"),
-        Index("ix_seat_events_user_model", "user_id", "model"),
+        CheckConstraint(
+            "transition >= 1 AND (transition % 2 = 1) = (delta = 1)", name="alternates"
+        ),
+        UniqueConstraint(
+            "user_id", "model", "transition", name="uq_seat_events_user_model_transition"
+        ),  # also the index behind seat_state's per-(user, model) lookups
     )
 
     seq: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    model: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(CleanString(16))
+    transition: Mapped[int] = mapped_column(Integer)
     delta: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(CleanString(32))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))

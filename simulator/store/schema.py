@@ -1,0 +1,91 @@
+"""Schema versions: Alembic migrations shipped inside the package, configured in code.
+
+No alembic.ini is needed: the script location is the package's own
+`migrations/` folder, so an installed intake-sim can upgrade any database it
+is pointed at. Policy (see README, "Schema migrations"): an empty database is
+created by upgrading it to head; an older SQLite file is upgraded by the
+commands that write; any other older database is refused until
+`intake-sim db upgrade` has run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from simulator.store.models import Base
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Revision files sort by date: 2026_11_28_0400-<rev>_<slug>.py
+FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d-%%(rev)s_%%(slug)s"
+# One key for PostgreSQL's advisory lock, so that listeners starting side by side
+# on a fresh database upgrade it one after the other, not at the same time.
+PG_UPGRADE_LOCK_KEY = 0x1_7A4E_5153
+# The schema intake-sim 0.1.0 created without migrations; such databases are stamped with it.
+INITIAL_REVISION = "6f1c2a0b4d13"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("file_template", FILE_TEMPLATE)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the package ships no migrations"
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision; None for an empty database."""
+    with engine.connect() as connection:
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision is None and inspect(connection).has_table("deliveries"):
+        # Made by intake-sim 0.1.0, which created its tables without migrations.
+        return INITIAL_REVISION
+    return revision
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to `revision` in one transaction."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until COMMIT; whoever waits then finds the schema already there.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_UPGRADE_LOCK_KEY}
+            )
+        config = alembic_config(connection)
+        unversioned = MigrationContext.configure(connection).get_current_revision() is None
+        if unversioned and _revision(connection) == INITIAL_REVISION:
+            command.stamp(config, INITIAL_REVISION)
+        command.upgrade(config, revision)
+
+
+def differences(engine: Engine) -> list[object]:
+    """What autogenerate would change to make the database match the models."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "render_as_batch": connection.dialect.name == "sqlite"},
+        )
+        return list(compare_metadata(context, Base.metadata))
