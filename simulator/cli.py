@@ -22,19 +22,27 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from simulator import __version__, reports
+from simulator.chaos import Chaos, parse_rule
 from simulator.demo import expected_outcome, run_demo, sample_mail
-from simulator.errors import ConfigError, IntakeSimError
+from simulator.errors import ConfigError, IntakeSimError, StoreUnavailable
 from simulator.org import Org, load_org
+from simulator.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits
 from simulator.render import Format, render, report_tables, to_json
 from simulator.sending import SendResult, SmtpSender, load_mail
 from simulator.smtp import (
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_HEADER_SIZE,
+    MAX_HEADERS,
+    MAX_RECIPIENTS,
+    SESSION_TIMEOUT_SECONDS,
     ListenerOptions,
     intake_service,
 )
-from simulator.store.db import DEFAULT_DB_URL, Store, open_store
+from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.writer import Submission, prepare, write_batch
 
 app = typer.Typer(
@@ -157,18 +165,75 @@ def version() -> None:
     out.print(__version__)
 
 
+def _limit(flag: str, unit: str, what: str) -> Any:
+    """A `serve` limit option: env var by the naming rule, unit and 0 in the help."""
+    return typer.Option(
+        flag,
+        envvar="INTAKE_SIM_" + flag.removeprefix("--").replace("-", "_").upper(),
+        help=f"{what} ({unit}; 0 = no limit).",
+        min=0,
+        show_default=True,
+        rich_help_panel="Limits",
+    )
+
+
 @app.command()
 def serve(
     host: HostOption = DEFAULT_HOST,
     port: PortOption = DEFAULT_PORT,
     max_message_size: Annotated[
+        int, _limit("--max-message-size", "bytes", "Largest message; larger gets 552")
+    ] = DEFAULT_MAX_MESSAGE_SIZE,
+    idle_timeout: Annotated[
+        float, _limit("--idle-timeout", "seconds", "Wait for a command; then 421 4.4.2")
+    ] = IDLE_TIMEOUT_SECONDS,
+    session_timeout: Annotated[
+        float, _limit("--session-timeout", "seconds", "Whole session; then 421 4.4.2")
+    ] = SESSION_TIMEOUT_SECONDS,
+    max_connections: Annotated[
+        int, _limit("--max-connections", "sessions", "Concurrent sessions; more get 421 4.7.0")
+    ] = MAX_CONNECTIONS,
+    max_recipients: Annotated[
+        int, _limit("--max-recipients", "per message", "RCPTs; more get 452 4.5.3")
+    ] = MAX_RECIPIENTS,
+    max_headers: Annotated[
+        int, _limit("--max-headers", "fields", "Header fields; more get 552 5.3.4")
+    ] = MAX_HEADERS,
+    max_header_size: Annotated[
+        int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
+    ] = MAX_HEADER_SIZE,
+    max_mime_depth: Annotated[
+        int, _limit("--max-mime-depth", "levels", "MIME nesting; deeper is quarantined")
+    ] = MAX_MIME_DEPTH,
+    max_mime_parts: Annotated[
+        int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
+    ] = MAX_MIME_PARTS,
+    db_busy_timeout: Annotated[
         int,
         typer.Option(
-            envvar="INTAKE_SIM_MAX_MESSAGE_SIZE",
-            help="Largest message in bytes; larger gets 552 (0 = no limit).",
+            envvar="INTAKE_SIM_DB_BUSY_TIMEOUT",
+            help="SQLite: how long a write waits for a lock held elsewhere before the "
+            "delivery gets 451 (milliseconds).",
             min=0,
         ),
-    ] = DEFAULT_MAX_MESSAGE_SIZE,
+    ] = SQLITE_BUSY_TIMEOUT_MS,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS",
+            help="Fault injection, STAGE:CODE:PROBABILITY (stage connect, mail, rcpt or "
+            "data; e.g. data:451:0.2); repeatable.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
+    chaos_seed: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS_SEED",
+            help="Seed for --chaos, for repeatable runs.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -177,24 +242,52 @@ def serve(
     _setup_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
-        store = open_store(db)
-        for change in prepare(store, organisation):
-            logging.info("directory: %s %s", change.user, change)
-        options = ListenerOptions(host=host, port=port, max_message_size=max_message_size)
+        rules = [parse_rule(rule) for rule in chaos or []]
+        store = Store(db, busy_timeout_ms=db_busy_timeout)
+        prepared = _prepare_or_wait(store, organisation)
+        options = ListenerOptions(
+            host=host,
+            port=port,
+            max_message_size=max_message_size,
+            idle_timeout=idle_timeout,
+            session_timeout=session_timeout,
+            max_connections=max_connections,
+            max_recipients=max_recipients,
+            max_headers=max_headers,
+            max_header_size=max_header_size,
+            chaos=Chaos(rules, chaos_seed),
+        )
+        limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
-            asyncio.run(_serve(store, organisation, options))
+            asyncio.run(_serve(store, organisation, options, limits, prepared))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
             store.dispose()
 
 
-async def _serve(store: Store, organisation: Org, options: ListenerOptions) -> None:
+def _prepare_or_wait(store: Store, organisation: Org) -> bool:
+    """Prepare the store; if it is down, say so and listen anyway (451 until it is back)."""
+    try:
+        changes = prepare(store, organisation)
+    except StoreUnavailable as exc:
+        logging.warning("storage unavailable, answering 451 until it is back: %s", exc)
+        return False
+    for change in changes:
+        logging.info("directory: %s %s", change.user, change)
+    return True
+
+
+async def _serve(
+    store: Store, organisation: Org, options: ListenerOptions, limits: MimeLimits, prepared: bool
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with intake_service(store, organisation, options) as service:
+    async with intake_service(
+        store, organisation, options, mime_limits=limits, prepared=prepared
+    ) as service:
         logging.info(
             "listening on smtp://%s:%d (org %s, db %s)",
             service.host,

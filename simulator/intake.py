@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 from simulator import classify, conversations, ledger, roles
 from simulator.ledger import SeatChange
 from simulator.org import Org, UnknownSenders
-from simulator.parse import InboundMail, derived_message_id, parse_message
+from simulator.parse import (
+    DEFAULT_MIME_LIMITS,
+    InboundMail,
+    MimeLimits,
+    derived_message_id,
+    parse_message,
+)
 from simulator.store.models import Delivery, KnownMessage, Model, Origin, Outcome, Role
 
 MESSAGE_ID_MAX = 255
@@ -69,9 +75,10 @@ def process(
     envelope_from: str | None,
     recipients: list[str],
     received_at: datetime,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> DeliveryResult:
     """Run one delivery through parse, dedupe, noise, roles, threading and seats."""
-    mail = parse_message(raw, envelope_from)
+    mail = parse_message(raw, envelope_from, mime_limits)
     delivery = _record_delivery(session, mail, raw, envelope_from, recipients, received_at)
     message_id = delivery.message_id
     result = DeliveryResult(delivery.id, Outcome.FILTERED, None, mail.sender)

@@ -23,7 +23,9 @@ DEFAULT_DB_URL = "sqlite:///intake.db"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def _configure_sqlite(engine: Engine, *, write_lock_on_begin: bool) -> None:
+def _configure_sqlite(
+    engine: Engine, *, write_lock_on_begin: bool, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     """WAL, foreign keys, a busy timeout, and transactions that really BEGIN.
 
     pysqlite defers BEGIN until the first write, which breaks SAVEPOINT and lets
@@ -37,7 +39,7 @@ def _configure_sqlite(engine: Engine, *, write_lock_on_begin: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if _is_file_database(engine):
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -56,7 +58,9 @@ def _is_file_database(engine: Engine) -> bool:
     return bool(database) and database != ":memory:"
 
 
-def make_engine(url: str, *, writer: bool = True) -> Engine:
+def make_engine(
+    url: str, *, writer: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
     """An engine for `url`; raises ConfigError for a malformed or unsupported URL."""
     try:
         parsed = make_url(url)
@@ -69,16 +73,22 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        _configure_sqlite(engine, write_lock_on_begin=writer)
+        _configure_sqlite(engine, write_lock_on_begin=writer, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 
 class Store:
     """An engine plus its session factory, with the schema created on open."""
 
-    def __init__(self, url: str = DEFAULT_DB_URL, *, writer: bool = True) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_DB_URL,
+        *,
+        writer: bool = True,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, writer=writer)
+        self.engine = make_engine(url, writer=writer, busy_timeout_ms=busy_timeout_ms)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
