@@ -175,12 +175,18 @@ class GroupCommitWriter:
 
     def _write_batch(self, items: list[Submission]) -> list[DeliveryResult]:
         """On the writer thread: prepare the store first if that has not worked yet."""
-        if not self.prepared:
-            for change in prepare(self.store, self.org):
-                log.info("directory: %s %s", change.user, change)
-            self.prepared = True
-            log.info("storage is back: %s prepared", self.store.display_url)
-        return write_batch(self.store, self.org, items, self.mime_limits)
+        try:
+            if not self.prepared:
+                for change in prepare(self.store, self.org):
+                    log.info("directory: %s %s", change.user, change)
+                self.prepared = True
+                log.info("storage is back: %s prepared", self.store.display_url)
+            return write_batch(self.store, self.org, items, self.mime_limits)
+        except StoreUnavailable:
+            # Drop pooled connections: one opened while the file was read-only, or whose
+            # server went away, would keep failing after the storage is back.
+            self.store.dispose()
+            raise
 
     async def close(self) -> None:
         """Write everything already queued, then stop the writer thread."""

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import sqlite3
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtpd
 import pytest
 import sqlalchemy
+from sqlalchemy.engine import make_url
 
 from simulator.org import Org, load_org
+from simulator.parse import MimeLimits
 from simulator.smtp import ListenerOptions, intake_service
 from simulator.store.db import Store, open_store
 from simulator.writer import prepare
@@ -25,6 +30,7 @@ def pytest_report_header() -> list[str]:
     return [
         f"sqlite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, "
         f"aiosmtpd {aiosmtpd.__version__}",
+        f"PostgreSQL under test: {os.environ.get('INTAKE_SIM_TEST_PG') or 'none'}",
     ]
 
 
@@ -83,10 +89,49 @@ def org(request: pytest.FixtureRequest) -> Org:
 @pytest.fixture
 async def listener(db_url: str, org: Org) -> AsyncIterator[Listener]:
     store = open_store(db_url)
-    await asyncio.to_thread(prepare, store, org)
-    async with intake_service(store, org, ListenerOptions(port=0)) as service:
-        yield Listener(service.host, service.port, store, org)
+    async with running_listener(store, org) as running:
+        yield running
     store.dispose()
+
+
+@asynccontextmanager
+async def running_listener(
+    store: Store,
+    org: Org,
+    options: ListenerOptions | None = None,
+    *,
+    prepared: bool | None = None,
+    mime_limits: MimeLimits | None = None,
+) -> AsyncIterator[Listener]:
+    """A listener on a free loopback port; prepares the store unless told whether it is."""
+    if prepared is None:
+        await asyncio.to_thread(prepare, store, org)
+        prepared = True
+    options = options or ListenerOptions(port=0)
+    async with intake_service(
+        store, org, options, mime_limits=mime_limits, prepared=prepared
+    ) as service:
+        yield Listener(service.host, service.port, store, org)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, dropped afterwards (INTAKE_SIM_TEST_PG)."""
+    base = os.environ.get("INTAKE_SIM_TEST_PG")
+    if not base:
+        pytest.skip(
+            "INTAKE_SIM_TEST_PG is not set (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+        )
+    name = f"intake_sim_t_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def compose(

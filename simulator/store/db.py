@@ -129,7 +129,9 @@ def describe_error(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def open_store(url: str = DEFAULT_DB_URL, *, writer: bool = True) -> Store:
-    store = Store(url, writer=writer)
+def open_store(
+    url: str = DEFAULT_DB_URL, *, writer: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Store:
+    store = Store(url, writer=writer, busy_timeout_ms=busy_timeout_ms)
     store.create_schema()
     return store
