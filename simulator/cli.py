@@ -26,6 +26,7 @@ from simulator.chaos import Chaos, parse_rule
 from simulator.crashtest import CrashTestOptions, run_crash_test
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError, StoreUnavailable
+from simulator.fuzz import FuzzOptions, run_fuzz
 from simulator.org import Org, load_org
 from simulator.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits
 from simulator.render import Format, render, report_tables, to_json
@@ -349,6 +350,50 @@ def _print_figures(figures: dict[str, Any], fmt: Format, title: str) -> None:
         return
     rows = [{"figure": key, "value": value} for key, value in figures.items()]
     render(rows, ["figure", "value"], fmt, out, title=title)
+
+
+@app.command()
+def fuzz(
+    messages: Annotated[
+        int, typer.Option(envvar="INTAKE_SIM_MESSAGES", help="How many messages.", min=1)
+    ] = 100_000,
+    clients: Annotated[
+        int,
+        typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
+    ] = 4,
+    seed: Annotated[int, typer.Option(envvar="INTAKE_SIM_SEED", help="Generator seed.")] = 0,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INTAKE_SIM_HOST",
+            help="A running listener to fuzz (with --port). Default: start our own "
+            "on a fresh temporary SQLite file.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(envvar="INTAKE_SIM_PORT", help="Its port.", min=1, max=65535),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INTAKE_SIM_DB",
+            help="The running listener's database, to check every 250 was recorded.",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Send generated hostile mail over SMTP; check every 250 is recorded and the
+    listener still answers."""
+    with cli_errors():
+        if (host is None) != (port is None):
+            raise ConfigError("--host and --port go together")
+        result = run_fuzz(
+            FuzzOptions(messages=messages, clients=clients, seed=seed, host=host, port=port, db=db)
+        )
+    _print_figures(result.as_dict(), fmt, "fuzz")
+    if not result.ok:
+        raise typer.Exit(2)
 
 
 @app.command()
