@@ -148,7 +148,7 @@ def _audit(report: FuzzReport, db: str) -> None:
     store = Store(db, writer=False)
     try:
         with store.read() as session:
-            stored = dict(session.execute(select(Delivery.id, Delivery.outcome)).tuples().all())
+            stored = dict(session.execute(select(Delivery.id, Delivery.outcome)).all())
     finally:
         store.dispose()
     valid = {o.value for o in Outcome}
