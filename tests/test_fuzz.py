@@ -129,7 +129,12 @@ def test_pipeline_gives_every_input_one_outcome(
     with pipeline_store.sessions() as session, session.begin():
         results = [
             intake.process(
-                session, org, raw, "x@customer.example", ["support@acme.example"], datetime.now(UTC)
+                session,
+                SAMPLE_ORG,
+                raw,
+                "x@customer.example",
+                ["support@acme.example"],
+                datetime.now(UTC),
             )
             for raw in batch
         ]
