@@ -29,6 +29,11 @@ class ChaosRule:
     probability: float
 
     @property
+    def text(self) -> str:
+        """The rule as `serve --chaos` takes it."""
+        return f"{self.stage.value}:{self.code}:{self.probability}"
+
+    @property
     def reply(self) -> str:
         # The enhanced code's class follows the reply's class (RFC 3463): 4.3.0 or 5.3.0.
         return replies.CHAOS.format(

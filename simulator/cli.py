@@ -322,13 +322,28 @@ def crash_test(
             min=0.3,
         ),
     ] = 1.5,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS",
+            help="Also inject faults in the listener (as serve --chaos; use 4xx codes, "
+            "which clients retry); repeatable.",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Kill a real listener with SIGKILL under load, restart it, and audit the store."""
     with cli_errors():
+        rules = [parse_rule(rule) for rule in chaos or []]
+        serve_args = tuple(arg for rule in rules for arg in ("--chaos", rule.text))
         options = CrashTestOptions(
-            db=db, kills=kills, clients=clients, seed=seed, max_uptime=max_uptime
+            db=db,
+            kills=kills,
+            clients=clients,
+            seed=seed,
+            max_uptime=max_uptime,
+            serve_args=serve_args,
         )
         result = run_crash_test(options, lambda line: err.print(line, highlight=False))
     _print_figures(result.as_dict(), fmt, "crash test")

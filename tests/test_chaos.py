@@ -67,3 +67,14 @@ async def test_retrying_client_stores_every_message_once(db_url: str, org: Org) 
     assert sorted(mid for mid, _ in rows) == sorted(sent)  # each once, none twice
     assert set(chaos.injected) == set(Stage)  # every stage really failed at least once
     assert attempts > len(sent)
+
+
+def test_serve_refuses_a_bad_rule_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--chaos", "helo:451:0.1"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: --chaos stage 'helo'")
+    assert len(result.output.strip().splitlines()) == 1

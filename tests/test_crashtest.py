@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from simulator.crashtest import CrashTestOptions, run_crash_test
 
-SHORT = {"kills": 3, "clients": 3, "seed": 1, "max_uptime": 0.8}
+SHORT = {"kills": 3, "clients": 3, "seed": 1, "max_uptime": 0.6}
 
 
 def check(db: str) -> None:
