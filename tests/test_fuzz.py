@@ -27,7 +27,7 @@ from simulator.writer import prepare
 
 NOISE_REASONS = {"loop", "bounce", "auto_reply", "list", "no_reply"}
 SAMPLE_ORG = load_org(None)
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings(max_examples=30, deadline=None)
 
 header_names = st.sampled_from(
     [
