@@ -30,7 +30,7 @@ from simulator import replies
 from simulator.chaos import NO_CHAOS, Chaos, Stage
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
-from simulator.parse import normalise_address
+from simulator.parse import MimeLimits, normalise_address
 from simulator.writer import GroupCommitWriter, Submission
 
 log = logging.getLogger("intake_sim.smtp")
@@ -294,7 +294,7 @@ async def intake_service(
     org: Org,
     options: ListenerOptions,
     *,
-    mime_limits: Any = None,
+    mime_limits: MimeLimits | None = None,
     prepared: bool = True,
 ) -> AsyncIterator[RunningService]:
     """Writer plus listener; on exit the listener stops first, then queued mail is written.
