@@ -77,6 +77,8 @@ def is_loopback(host: str) -> bool:
 
 def header_section(raw: bytes) -> tuple[int, int]:
     """(number of header fields, size in bytes of the header section) of raw mail."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return 0, 0  # an empty header section: the rest is body
     ends = [at for at in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if at >= 0]
     head = raw[: min(ends)] if ends else raw
     fields = sum(1 for line in head.splitlines() if line and line[:1] not in (b" ", b"\t"))

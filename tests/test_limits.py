@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
+import pytest
 from sqlalchemy import select
 
 from simulator import replies
@@ -144,6 +145,7 @@ def test_header_section_counts_fields_not_folded_lines() -> None:
     raw = b"From: a@b.example\r\nSubject: one\r\n two\r\n\tthree\r\n\r\nBody: no\r\n"
     assert header_section(raw) == (2, raw.index(b"\r\n\r\n"))
     assert header_section(b"From: a@b\nX: y\n\nbody") == (2, len(b"From: a@b\nX: y"))
+    assert header_section(b"\r\nFrom: body, not a field\r\n\r\n") == (0, 0)
 
 
 def multipart(parts: int) -> bytes:
@@ -167,6 +169,19 @@ async def test_mime_limits_quarantine_with_a_reason(db_url: str, org: Org) -> No
         ("quarantined", "too_many_parts"),
         ("created_issue", None),
     ]
+
+
+async def test_non_loopback_address_is_warned_about(
+    org: Org, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 192.0.2.1 (TEST-NET-1, RFC 5737) is not on this machine: the warning is logged,
+    # then binding fails, so nothing is ever exposed.
+    store = open_store(db_url)
+    with pytest.raises(OSError):
+        async with running_listener(store, org, ListenerOptions(host="192.0.2.1", port=0)):
+            pass
+    store.dispose()
+    assert any("not a loopback address" in r.getMessage() for r in caplog.records)
 
 
 def test_loopback_detection() -> None:
