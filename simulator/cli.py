@@ -330,11 +330,19 @@ def crash_test(
             "which clients retry); repeatable.",
         ),
     ] = None,
-    db: DbOption = DEFAULT_DB_URL,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL to run against (its crash-test rows stay in it). "
+            "Default: a fresh temporary SQLite file. Deliberately no environment "
+            "variable: INTAKE_SIM_DB may name real intake data.",
+        ),
+    ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Kill a real listener with SIGKILL under load, restart it, and audit the store."""
-    with cli_errors():
+    with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-crash-") as scratch:
+        db = db or f"sqlite:///{Path(scratch) / 'crash.db'}"
         rules = [parse_rule(rule) for rule in chaos or []]
         serve_args = tuple(arg for rule in rules for arg in ("--chaos", rule.text))
         options = CrashTestOptions(
