@@ -385,23 +385,20 @@ def fuzz(
         typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
     ] = 4,
     seed: Annotated[int, typer.Option(envvar="INTAKE_SIM_SEED", help="Generator seed.")] = 0,
+    # No environment variables for the target: INTAKE_SIM_HOST/PORT/DB may name a
+    # real listener and real data, and fuzzing fills them with junk.
     host: Annotated[
         str | None,
         typer.Option(
-            envvar="INTAKE_SIM_HOST",
             help="A running listener to fuzz (with --port). Default: start our own "
             "on a fresh temporary SQLite file.",
         ),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(envvar="INTAKE_SIM_PORT", help="Its port.", min=1, max=65535),
-    ] = None,
+    port: Annotated[int | None, typer.Option(help="Its port.", min=1, max=65535)] = None,
     db: Annotated[
         str | None,
         typer.Option(
-            envvar="INTAKE_SIM_DB",
-            help="The running listener's database, to check every 250 was recorded.",
+            help="With --host/--port: that listener's database, to check every 250 was recorded.",
         ),
     ] = None,
     fmt: FormatOption = Format.TABLE,
@@ -411,6 +408,8 @@ def fuzz(
     with cli_errors():
         if (host is None) != (port is None):
             raise ConfigError("--host and --port go together")
+        if db is not None and host is None:
+            raise ConfigError("--db names a running listener's database: add --host and --port")
         result = run_fuzz(
             FuzzOptions(messages=messages, clients=clients, seed=seed, host=host, port=port, db=db)
         )

@@ -36,7 +36,7 @@ class FuzzOptions:
     seed: int = 0
     host: str | None = None  # None: start our own listener
     port: int | None = None
-    db: str | None = None  # where to audit; our own listener's fresh file when None
+    db: str | None = None  # the running listener's store, to audit (with host and port)
 
 
 @dataclass
@@ -100,7 +100,7 @@ def run_fuzz(options: FuzzOptions) -> FuzzReport:
         db = options.db
         server: ListenerProcess | None = None
         if options.host is None or options.port is None:
-            db = db or f"sqlite:///{Path(scratch) / 'fuzz.db'}"
+            db = f"sqlite:///{Path(scratch) / 'fuzz.db'}"  # always fresh: junk goes nowhere else
             server = ListenerProcess(db)
             address = server.start()
         else:

@@ -7,6 +7,7 @@ runs the same generator over SMTP for 10^5 messages and more.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,12 +19,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from simulator import classify, intake
+from simulator.fuzz import FuzzOptions, run_fuzz
 from simulator.fuzzmail import CHARSETS, MailFuzzer
 from simulator.org import load_org
 from simulator.parse import PROBLEMS, InboundMail, parse_message
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery, Outcome
 from simulator.writer import prepare
+from tests.conftest import Listener
 
 NOISE_REASONS = {"loop", "bounce", "auto_reply", "list", "no_reply"}
 SAMPLE_ORG = load_org(None)
@@ -152,3 +155,22 @@ def test_pipeline_gives_every_input_one_outcome(
         assert all(rows[r.delivery_id] == r.outcome.value for r in results)
         assert set(rows.values()) <= valid
         session.rollback()  # keep the module's store small; each example starts alike
+
+
+async def test_live_fuzz_over_smtp(listener: Listener) -> None:
+    """The short version of `intake-sim fuzz`, against a running listener."""
+    options = FuzzOptions(
+        messages=300,
+        clients=3,
+        seed=5,
+        host=listener.host,
+        port=listener.port,
+        db=listener.store.url,
+    )
+    report = await asyncio.to_thread(run_fuzz, options)
+    figures = report.as_dict()
+    assert report.sent == 300 and report.accepted > 250, figures
+    assert report.audited and report.missing == [] and report.recorded == report.accepted
+    assert set(report.replies) <= {250, 500, 552}, figures  # long lines, header limits
+    assert report.still_answers and report.ok
+    assert sum(report.outcomes.values()) == report.accepted
