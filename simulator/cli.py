@@ -26,10 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.orm import Session
 
 from simulator import __version__, reports, volume
+from simulator.chaos import Chaos, parse_rule
+from simulator.crashtest import CrashTestOptions, run_crash_test
 from simulator.demo import expected_outcome, run_demo, sample_mail
-from simulator.errors import ConfigError, IntakeSimError
+from simulator.errors import ConfigError, IntakeSimError, StoreUnavailable
+from simulator.fuzz import FuzzOptions, run_fuzz
 from simulator.org import Org, load_org
-from simulator.parse import parse_message
+from simulator.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits, parse_message
 from simulator.plots import plot_months, plot_sweep
 from simulator.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.render import Format, render, report_tables, to_json
@@ -40,10 +43,16 @@ from simulator.smtp import (
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_HEADER_SIZE,
+    MAX_HEADERS,
+    MAX_RECIPIENTS,
+    SESSION_TIMEOUT_SECONDS,
     ListenerOptions,
     intake_service,
 )
-from simulator.store.db import DEFAULT_DB_URL, Store, open_store
+from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.store.models import Channel
 from simulator.store.schema import head_revision
 from simulator.traffic import TrafficParams
@@ -188,18 +197,75 @@ def version() -> None:
     out.print(__version__)
 
 
+def _limit(flag: str, unit: str, what: str) -> Any:
+    """A `serve` limit option: env var by the naming rule, unit and 0 in the help."""
+    return typer.Option(
+        flag,
+        envvar="INTAKE_SIM_" + flag.removeprefix("--").replace("-", "_").upper(),
+        help=f"{what} ({unit}; 0 = no limit).",
+        min=0,
+        show_default=True,
+        rich_help_panel="Limits",
+    )
+
+
 @app.command()
 def serve(
     host: HostOption = DEFAULT_HOST,
     port: PortOption = DEFAULT_PORT,
     max_message_size: Annotated[
+        int, _limit("--max-message-size", "bytes", "Largest message; larger gets 552")
+    ] = DEFAULT_MAX_MESSAGE_SIZE,
+    idle_timeout: Annotated[
+        float, _limit("--idle-timeout", "seconds", "Wait for a command; then 421 4.4.2")
+    ] = IDLE_TIMEOUT_SECONDS,
+    session_timeout: Annotated[
+        float, _limit("--session-timeout", "seconds", "Whole session; then 421 4.4.2")
+    ] = SESSION_TIMEOUT_SECONDS,
+    max_connections: Annotated[
+        int, _limit("--max-connections", "sessions", "Concurrent sessions; more get 421 4.7.0")
+    ] = MAX_CONNECTIONS,
+    max_recipients: Annotated[
+        int, _limit("--max-recipients", "per message", "RCPTs; more get 452 4.5.3")
+    ] = MAX_RECIPIENTS,
+    max_headers: Annotated[
+        int, _limit("--max-headers", "fields", "Header fields; more get 552 5.3.4")
+    ] = MAX_HEADERS,
+    max_header_size: Annotated[
+        int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
+    ] = MAX_HEADER_SIZE,
+    max_mime_depth: Annotated[
+        int, _limit("--max-mime-depth", "levels", "MIME nesting; deeper is quarantined")
+    ] = MAX_MIME_DEPTH,
+    max_mime_parts: Annotated[
+        int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
+    ] = MAX_MIME_PARTS,
+    db_busy_timeout: Annotated[
         int,
         typer.Option(
-            envvar="INTAKE_SIM_MAX_MESSAGE_SIZE",
-            help="Largest message in bytes; larger gets 552 (0 = no limit).",
+            envvar="INTAKE_SIM_DB_BUSY_TIMEOUT",
+            help="SQLite: how long a write waits for a lock held elsewhere before the "
+            "delivery gets 451 (milliseconds).",
             min=0,
         ),
-    ] = DEFAULT_MAX_MESSAGE_SIZE,
+    ] = SQLITE_BUSY_TIMEOUT_MS,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS",
+            help="Fault injection, STAGE:CODE:PROBABILITY (stage connect, mail, rcpt or "
+            "data; e.g. data:451:0.2); repeatable.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
+    chaos_seed: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS_SEED",
+            help="Seed for --chaos, for repeatable runs.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     verbose: VerboseOption = False,
@@ -230,22 +296,42 @@ def serve(
     _setup_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
-        store = open_store(db)
-        for change in prepare(store, organisation):
-            logging.info("directory: %s %s", change.user, change)
+        rules = [parse_rule(rule) for rule in chaos or []]
+        store = Store(db, busy_timeout_ms=db_busy_timeout)
+        prepared = _prepare_or_wait(store, organisation)
         options = ListenerOptions(
             host=host,
             port=port,
             max_message_size=max_message_size,
             use_date_header=use_date_header,
+            idle_timeout=idle_timeout,
+            session_timeout=session_timeout,
+            max_connections=max_connections,
+            max_recipients=max_recipients,
+            max_headers=max_headers,
+            max_header_size=max_header_size,
+            chaos=Chaos(rules, chaos_seed),
         )
         web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
+        limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
-            asyncio.run(_serve(store, organisation, options, web_options))
+            asyncio.run(_serve(store, organisation, options, limits, prepared, web_options))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
             store.dispose()
+
+
+def _prepare_or_wait(store: Store, organisation: Org) -> bool:
+    """Prepare the store; if it is down, say so and listen anyway (451 until it is back)."""
+    try:
+        changes = prepare(store, organisation)
+    except StoreUnavailable as exc:
+        logging.warning("storage unavailable, answering 451 until it is back: %s", exc)
+        return False
+    for change in changes:
+        logging.info("directory: %s %s", change.user, change)
+    return True
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -257,12 +343,19 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _serve(
-    store: Store, organisation: Org, options: ListenerOptions, web: WebOptions | None = None
+    store: Store,
+    organisation: Org,
+    options: ListenerOptions,
+    limits: MimeLimits,
+    prepared: bool,
+    web: WebOptions | None = None,
 ) -> None:
     stop = _stop_on_signals()
     # The web server (if any) stops first, then the listener, then the writer drains.
     async with (
-        intake_service(store, organisation, options) as service,
+        intake_service(
+            store, organisation, options, mime_limits=limits, prepared=prepared
+        ) as service,
         contextlib.AsyncExitStack() as stack,
     ):
         logging.info(
@@ -280,6 +373,122 @@ async def _serve(
         await stop.wait()
         logging.info("stopping: finishing queued deliveries")
     logging.info("stopped after %d deliveries", service.handler.accepted)
+
+
+@app.command("crash-test")
+def crash_test(
+    kills: Annotated[
+        int, typer.Option(envvar="INTAKE_SIM_KILLS", help="How many SIGKILLs.", min=0)
+    ] = 20,
+    clients: Annotated[
+        int,
+        typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
+    ] = 4,
+    seed: Annotated[
+        int | None, typer.Option(envvar="INTAKE_SIM_SEED", help="Seed for the kill times.")
+    ] = None,
+    max_uptime: Annotated[
+        float,
+        typer.Option(
+            envvar="INTAKE_SIM_MAX_UPTIME",
+            help="Each kill comes 0.3 s up to this many seconds after the listener started.",
+            min=0.3,
+        ),
+    ] = 1.5,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS",
+            help="Also inject faults in the listener (as serve --chaos; use 4xx codes, "
+            "which clients retry); repeatable.",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL to run against (its crash-test rows stay in it). "
+            "Default: a fresh temporary SQLite file. Deliberately no environment "
+            "variable: INTAKE_SIM_DB may name real intake data.",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Kill a real listener with SIGKILL under load, restart it, and audit the store."""
+    with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-crash-") as scratch:
+        db = db or f"sqlite:///{Path(scratch) / 'crash.db'}"
+        rules = [parse_rule(rule) for rule in chaos or []]
+        serve_args = tuple(arg for rule in rules for arg in ("--chaos", rule.text))
+        options = CrashTestOptions(
+            db=db,
+            kills=kills,
+            clients=clients,
+            seed=seed,
+            max_uptime=max_uptime,
+            serve_args=serve_args,
+        )
+        result = run_crash_test(options, lambda line: err.print(line, highlight=False))
+    _print_figures(result.as_dict(), fmt, "crash test")
+    for label, items in (
+        ("lost", result.lost),
+        ("stored twice", result.doubled),
+        ("wrong delivery id", result.wrong_ids),
+    ):
+        for item in items[:20]:
+            err.print(f"{label}: {item}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(2)
+
+
+def _print_figures(figures: dict[str, Any], fmt: Format, title: str) -> None:
+    """One run's figures: a JSON object, or a two-column table / CSV."""
+    if fmt is Format.JSON:
+        out.file.write(to_json(figures) + "\n")
+        return
+    rows = [{"figure": key, "value": value} for key, value in figures.items()]
+    render(rows, ["figure", "value"], fmt, out, title=title)
+
+
+@app.command()
+def fuzz(
+    messages: Annotated[
+        int, typer.Option(envvar="INTAKE_SIM_MESSAGES", help="How many messages.", min=1)
+    ] = 100_000,
+    clients: Annotated[
+        int,
+        typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
+    ] = 4,
+    seed: Annotated[int, typer.Option(envvar="INTAKE_SIM_SEED", help="Generator seed.")] = 0,
+    # No environment variables for the target: INTAKE_SIM_HOST/PORT/DB may name a
+    # real listener and real data, and fuzzing fills them with junk.
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="A running listener to fuzz (with --port). Default: start our own "
+            "on a fresh temporary SQLite file.",
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Its port.", min=1, max=65535)] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="With --host/--port: that listener's database, to check every 250 was recorded.",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Send generated hostile mail over SMTP; check every 250 is recorded and the
+    listener still answers."""
+    with cli_errors():
+        if (host is None) != (port is None):
+            raise ConfigError("--host and --port go together")
+        if db is not None and host is None:
+            raise ConfigError("--db names a running listener's database: add --host and --port")
+        result = run_fuzz(
+            FuzzOptions(messages=messages, clients=clients, seed=seed, host=host, port=port, db=db)
+        )
+    _print_figures(result.as_dict(), fmt, "fuzz")
+    if not result.ok:
+        raise typer.Exit(2)
 
 
 @app.command()

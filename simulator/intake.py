@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 from simulator import classify, conversations, ledger, roles
 from simulator.ledger import SeatChange
 from simulator.org import Org, UnknownSenders
-from simulator.parse import InboundMail, derived_message_id, parse_message
+from simulator.parse import (
+    DEFAULT_MIME_LIMITS,
+    InboundMail,
+    MimeLimits,
+    derived_message_id,
+    parse_message,
+)
 from simulator.store.models import (
     Channel,
     Delivery,
@@ -79,9 +85,10 @@ def process(
     recipients: list[str],
     received_at: datetime,
     channel: Channel = Channel.SMTP,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> DeliveryResult:
     """Run one delivery through parse, dedupe, noise, roles, threading and seats."""
-    mail = parse_message(raw, envelope_from)
+    mail = parse_message(raw, envelope_from, mime_limits)
     delivery = _record_delivery(session, mail, raw, envelope_from, recipients, received_at)
     delivery.channel = channel.value
     message_id = delivery.message_id

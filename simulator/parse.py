@@ -28,14 +28,16 @@ from html.parser import HTMLParser
 from types import MappingProxyType
 
 MAX_MIME_DEPTH = 50
+MAX_MIME_PARTS = 1000
 
 NO_HEADERS = "no_headers"
 NO_SENDER = "no_sender"
 BROKEN_MIME = "broken_mime"
 TOO_DEEP = "too_deep"
+TOO_MANY_PARTS = "too_many_parts"
 UNPARSEABLE = "unparseable"
 # Highest priority first: when several apply, the first one found here is reported.
-PROBLEMS = (NO_HEADERS, TOO_DEEP, UNPARSEABLE, BROKEN_MIME, NO_SENDER)
+PROBLEMS = (NO_HEADERS, TOO_DEEP, TOO_MANY_PARTS, UNPARSEABLE, BROKEN_MIME, NO_SENDER)
 
 # Defects that mean a multipart's parts could not be found at all. A missing
 # *closing* boundary is common and harmless, so it is deliberately not listed.
@@ -77,6 +79,17 @@ class InboundMail:
     problem: str | None
 
 
+@dataclass(frozen=True)
+class MimeLimits:
+    """How deep and how many MIME parts are read before the mail is quarantined."""
+
+    max_depth: int = MAX_MIME_DEPTH
+    max_parts: int = MAX_MIME_PARTS
+
+
+DEFAULT_MIME_LIMITS = MimeLimits()
+
+
 class _RawHeaderPolicy(Compat32):
     """compat32, except that header values always come back as the parsed string.
 
@@ -91,10 +104,12 @@ class _RawHeaderPolicy(Compat32):
 _POLICY = _RawHeaderPolicy()
 
 
-def parse_message(raw: bytes, envelope_from: str | None) -> InboundMail:
+def parse_message(
+    raw: bytes, envelope_from: str | None, limits: MimeLimits = DEFAULT_MIME_LIMITS
+) -> InboundMail:
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
-        return _read(raw, envelope_from, headers_only=False, problem=None)
+        return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
     except RecursionError:
         # The stdlib parser recurses once per nesting level; very deep MIME ends here.
         problem = TOO_DEEP
@@ -150,6 +165,7 @@ class _Body:
     content_types: frozenset[str]
     too_deep: bool
     broken: bool
+    too_many_parts: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,14 +176,19 @@ class _Part:
 
 
 def _read(
-    raw: bytes, envelope_from: str | None, *, headers_only: bool, problem: str | None
+    raw: bytes,
+    envelope_from: str | None,
+    *,
+    headers_only: bool,
+    problem: str | None,
+    limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> InboundMail:
     msg = BytesParser(policy=_POLICY).parsebytes(bytes(raw), headersonly=headers_only)
     fields = _header_fields(msg)
     if headers_only:
         body = _Body("", (), frozenset({_content_type(msg)}), False, False)
     else:
-        body = _read_body(msg)
+        body = _read_body(msg, limits)
     # Two From addresses (or two From headers) happen; the first one is the sender.
     senders = _addresses(fields.get("from", ()))
     sender_name, sender = senders[0] if senders else ("", None)
@@ -178,6 +199,7 @@ def _read(
         problem,
         NO_HEADERS if not fields else None,
         TOO_DEEP if body.too_deep else None,
+        TOO_MANY_PARTS if body.too_many_parts else None,
         BROKEN_MIME if body.broken else None,
         NO_SENDER if sender is None else None,
     }
@@ -376,8 +398,8 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 # --- body ----------------------------------------------------------------------------
 
 
-def _read_body(msg: Message) -> _Body:
-    parts, too_deep = _walk(msg)
+def _read_body(msg: Message, limits: MimeLimits) -> _Body:
+    parts, too_deep = _walk(msg, limits.max_depth)
     broken = any(isinstance(d, _BROKEN_DEFECTS) for p in parts for d in p.message.defects)
     body_part, text = _body_text(parts)
     attachments = tuple(_attachment(p) for p in parts if p is not body_part and _is_attachment(p))
@@ -387,11 +409,12 @@ def _read_body(msg: Message) -> _Body:
         content_types=frozenset(p.content_type for p in parts),
         too_deep=too_deep,
         broken=broken,
+        too_many_parts=len(parts) > limits.max_parts > 0,
     )
 
 
-def _walk(root: Message) -> tuple[list[_Part], bool]:
-    """Every MIME part in document order, and whether nesting went past MAX_MIME_DEPTH.
+def _walk(root: Message, max_depth: int) -> tuple[list[_Part], bool]:
+    """Every MIME part in document order, and whether nesting went past max_depth (0: no cap).
 
     An explicit stack rather than `Message.walk`, which recurses: hostile nesting
     then costs list entries, not Python stack frames.
@@ -404,7 +427,7 @@ def _walk(root: Message) -> tuple[list[_Part], bool]:
         content_type = _content_type(node)
         parts.append(_Part(node, content_type, embedded))
         children = _children(node, content_type)
-        if children and depth >= MAX_MIME_DEPTH:
+        if children and max_depth and depth >= max_depth:
             too_deep = True
             continue
         inner = embedded or content_type.startswith("message/")

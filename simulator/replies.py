@@ -1,9 +1,25 @@
-"""Every SMTP reply line intake-sim sends, named once (RFC 5321 / RFC 3463 codes)."""
+"""Every SMTP reply line intake-sim sends, named once (RFC 5321 / RFC 3463 codes).
+
+A name starts with S and the reply code, so `S452_TOO_MANY_RECIPIENTS` can only
+ever hold a 452 line; tests/test_replies.py checks that every name matches.
+"""
 
 S250_OK = "250 2.0.0 OK"
 S250_ACCEPTED = "250 2.0.0 Accepted as delivery {delivery_id}"
+S250_SENDER_OK = "250 2.1.0 Sender OK"
 S250_RECIPIENT_OK = "250 2.1.5 Recipient OK"
+# 421: the service closes the transmission channel (RFC 5321 3.8, 4.2.3).
+S421_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+S421_IDLE_TIMEOUT = "421 4.4.2 Idle too long, closing connection"
+S421_SESSION_TIMEOUT = "421 4.4.2 Session time limit reached, closing connection"
 S451_STORE_UNAVAILABLE = "451 4.3.0 Storage unavailable, try again later"
 S451_INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+# RFC 5321 4.5.3.1.10: too many recipients is 452, and the client sends the rest later.
+S452_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 S550_NO_SUCH_MAILBOX = "550 5.1.1 No such intake address here"
+S552_TOO_MANY_HEADERS = "552 5.3.4 Too many header fields"
+S552_HEADER_TOO_LARGE = "552 5.3.4 Header section too large"
 S553_BAD_ADDRESS = "553 5.1.3 Recipient address not understood"
+
+# Fault injection (`serve --chaos`): the code is chosen by the operator.
+CHAOS = "{code} {enhanced} Injected fault at {stage} (chaos)"

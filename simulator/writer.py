@@ -25,6 +25,7 @@ from simulator.errors import StoreUnavailable
 from simulator.intake import DeliveryResult
 from simulator.ledger import SeatChange, reconcile_directory
 from simulator.org import Org
+from simulator.parse import DEFAULT_MIME_LIMITS, MimeLimits
 from simulator.store.db import Store
 from simulator.store.models import Channel, Delivery, Outcome
 
@@ -48,16 +49,25 @@ def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChan
     return store.transaction(lambda session: reconcile_directory(session, org, moment))
 
 
-def write_batch(store: Store, org: Org, batch: list[Submission]) -> list[DeliveryResult]:
+def write_batch(
+    store: Store,
+    org: Org,
+    batch: list[Submission],
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> list[DeliveryResult]:
     """Process a batch in one transaction; raises StoreUnavailable if it cannot commit.
 
     A batch that loses a race to another listener on the same database is
     rolled back whole and run again (Store.transaction).
     """
-    return store.transaction(lambda session: [_process_one(session, org, item) for item in batch])
+    return store.transaction(
+        lambda session: [_process_one(session, org, item, mime_limits) for item in batch]
+    )
 
 
-def _process_one(session: Session, org: Org, item: Submission) -> DeliveryResult:
+def _process_one(
+    session: Session, org: Org, item: Submission, mime_limits: MimeLimits
+) -> DeliveryResult:
     try:
         with session.begin_nested():
             return intake.process(
@@ -68,6 +78,7 @@ def _process_one(session: Session, org: Org, item: Submission) -> DeliveryResult
                 item.recipients,
                 item.received_at,
                 item.channel,
+                mime_limits,
             )
     except SQLAlchemyError:
         # Storage trouble is not the message's fault: fail the batch (451, retry).
@@ -102,10 +113,21 @@ Pending = tuple[Submission, "asyncio.Future[DeliveryResult]"]
 class GroupCommitWriter:
     """Asyncio front of `write_batch`: `submit()` returns once the delivery is committed."""
 
-    def __init__(self, store: Store, org: Org, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Store,
+        org: Org,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        *,
+        mime_limits: MimeLimits | None = None,
+        prepared: bool = True,
+    ) -> None:
         self.store = store
         self.org = org
         self.max_batch = max_batch
+        self.mime_limits = mime_limits or DEFAULT_MIME_LIMITS
+        # False while the store could not be prepared (down at start): retried per batch.
+        self.prepared = prepared
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
@@ -142,9 +164,7 @@ class GroupCommitWriter:
         items = [item for item, _ in pending]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(
-                self._executor, write_batch, self.store, self.org, items
-            )
+            results = await loop.run_in_executor(self._executor, self._write_batch, items)
         except Exception as exc:  # StoreUnavailable, or a bug: neither may kill the writer
             if not isinstance(exc, StoreUnavailable):
                 log.exception("batch of %d failed", len(items))
@@ -158,6 +178,21 @@ class GroupCommitWriter:
         for (_, future), result in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _write_batch(self, items: list[Submission]) -> list[DeliveryResult]:
+        """On the writer thread: prepare the store first if that has not worked yet."""
+        try:
+            if not self.prepared:
+                for change in prepare(self.store, self.org):
+                    log.info("directory: %s %s", change.user, change)
+                self.prepared = True
+                log.info("storage is back: %s prepared", self.store.display_url)
+            return write_batch(self.store, self.org, items, self.mime_limits)
+        except StoreUnavailable:
+            # Drop pooled connections: one opened while the file was read-only, or whose
+            # server went away, would keep failing after the storage is back.
+            self.store.dispose()
+            raise
 
     async def close(self) -> None:
         """Write everything already queued, then stop the writer thread."""

@@ -13,7 +13,7 @@ import smtplib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from simulator.org import Org, load_org
+from simulator.parse import MimeLimits
 from simulator.smtp import ListenerOptions, intake_service
 from simulator.store.db import Store, open_store
 from simulator.writer import prepare
@@ -126,6 +127,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests about SQLite itself (its file lock, its file system)."""
+    return f"sqlite:///{tmp_path / 'intake.db'}"
+
+
+@pytest.fixture
 def org(request: pytest.FixtureRequest) -> Org:
     """The sample org, or the org file named by `@pytest.mark.org("file.toml")`."""
     marker = request.node.get_closest_marker("org")
@@ -135,10 +142,49 @@ def org(request: pytest.FixtureRequest) -> Org:
 @pytest.fixture
 async def listener(db_url: str, org: Org) -> AsyncIterator[Listener]:
     store = open_store(db_url)
-    await asyncio.to_thread(prepare, store, org)
-    async with intake_service(store, org, ListenerOptions(port=0)) as service:
-        yield Listener(service.host, service.port, store, org)
+    async with running_listener(store, org) as running:
+        yield running
     store.dispose()
+
+
+@asynccontextmanager
+async def running_listener(
+    store: Store,
+    org: Org,
+    options: ListenerOptions | None = None,
+    *,
+    prepared: bool | None = None,
+    mime_limits: MimeLimits | None = None,
+) -> AsyncIterator[Listener]:
+    """A listener on a free loopback port; prepares the store unless told whether it is."""
+    if prepared is None:
+        await asyncio.to_thread(prepare, store, org)
+        prepared = True
+    options = options or ListenerOptions(port=0)
+    async with intake_service(
+        store, org, options, mime_limits=mime_limits, prepared=prepared
+    ) as service:
+        yield Listener(service.host, service.port, store, org)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, dropped afterwards (INTAKE_SIM_TEST_PG)."""
+    base = os.environ.get("INTAKE_SIM_TEST_PG")
+    if not base:
+        pytest.skip(
+            "INTAKE_SIM_TEST_PG is not set (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+        )
+    name = f"intake_sim_t_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def compose(

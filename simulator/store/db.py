@@ -37,7 +37,9 @@ SQLITE_CONFLICTS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRI
 T = TypeVar("T")
 
 
-def _configure_sqlite(engine: Engine, *, write_lock_on_begin: bool) -> None:
+def _configure_sqlite(
+    engine: Engine, *, write_lock_on_begin: bool, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     """WAL, foreign keys, a busy timeout, and transactions that really BEGIN.
 
     pysqlite defers BEGIN until the first write, which breaks SAVEPOINT and lets
@@ -51,7 +53,7 @@ def _configure_sqlite(engine: Engine, *, write_lock_on_begin: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if _is_file_database(engine):
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -70,7 +72,9 @@ def _is_file_database(engine: Engine) -> bool:
     return bool(database) and database != ":memory:"
 
 
-def make_engine(url: str, *, writer: bool = True) -> Engine:
+def make_engine(
+    url: str, *, writer: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
     """An engine for `url`; raises ConfigError for a malformed or unsupported URL."""
     try:
         parsed = make_url(url)
@@ -89,16 +93,22 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        _configure_sqlite(engine, write_lock_on_begin=writer)
+        _configure_sqlite(engine, write_lock_on_begin=writer, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 
 class Store:
     """An engine plus its session factory; open_store() also brings the schema up."""
 
-    def __init__(self, url: str = DEFAULT_DB_URL, *, writer: bool = True) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_DB_URL,
+        *,
+        writer: bool = True,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, writer=writer)
+        self.engine = make_engine(url, writer=writer, busy_timeout_ms=busy_timeout_ms)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -219,9 +229,11 @@ def describe_error(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def open_store(url: str = DEFAULT_DB_URL, *, writer: bool = True) -> Store:
+def open_store(
+    url: str = DEFAULT_DB_URL, *, writer: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Store:
     """A store whose schema is current (see Store.ensure_schema)."""
-    store = Store(url, writer=writer)
+    store = Store(url, writer=writer, busy_timeout_ms=busy_timeout_ms)
     try:
         store.ensure_schema()
     except BaseException:
