@@ -130,7 +130,9 @@ class SmtpSender:
         """One SMTP transaction; the result carries the server's final reply."""
         client = self._connect()
         try:
-            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail))
+            code, reply = client.mail(
+                mail.envelope_from, _mail_options(client, mail, recipients)
+            )
             if code != 250:
                 return self._failed(mail, code, reply)
             accepted = 0
@@ -167,11 +169,12 @@ class SmtpSender:
             self._client = None
 
 
-def _mail_options(client: smtplib.SMTP, mail: MailFile) -> list[str]:
+def _mail_options(client: smtplib.SMTP, mail: MailFile, recipients: list[str]) -> list[str]:
     options = []
     if client.has_extn("8bitmime") and any(b > 0x7F for b in mail.raw):
         options.append("BODY=8BITMIME")
-    if client.has_extn("smtputf8") and not mail.envelope_from.isascii():
+    addresses = [mail.envelope_from, *recipients]
+    if client.has_extn("smtputf8") and not all(a.isascii() for a in addresses):
         options.append("SMTPUTF8")
     return options
 

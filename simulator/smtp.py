@@ -22,6 +22,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 from simulator import replies
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
+from simulator.outbox import OutboxSender, Relay, RetryPolicy
 from simulator.parse import normalise_address
 from simulator.writer import GroupCommitWriter, Submission
 
@@ -122,18 +123,32 @@ class RunningService:
     port: int
     handler: IntakeHandler
     writer: GroupCommitWriter
+    outbox: OutboxSender | None = None
 
 
 @asynccontextmanager
 async def intake_service(
-    store: Any, org: Org, options: ListenerOptions
+    store: Any,
+    org: Org,
+    options: ListenerOptions,
+    relay: Relay | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Writer plus listener; on exit the listener stops first, then queued mail is written."""
-    writer = GroupCommitWriter(store, org)
+    """Writer plus listener, plus the outbox sender when there is a relay.
+
+    On exit the listener stops first, then queued deliveries are written, then
+    the sender finishes its round; unsent mail stays pending in the outbox.
+    """
+    outbox = OutboxSender(store, relay, retry) if relay is not None else None
+    writer = GroupCommitWriter(store, org, on_queued=outbox.wake if outbox else None)
     await writer.start()
+    if outbox is not None:
+        await outbox.start()
     handler = IntakeHandler(org, writer)
     try:
         async with smtp_listener(handler, options) as (host, port):
-            yield RunningService(host, port, handler, writer)
+            yield RunningService(host, port, handler, writer, outbox)
     finally:
         await writer.close()
+        if outbox is not None:
+            await outbox.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from simulator import intake
+from simulator import intake, signing
 from simulator.errors import StoreUnavailable
 from simulator.intake import DeliveryResult
 from simulator.ledger import SeatChange, reconcile_directory
@@ -41,11 +42,13 @@ class Submission:
 
 
 def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
-    """Create the schema if needed and reconcile the directory from the org file."""
+    """Create the schema if needed, make the signing secret, reconcile the directory."""
     store.create_schema()
+    at = at or datetime.now(UTC)
     try:
         with store.sessions.begin() as session:
-            return reconcile_directory(session, org, at or datetime.now(UTC))
+            signing.database_secret(session, at)
+            return reconcile_directory(session, org, at)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot write {store.display_url}: {describe_error(exc)}") from exc
 
@@ -97,10 +100,18 @@ Pending = tuple[Submission, "asyncio.Future[DeliveryResult]"]
 class GroupCommitWriter:
     """Asyncio front of `write_batch`: `submit()` returns once the delivery is committed."""
 
-    def __init__(self, store: Store, org: Org, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Store,
+        org: Org,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.org = org
         self.max_batch = max_batch
+        # Called after a COMMIT that queued automatic email, so the sender looks at once.
+        self.on_queued = on_queued
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
@@ -146,6 +157,8 @@ class GroupCommitWriter:
                     future.set_exception(exc)
             return
         self.batches += 1
+        if self.on_queued is not None and any(r.notifications for r in results):
+            self.on_queued()
         for (_, future), result in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(result)
