@@ -34,7 +34,7 @@ def _local_part(address: str | None) -> str:
     return (address or "").rpartition("@")[0]
 
 
-LOOP_MARKER = "x-intake-sim-loop"  # set on every automatic email we send (notify.py)
+LOOP_HEADER = "X-Intake-Sim-Loop"  # set on every automatic email we send (notify.py)
 
 
 def is_loop(mail: InboundMail, our_domain: str) -> bool:
@@ -42,7 +42,7 @@ def is_loop(mail: InboundMail, our_domain: str) -> bool:
     carries our loop marker (a forwarder may give it a new Message-ID)."""
     if mail.message_id and mail.message_id.lower().endswith("@" + our_domain):
         return True
-    return our_domain in _values(mail, LOOP_MARKER)
+    return our_domain in _values(mail, LOOP_HEADER.lower())
 
 
 def is_bounce(mail: InboundMail, envelope_from: str | None) -> bool:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from simulator import __version__, reports
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
+from simulator.outbox import Relay
 from simulator.render import Format, render, report_tables, to_json
 from simulator.sending import SendResult, SmtpSender, load_mail
 from simulator.smtp import (
@@ -76,6 +78,15 @@ PortOption = Annotated[
         max=65535,
     ),
 ]
+RelayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--relay",
+        envvar="INTAKE_SIM_RELAY",
+        help="Send automatic email (org file [notify]) through this SMTP relay, HOST:PORT. "
+        "Without it, such mail waits in the outbox.",
+    ),
+]
 PathsArgument = Annotated[
     list[Path], typer.Argument(help=".eml files, folders of them, or mbox files.", exists=True)
 ]
@@ -102,6 +113,18 @@ MESSAGE_COLUMNS = [
     "message_id",
 ]
 LEDGER_COLUMNS = ["seq", "at", "model", "user", "delta", "reason", "delivery"]
+OUTBOX_COLUMNS = [
+    "id",
+    "created_at",
+    "kind",
+    "issue",
+    "recipient",
+    "subject",
+    "status",
+    "attempts",
+    "last_error",
+    "sent_at",
+]
 SEND_COLUMNS = ["source", "code", "reply"]
 
 
@@ -171,30 +194,34 @@ def serve(
     ] = DEFAULT_MAX_MESSAGE_SIZE,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
+    relay: RelayOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     _setup_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
+        relay_to = Relay.parse(relay) if relay else None
         store = open_store(db)
         for change in prepare(store, organisation):
             logging.info("directory: %s %s", change.user, change)
         options = ListenerOptions(host=host, port=port, max_message_size=max_message_size)
         try:
-            asyncio.run(_serve(store, organisation, options))
+            asyncio.run(_serve(store, organisation, options, relay_to))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
             store.dispose()
 
 
-async def _serve(store: Store, organisation: Org, options: ListenerOptions) -> None:
+async def _serve(
+    store: Store, organisation: Org, options: ListenerOptions, relay: Relay | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with intake_service(store, organisation, options) as service:
+    async with intake_service(store, organisation, options, relay) as service:
         logging.info(
             "listening on smtp://%s:%d (org %s, db %s)",
             service.host,
@@ -202,6 +229,11 @@ async def _serve(store: Store, organisation: Org, options: ListenerOptions) -> N
             organisation.name,
             store.display_url,
         )
+        if organisation.notify.enabled:
+            logging.info(
+                "automatic email: %s",
+                f"through relay {relay}" if relay else "queued in the outbox (no --relay)",
+            )
         await stop.wait()
         logging.info("stopping: finishing queued deliveries")
     logging.info("stopped after %d deliveries", service.handler.accepted)
@@ -361,6 +393,26 @@ def ledger(
     _listing(db, fmt, lambda s: reports.ledger(s, model), LEDGER_COLUMNS, "seat events")
 
 
+class OutboxStatusChoice(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+@app.command()
+def outbox(
+    db: DbOption = DEFAULT_DB_URL,
+    fmt: FormatOption = Format.TABLE,
+    status: Annotated[
+        OutboxStatusChoice | None, typer.Option(help="Only automatic emails in this status.")
+    ] = None,
+) -> None:
+    """Automatic emails (acknowledgements, updates): status, attempts, last error."""
+    wanted = status.value if status else None
+    _listing(db, fmt, lambda s: reports.outbox(s, wanted), OUTBOX_COLUMNS, "outbox")
+
+
 def _listing(db: str, fmt: Format, query: Any, columns: list[str], title: str) -> None:
     with cli_errors():
         store = _reader(db)
@@ -381,18 +433,20 @@ def demo(
         ),
     ] = None,
     org: OrgOption = None,
+    relay: RelayOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """The whole story: a listener on a free port, the sample emails over SMTP, the result."""
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-demo-") as scratch:
         organisation = load_org(org)
+        relay_to = Relay.parse(relay) if relay else None
         url = db or f"sqlite:///{Path(scratch) / 'demo.db'}"
         store = Store(url)
         if store.has_schema():
             raise ConfigError(f"{store.display_url} already holds data; the demo wants a new one")
         mail = sample_mail()
         with _progress("sending sample emails over SMTP", len(mail)) as advance:
-            result = run_demo(store, organisation, mail, lambda _: advance())
+            result = run_demo(store, organisation, mail, lambda _: advance(), relay_to)
         store.dispose()
     if fmt is Format.JSON:
         out.file.write(
@@ -403,6 +457,7 @@ def demo(
                     "issues": result.issues,
                     "users": result.users,
                     "report": result.report,
+                    "outbox": result.outbox,
                 }
             )
             + "\n"
@@ -432,6 +487,8 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     render(rows, list(rows[0]) if rows else [], fmt, out, title="outcomes")
     render(result.issues, ISSUE_COLUMNS, fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
+    if result.outbox:
+        render(result.outbox, OUTBOX_COLUMNS[2:8], fmt, out, title="automatic emails")
     _print_report(result.report, fmt)
 
 

@@ -54,8 +54,6 @@ from simulator.store.models import (
     User,
 )
 
-LOOP_HEADER = "X-Intake-Sim-Loop"
-assert LOOP_HEADER.lower() == classify.LOOP_MARKER  # what we set is what we recognise
 SUBJECT_MAX = 200
 QUOTE_MAX = 4000
 REFERENCES_MAX = 10
@@ -265,7 +263,7 @@ def _queue(
 
 
 def tagged_subject(number: int, subject: str) -> str:
-    """"[Issue #N] subject", without doubling a tag the subject already has."""
+    """ "[Issue #N] subject", without doubling a tag the subject already has."""
     clean = header_text(subject) or "(no subject)"
     if any(int(m.group(1)) == number for m in SUBJECT_TAG.finditer(clean)):
         return clean
@@ -278,9 +276,7 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     issue, mail = outgoing.issue, outgoing.mail
     acknowledgement = outgoing.kind is NotificationKind.ACKNOWLEDGEMENT
     message = EmailMessage(policy=SMTP)
-    message["From"] = Address(
-        display_name=header_text(org.name), addr_spec=org.notify.from_address
-    )
+    message["From"] = Address(display_name=header_text(org.name), addr_spec=org.notify.from_address)
     message["To"] = Address(
         display_name=header_text(outgoing.recipient_name), addr_spec=outgoing.recipient
     )
@@ -299,7 +295,7 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     message["Auto-Submitted"] = "auto-replied" if acknowledgement else "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message["Precedence"] = "bulk"
-    message[LOOP_HEADER] = org.message_id_domain
+    message[classify.LOOP_HEADER] = org.message_id_domain
     message.set_content(_body(org, outgoing))
     return message
 
@@ -320,11 +316,11 @@ def _body(org: Org, outgoing: Outgoing) -> str:
     )
     if outgoing.kind is NotificationKind.ACKNOWLEDGEMENT:
         return (
-            f"Hello,\n\nwe have received your message \"{header_text(mail.subject)}\" "
+            f'Hello,\n\nwe have received your message "{header_text(mail.subject)}" '
             f"and opened issue #{issue.number} for it.\n" + footer
         )
     quoted = "\n".join("> " + line for line in mail.text[:QUOTE_MAX].splitlines())
     return (
-        f"There is a new message on issue #{issue.number} \"{header_text(issue.subject)}\" "
+        f'There is a new message on issue #{issue.number} "{header_text(issue.subject)}" '
         f"from {header_text(mail.sender_name or mail.sender or '')}:\n\n{quoted}\n" + footer
     )

@@ -130,9 +130,7 @@ class SmtpSender:
         """One SMTP transaction; the result carries the server's final reply."""
         client = self._connect()
         try:
-            code, reply = client.mail(
-                mail.envelope_from, _mail_options(client, mail, recipients)
-            )
+            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail, recipients))
             if code != 250:
                 return self._failed(mail, code, reply)
             accepted = 0
