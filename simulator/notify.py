@@ -203,12 +203,17 @@ def _as_user(
 
 
 def _addressable(address: str) -> bool:
-    """Whether the address can stand in a To header (the header policy would refuse it)."""
+    """Whether the address stands in a To header exactly as it goes in the envelope.
+
+    The header parser drops comments and refuses some local parts (non-ASCII ones
+    among them); mail whose header and envelope would disagree is not sent.
+    """
     try:
-        Address(addr_spec=address)
-    except (ValueError, IndexError):
+        probe = EmailMessage(policy=SMTP)
+        probe["To"] = Address(addr_spec=address)
+        return str(probe["To"]) == address
+    except Exception:  # ValueError, HeaderParseError and header defects alike
         return False
-    return True
 
 
 def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
@@ -246,7 +251,7 @@ def _queue(
         recipient=outgoing.recipient,
         message_id=message_id,
         subject=str(message["Subject"]),
-        raw=message.as_bytes(policy=_policy(message)),
+        raw=message.as_bytes(),
         status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         attempts=0,
         next_attempt_at=at,
@@ -298,12 +303,6 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     message[classify.LOOP_HEADER] = org.message_id_domain
     message.set_content(_body(org, outgoing))
     return message
-
-
-def _policy(message: EmailMessage) -> object:
-    """SMTP line endings; UTF-8 headers only when an address needs them (SMTPUTF8)."""
-    addresses = f"{message['From']}{message['To']}"
-    return SMTP if addresses.isascii() else SMTP.clone(utf8=True)
 
 
 def _body(org: Org, outgoing: Outgoing) -> str:

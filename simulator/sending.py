@@ -130,7 +130,7 @@ class SmtpSender:
         """One SMTP transaction; the result carries the server's final reply."""
         client = self._connect()
         try:
-            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail, recipients))
+            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail))
             if code != 250:
                 return self._failed(mail, code, reply)
             accepted = 0
@@ -167,12 +167,11 @@ class SmtpSender:
             self._client = None
 
 
-def _mail_options(client: smtplib.SMTP, mail: MailFile, recipients: list[str]) -> list[str]:
+def _mail_options(client: smtplib.SMTP, mail: MailFile) -> list[str]:
     options = []
     if client.has_extn("8bitmime") and any(b > 0x7F for b in mail.raw):
         options.append("BODY=8BITMIME")
-    addresses = [mail.envelope_from, *recipients]
-    if client.has_extn("smtputf8") and not all(a.isascii() for a in addresses):
+    if client.has_extn("smtputf8") and not mail.envelope_from.isascii():
         options.append("SMTPUTF8")
     return options
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from email.utils import parseaddr
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
