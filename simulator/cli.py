@@ -488,8 +488,15 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     render(result.issues, ISSUE_COLUMNS, fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
     if result.outbox:
-        render(result.outbox, OUTBOX_COLUMNS[2:8], fmt, out, title="automatic emails")
+        columns = ["kind", "issue", "recipient", "status", "attempts", "last_error"]
+        render(result.outbox, columns, fmt, out, title="automatic emails")
     _print_report(result.report, fmt)
+    waiting = sum(row["status"] == "pending" for row in result.outbox)
+    if waiting:
+        err.print(
+            f"{waiting} automatic email(s) wait in the outbox; `--relay HOST:PORT` sends them",
+            highlight=False,
+        )
 
 
 @contextmanager
