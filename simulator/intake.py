@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from simulator import classify, conversations, ledger, notify, roles, signing
 from simulator.ledger import SeatChange
 from simulator.org import Org, UnknownSenders
 from simulator.parse import InboundMail, derived_message_id, parse_message
-from simulator.store.models import Delivery, KnownMessage, Model, Origin, Outcome, Role, User
+from simulator.store.models import Delivery, KnownMessage, Model, Origin, Outcome, Role
 
-log = logging.getLogger("intake_sim.intake")
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
 
@@ -122,39 +119,15 @@ def process(
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery.id)
     if signer is not None and org.notify.enabled:
+        created = outcome is Outcome.CREATED_ISSUE
         # A derived id is ours alone; the sender's mail never carried it.
         answers = mail.message_id if mail.message_id == message_id else None
-        _notify(session, org, signer, mail, user, outcome, number, delivery, answers, result)
+        sent = notify.after_intake(
+            session, org, signer, mail, user, number, created, delivery.id, received_at, answers
+        )
+        result.seat_changes += sent.seat_changes
+        result.notifications = sent.queued
     return _finish(delivery, result, outcome, reason, issue=number)
-
-
-def _notify(
-    session: Session,
-    org: Org,
-    signer: signing.MessageIdSigner,
-    mail: InboundMail,
-    user: User,
-    outcome: Outcome,
-    issue: int,
-    delivery: Delivery,
-    answers: str | None,
-    result: DeliveryResult,
-) -> None:
-    """Queue automatic email; a failure to compose it never costs the delivery itself."""
-    created = outcome is Outcome.CREATED_ISSUE
-    try:
-        with session.begin_nested():
-            at = delivery.received_at
-            sent = notify.after_intake(
-                session, org, signer, mail, user, issue, created, delivery.id, at, answers
-            )
-    except SQLAlchemyError:
-        raise  # storage trouble: the whole batch gets 451 and is retried
-    except Exception:
-        log.exception("no automatic email for delivery %d: composing it failed", delivery.id)
-        return
-    result.seat_changes += sent.seat_changes
-    result.notifications = sent.queued
 
 
 def _signer(

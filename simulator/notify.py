@@ -25,6 +25,7 @@ seat (ledger reason `notified`). Strangers are only made users when the org's
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,6 +55,7 @@ from simulator.store.models import (
     User,
 )
 
+log = logging.getLogger("intake_sim.notify")
 SUBJECT_MAX = 200
 QUOTE_MAX = 4000
 REFERENCES_MAX = 10
@@ -114,18 +116,24 @@ def after_intake(
         kind, addresses = NotificationKind.UPDATE, _others(session, issue, mail, sender)
     else:
         return result
+    # The sender was just resolved and counted (a Team seat already): no need to look again.
+    known = {mail.sender: sender} if mail.sender == sender.email else {}
     for address in addresses:
-        name = _eligible(session, org, address)
+        user = known[address] if address in known else roles.find_user(session, address)
+        name = _eligible(org, address, user)
         if name is None:
             continue
         outgoing = Outgoing(kind, issue, address, name, mail, reply_to_id)
-        if _over_cap(session, org, address, at):
-            _queue(session, org, signer, outgoing, delivery_id, at, suppressed=True)
-            result.suppressed += 1
+        suppressed = _over_cap(session, org, address, at)
+        # Built before anything is written, so a failure to build costs only this email.
+        row = _outbox_row(org, signer, outgoing, delivery_id, at, suppressed)
+        if row is None:
             continue
-        result.seat_changes += _as_user(session, org, address, at, delivery_id)
-        _queue(session, org, signer, outgoing, delivery_id, at, suppressed=False)
-        result.queued += 1
+        if not suppressed and address not in known:
+            result.seat_changes += _as_user(session, org, address, user, at, delivery_id)
+        session.add(row)
+        result.suppressed += suppressed
+        result.queued += not suppressed
     return result
 
 
@@ -149,7 +157,7 @@ def _record_participants(
                     issue_number=issue_number, email=address, added_at=at, delivery_id=delivery_id
                 )
             )
-    session.flush()
+    session.flush()  # so the next delivery of the batch sees them (get() reads flushed rows)
 
 
 def _others(session: Session, issue: Issue, mail: InboundMail, sender: User) -> list[str]:
@@ -176,11 +184,10 @@ def _may_receive(org: Org, address: str) -> bool:
     return local not in NEVER_NOTIFIED
 
 
-def _eligible(session: Session, org: Org, address: str) -> str | None:
+def _eligible(org: Org, address: str, user: User | None) -> str | None:
     """The display name to address someone by, or None when they get no automatic mail."""
     if not _may_receive(org, address) or not _addressable(address):
         return None
-    user = roles.find_user(session, address)
     if user is None:
         stranger = roles.role_for(address, org) is Role.CUSTOMER
         # Only users get updates, and other policies make no users of strangers.
@@ -192,12 +199,10 @@ def _eligible(session: Session, org: Org, address: str) -> str | None:
 
 
 def _as_user(
-    session: Session, org: Org, address: str, at: datetime, delivery_id: int
+    session: Session, org: Org, address: str, user: User | None, at: datetime, delivery_id: int
 ) -> list[SeatChange]:
     """Whoever receives automatic updates is a user, and under Team a paid seat."""
-    user = roles.find_user(session, address) or roles.create_user(
-        session, address, "", org, Origin.NOTIFIED, at
-    )
+    user = user or roles.create_user(session, address, "", org, Origin.NOTIFIED, at)
     change = ledger.set_seat(session, user, Model.TEAM, True, "notified", at, delivery_id)
     return [change] if change else []
 
@@ -231,19 +236,23 @@ def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
     return (recent or 0) >= cap
 
 
-def _queue(
-    session: Session,
+def _outbox_row(
     org: Org,
     signer: MessageIdSigner,
     outgoing: Outgoing,
     delivery_id: int,
     at: datetime,
-    *,
     suppressed: bool,
-) -> OutboxMessage:
+) -> OutboxMessage | None:
+    """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
     message_id = signer.new_id(outgoing.issue.number)
-    message = compose(org, outgoing, message_id, at)
-    row = OutboxMessage(
+    try:
+        message = compose(org, outgoing, message_id, at)
+        raw = message.as_bytes()
+    except Exception:  # a surprise in odd input must not cost the delivery that caused it
+        log.exception("no %s to %s: building it failed", outgoing.kind.value, outgoing.recipient)
+        return None
+    return OutboxMessage(
         created_at=at,
         kind=outgoing.kind.value,
         issue_number=outgoing.issue.number,
@@ -251,7 +260,7 @@ def _queue(
         recipient=outgoing.recipient,
         message_id=message_id,
         subject=str(message["Subject"]),
-        raw=message.as_bytes(),
+        raw=raw,
         status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         attempts=0,
         next_attempt_at=at,
@@ -262,9 +271,6 @@ def _queue(
             else ""
         ),
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def tagged_subject(number: int, subject: str) -> str:
