@@ -305,3 +305,21 @@ async def test_relay_down_loses_nothing_and_intake_goes_on(tmp_path: Path) -> No
         sent = running.outbox("sent")
         assert len(sent) == 3 and all(int(str(r["attempts"])) >= 2 for r in sent)
         assert running.outbox("pending") == []
+
+
+class RefusingRelay(CatcherHandler):
+    """A relay that refuses every message for good."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "550 5.7.1 Not accepting mail for this address"
+
+
+async def test_a_permanent_refusal_fails_at_once_and_does_not_retry(tmp_path: Path) -> None:
+    relay = RefusingRelay()
+    async with catcher(relay) as (_, port), desk(tmp_path, relay, port) as running:
+        raw, _ = mail("ann@cust.test", "Printer on fire")
+        assert (await running.send(raw, "ann@cust.test"))[0] == 250
+        await running.settle()
+        [row] = running.outbox()
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert str(row["last_error"]).startswith("550 5.7.1 Not accepting mail")
