@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from tests.catcher import CatcherHandler, catcher
+from tests.conftest import smtp_transaction
 
 ROOT = Path(__file__).parent.parent
 runner = CliRunner()
@@ -96,3 +100,43 @@ def test_mailpit_override_file_is_sound() -> None:
     # The usage note names the real option and its environment variable.
     assert "--relay mailpit:1025" in text
     assert f"{_relay_envvar()}=mailpit:1025" in text
+
+
+async def test_serve_with_a_relay_acknowledges_and_logs(tmp_path: Path) -> None:
+    """A real `serve --relay` process; a real client; the catcher gets the acknowledgement."""
+    relay = CatcherHandler()
+    async with catcher(relay) as (host, port):
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "simulator", "serve", "--port", "0"),
+            *("--db", f"sqlite:///{tmp_path / 'served.db'}"),
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "INTAKE_SIM_RELAY": f"{host}:{port}"},
+        )
+        assert server.stderr is not None
+        try:
+            listening = None
+            while listening is None:
+                line = (await asyncio.wait_for(server.stderr.readline(), 20)).decode()
+                assert line, "serve ended before listening"
+                listening = re.search(r"listening on smtp://127\.0\.0\.1:(\d+)", line)
+            raw = (ROOT / "fixtures" / "emails" / "01-new-plain-text.eml").read_bytes()
+            code, _ = await asyncio.to_thread(
+                smtp_transaction,
+                "127.0.0.1",
+                int(listening.group(1)),
+                raw,
+                "carol@customer.example",
+                "support@acme.example",
+            )
+            assert code == 250
+            [ack] = await relay.wait_for(1, timeout=20)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, rest = await asyncio.wait_for(server.communicate(), 20)
+    assert server.returncode == 0, rest.decode()
+    assert ack.rcpt_tos == ("carol@customer.example",)
+    assert ack.message["Subject"].startswith("[Issue #1] ")
+    log = rest.decode()
+    assert "queued=1" in log
+    assert "outbox #1 to carol@customer.example: sent" in log
