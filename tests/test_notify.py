@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from simulator import reports
 from simulator.org import Org, load_org
@@ -61,10 +63,10 @@ class Desk:
 
 @asynccontextmanager
 async def desk(
-    tmp_path: Path, relay: CatcherHandler, relay_port: int, org_name: str = "initech.toml"
+    tmp_path: Path, relay: CatcherHandler, relay_port: int, db_url: str | None = None
 ) -> AsyncIterator[Desk]:
-    org = load_org(org_file(org_name))
-    store = open_store(f"sqlite:///{tmp_path / 'intake.db'}")
+    org = load_org(org_file("initech.toml"))
+    store = open_store(db_url or f"sqlite:///{tmp_path / 'intake.db'}")
     await asyncio.to_thread(prepare, store, org)
     options = ListenerOptions(port=0)
     relay_at = Relay("127.0.0.1", relay_port)
@@ -323,3 +325,47 @@ async def test_a_permanent_refusal_fails_at_once_and_does_not_retry(tmp_path: Pa
         [row] = running.outbox()
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert str(row["last_error"]).startswith("550 5.7.1 Not accepting mail")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, dropped afterwards."""
+    base = os.environ.get("INTAKE_SIM_TEST_PG")
+    if not base:
+        pytest.skip(
+            "INTAKE_SIM_TEST_PG is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed")
+    schema = f"notify_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+async def test_outage_and_updates_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """The outbox claims, retries and licensing queries on PostgreSQL, through an outage."""
+    relay = CatcherHandler()
+    async with catcher(relay) as (_, port):
+        pass  # down
+    async with desk(tmp_path, relay, port, pg_url) as running:
+        raw, first_id = mail("ann@cust.test", "Printer", headers={"Cc": "cid@cust.test"})
+        assert (await running.send(raw, "ann@cust.test"))[0] == 250
+        answer, _ = mail("pat@initech.test", "Re", headers={"In-Reply-To": f"<{first_id}>"})
+        assert (await running.send(answer, "pat@initech.test"))[0] == 250
+        assert running.service.outbox is not None
+        assert await running.service.outbox.drain(10)
+        assert len(running.outbox("pending")) == 3
+        async with catcher(relay, port):
+            await relay.wait_for(3)
+            await running.settle()
+        assert [r["status"] for r in running.outbox()] == ["sent"] * 3
+        with running.store.read() as session:
+            report = reports.report(session, running.org)
+    assert report["team"]["seats_from_notifications"] == 1
+    assert report["notifications"]["customers_notified"] == 2
