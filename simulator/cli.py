@@ -464,6 +464,7 @@ def demo(
         )
         return
     _print_demo(result, mail, fmt)
+    _print_demo_outbox(result.outbox, fmt)
     if db:
         err.print(f"database kept at {db}; try `intake-sim users --db {db}`", highlight=False)
 
@@ -487,11 +488,14 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     render(rows, list(rows[0]) if rows else [], fmt, out, title="outcomes")
     render(result.issues, ISSUE_COLUMNS, fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
-    if result.outbox:
-        columns = ["kind", "issue", "recipient", "status", "attempts", "last_error"]
-        render(result.outbox, columns, fmt, out, title="automatic emails")
     _print_report(result.report, fmt)
-    waiting = sum(row["status"] == "pending" for row in result.outbox)
+
+
+def _print_demo_outbox(rows: list[dict[str, Any]], fmt: Format) -> None:
+    if rows:
+        columns = ["kind", "issue", "recipient", "status", "attempts", "last_error"]
+        render(rows, columns, fmt, out, title="automatic emails")
+    waiting = sum(row["status"] == "pending" for row in rows)
     if waiting:
         err.print(
             f"{waiting} automatic email(s) wait in the outbox; `--relay HOST:PORT` sends them",
