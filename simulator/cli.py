@@ -26,7 +26,6 @@ from simulator import __version__, reports
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org, load_org
-from simulator.outbox import Relay
 from simulator.render import Format, render, report_tables, to_json
 from simulator.sending import SendResult, SmtpSender, load_mail
 from simulator.smtp import (
@@ -34,6 +33,7 @@ from simulator.smtp import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
     ListenerOptions,
+    Relay,
     intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
