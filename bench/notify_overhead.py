@@ -3,7 +3,8 @@ on (queued in the outbox only), and on with a relay taking them, in one run.
 
     .venv/bin/python bench/notify_overhead.py [--messages 1000] [--rounds 3]
 
-Each round runs the three cases in turn (interleaved, so drift hits all alike) on a
+Each round runs the three cases in turn, starting with a different one each round
+(interleaved and rotated, so drift and order effects hit all alike), each on a
 fresh SQLite file; one SMTP client reuses its connection. The relay is a catcher in
 another process, so it does not share the listener's event loop. Prints the median
 rate of each case and its ratio to the "off" case.
@@ -83,8 +84,12 @@ def main() -> None:
         relay = Relay("127.0.0.1", int(catcher.stdout.readline()))
         cases = {"off": (quiet, None), "queued": (acking, None), "relayed": (acking, relay)}
         rates: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.rounds):
-            for name, (org, to) in cases.items():
+        names = list(cases)
+        for round_number in range(args.rounds):
+            # Each round starts with another case, so order effects fall on all alike.
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                org, to = cases[name]
                 with tempfile.TemporaryDirectory() as folder:
                     rates[name].append(asyncio.run(one_case(org, to, args.messages, Path(folder))))
     finally:
