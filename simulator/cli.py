@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +36,7 @@ from simulator.smtp import (
     intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, Store, open_store
+from simulator.store.models import OutboxStatus
 from simulator.writer import Submission, prepare, write_batch
 
 app = typer.Typer(
@@ -393,19 +393,12 @@ def ledger(
     _listing(db, fmt, lambda s: reports.ledger(s, model), LEDGER_COLUMNS, "seat events")
 
 
-class OutboxStatusChoice(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
-
-
 @app.command()
 def outbox(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
     status: Annotated[
-        OutboxStatusChoice | None, typer.Option(help="Only automatic emails in this status.")
+        OutboxStatus | None, typer.Option(help="Only automatic emails in this status.")
     ] = None,
 ) -> None:
     """Automatic emails (acknowledgements, updates): status, attempts, last error."""
