@@ -34,9 +34,15 @@ def _local_part(address: str | None) -> str:
     return (address or "").rpartition("@")[0]
 
 
+LOOP_HEADER = "X-Intake-Sim-Loop"  # set on every automatic email we send (notify.py)
+
+
 def is_loop(mail: InboundMail, our_domain: str) -> bool:
-    """Our own outgoing mail coming back: its Message-ID is in our domain."""
-    return bool(mail.message_id) and mail.message_id.lower().endswith("@" + our_domain)
+    """Our own outgoing mail coming back: its Message-ID is in our domain, or it
+    carries our loop marker (a forwarder may give it a new Message-ID)."""
+    if mail.message_id and mail.message_id.lower().endswith("@" + our_domain):
+        return True
+    return our_domain in _values(mail, LOOP_HEADER.lower())
 
 
 def is_bounce(mail: InboundMail, envelope_from: str | None) -> bool:

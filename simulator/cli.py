@@ -50,10 +50,11 @@ from simulator.smtp import (
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
     ListenerOptions,
+    Relay,
     intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
-from simulator.store.models import Channel
+from simulator.store.models import Channel, OutboxStatus
 from simulator.store.schema import head_revision
 from simulator.traffic import TrafficParams
 from simulator.volume import parse_volumes
@@ -108,6 +109,15 @@ FormRateLimitOption = Annotated[
     ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+RelayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--relay",
+        envvar="INTAKE_SIM_RELAY",
+        help="Send automatic email (org file [notify]) through this SMTP relay, HOST:PORT. "
+        "Without it, such mail waits in the outbox.",
+    ),
+]
 PathsArgument = Annotated[
     list[Path], typer.Argument(help=".eml files, folders of them, or mbox files.", exists=True)
 ]
@@ -149,6 +159,18 @@ MESSAGE_COLUMNS = [
     "message_id",
 ]
 LEDGER_COLUMNS = ["seq", "at", "model", "user", "delta", "reason", "delivery"]
+OUTBOX_COLUMNS = [
+    "id",
+    "created_at",
+    "kind",
+    "issue",
+    "recipient",
+    "subject",
+    "status",
+    "attempts",
+    "last_error",
+    "sent_at",
+]
 SEND_COLUMNS = ["source", "code", "reply"]
 
 
@@ -291,11 +313,13 @@ def serve(
             "dated traffic such as `simulate --via smtp`); default: now.",
         ),
     ] = False,
+    relay: RelayOption = None,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     _setup_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
+        relay_to = Relay.parse(relay) if relay else None
         rules = [parse_rule(rule) for rule in chaos or []]
         store = Store(db, busy_timeout_ms=db_busy_timeout)
         prepared = _prepare_or_wait(store, organisation)
@@ -315,7 +339,9 @@ def serve(
         web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
-            asyncio.run(_serve(store, organisation, options, limits, prepared, web_options))
+            asyncio.run(
+                _serve(store, organisation, options, limits, prepared, web_options, relay_to)
+            )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
@@ -349,12 +375,13 @@ async def _serve(
     limits: MimeLimits,
     prepared: bool,
     web: WebOptions | None = None,
+    relay: Relay | None = None,
 ) -> None:
     stop = _stop_on_signals()
     # The web server (if any) stops first, then the listener, then the writer drains.
     async with (
         intake_service(
-            store, organisation, options, mime_limits=limits, prepared=prepared
+            store, organisation, options, mime_limits=limits, prepared=prepared, relay=relay
         ) as service,
         contextlib.AsyncExitStack() as stack,
     ):
@@ -370,6 +397,11 @@ async def _serve(
                 web_service(store, organisation, web, service.writer)
             )
             logging.info("web view on http://%s:%d/", *address)
+        if organisation.notify.enabled:
+            logging.info(
+                "automatic email: %s",
+                f"through relay {relay}" if relay else "queued in the outbox (no --relay)",
+            )
         await stop.wait()
         logging.info("stopping: finishing queued deliveries")
     logging.info("stopped after %d deliveries", service.handler.accepted)
@@ -691,6 +723,19 @@ def ledger(
     _listing(db, fmt, lambda s: reports.ledger(s, model), LEDGER_COLUMNS, "seat events")
 
 
+@app.command()
+def outbox(
+    db: DbOption = DEFAULT_DB_URL,
+    fmt: FormatOption = Format.TABLE,
+    status: Annotated[
+        OutboxStatus | None, typer.Option(help="Only automatic emails in this status.")
+    ] = None,
+) -> None:
+    """Automatic emails (acknowledgements, updates): status, attempts, last error."""
+    wanted = status.value if status else None
+    _listing(db, fmt, lambda s: reports.outbox(s, wanted), OUTBOX_COLUMNS, "outbox")
+
+
 def _listing(db: str, fmt: Format, query: Any, columns: list[str], title: str) -> None:
     with cli_errors(), _reading(db) as session:
         rows = query(session)
@@ -709,18 +754,20 @@ def demo(
         ),
     ] = None,
     org: OrgOption = None,
+    relay: RelayOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """The whole story: a listener on a free port, the sample emails over SMTP, the result."""
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-demo-") as scratch:
         organisation = load_org(org)
+        relay_to = Relay.parse(relay) if relay else None
         url = db or f"sqlite:///{Path(scratch) / 'demo.db'}"
         store = Store(url)
         if store.revision() is not None:
             raise ConfigError(f"{store.display_url} already holds data; the demo wants a new one")
         mail = sample_mail()
         with _progress("sending sample emails over SMTP", len(mail)) as advance:
-            result = run_demo(store, organisation, mail, lambda _: advance())
+            result = run_demo(store, organisation, mail, lambda _: advance(), relay_to)
         store.dispose()
     if fmt is Format.JSON:
         out.file.write(
@@ -731,12 +778,14 @@ def demo(
                     "issues": result.issues,
                     "users": result.users,
                     "report": result.report,
+                    "outbox": result.outbox,
                 }
             )
             + "\n"
         )
         return
     _print_demo(result, mail, fmt)
+    _print_demo_outbox(result.outbox, fmt)
     if db:
         err.print(f"database kept at {db}; try `intake-sim users --db {db}`", highlight=False)
 
@@ -765,6 +814,18 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     render(result.issues, ISSUE_COLUMNS[:-1], fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
     _print_report(result.report, fmt)
+
+
+def _print_demo_outbox(rows: list[dict[str, Any]], fmt: Format) -> None:
+    if rows:
+        columns = ["kind", "issue", "recipient", "status", "attempts", "last_error"]
+        render(rows, columns, fmt, out, title="automatic emails")
+    waiting = sum(row["status"] == "pending" for row in rows)
+    if waiting:
+        err.print(
+            f"{waiting} automatic email(s) wait in the outbox; `--relay HOST:PORT` sends them",
+            highlight=False,
+        )
 
 
 @contextmanager

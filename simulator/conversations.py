@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from simulator.parse import InboundMail
+from simulator.signing import MessageIdSigner
 from simulator.store.models import Issue, KnownMessage
 
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
@@ -27,11 +28,26 @@ def known_message(session: Session, message_id: str) -> KnownMessage | None:
     return session.get(KnownMessage, message_id)
 
 
-def find_thread(session: Session, mail: InboundMail) -> Thread | None:
-    """The issue this mail answers: reply headers first (newest first), then the tag."""
-    # In-Reply-To names the direct parent; References lists oldest first.
-    candidates = [*mail.in_reply_to, *reversed(mail.references)]
-    for message_id in dict.fromkeys(candidates):
+def reply_candidates(mail: InboundMail) -> list[str]:
+    """Ids this mail answers, nearest first: In-Reply-To names the direct parent;
+    References lists oldest first."""
+    return list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))
+
+
+def find_thread(
+    session: Session, mail: InboundMail, signer: MessageIdSigner | None = None
+) -> Thread | None:
+    """The issue this mail answers: reply headers first (newest first), then the tag.
+
+    An id in our own domain is one of our automatic emails: it threads only when
+    its signature holds (and `signer` is given); a forged one is ignored.
+    """
+    for message_id in reply_candidates(mail):
+        if signer is not None and signer.is_ours(message_id):
+            number = signer.issue_of(message_id)
+            if number is not None and session.get(Issue, number) is not None:
+                return Thread(number, "in_reply_to")
+            continue
         known = known_message(session, message_id)
         if known is not None and known.issue_number is not None:
             return Thread(known.issue_number, "in_reply_to")

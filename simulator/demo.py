@@ -17,12 +17,14 @@ from typing import Any
 
 from simulator import reports
 from simulator.org import Org
+from simulator.outbox import Relay
 from simulator.sending import MailFile, SendResult, SmtpSender, load_mail
 from simulator.smtp import ListenerOptions, intake_service
 from simulator.store.db import Store
 from simulator.writer import prepare
 
 Progress = Callable[[SendResult], None]
+DRAIN_SECONDS = 30.0
 
 
 @dataclass
@@ -33,6 +35,7 @@ class DemoResult:
     issues: list[dict[str, Any]]
     users: list[dict[str, Any]]
     report: dict[str, Any]
+    outbox: list[dict[str, Any]]
 
 
 def sample_emails_dir() -> Path:
@@ -65,14 +68,23 @@ async def _send_all(
     return await asyncio.to_thread(send_blocking)
 
 
-def run_demo(store: Store, org: Org, mail: list[MailFile], progress: Progress) -> DemoResult:
+def run_demo(
+    store: Store,
+    org: Org,
+    mail: list[MailFile],
+    progress: Progress,
+    relay: Relay | None = None,
+) -> DemoResult:
     prepare(store, org)
 
     async def scenario() -> tuple[str, list[SendResult]]:
-        async with intake_service(store, org, ListenerOptions(port=0)) as service:
+        async with intake_service(store, org, ListenerOptions(port=0), relay=relay) as service:
             sent = await _send_all(
                 service.host, service.port, mail, org.intake_addresses[0], progress
             )
+            if service.outbox is not None:
+                # Give every automatic email its first try before the listener stops.
+                await service.outbox.drain(DRAIN_SECONDS)
             return f"smtp://{service.host}:{service.port}", sent
 
     listener, sent = asyncio.run(scenario())
@@ -84,4 +96,5 @@ def run_demo(store: Store, org: Org, mail: list[MailFile], progress: Progress) -
             issues=reports.issues(session),
             users=reports.users(session),
             report=reports.report(session, org),
+            outbox=reports.outbox(session),
         )

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from simulator import classify, conversations, ledger, roles
+from simulator import classify, conversations, ledger, notify, roles, signing
 from simulator.ledger import SeatChange
 from simulator.org import Org, UnknownSenders
 from simulator.parse import (
@@ -53,15 +53,17 @@ class DeliveryResult:
     issue: int | None = None
     new_user: bool = False
     seat_changes: list[SeatChange] = field(default_factory=list)
+    notifications: int = 0  # automatic emails queued in the outbox by this delivery
 
     def log_line(self) -> str:
         seats = " ".join(str(c) for c in self.seat_changes) or "none"
         issue = f"#{self.issue}" if self.issue is not None else "-"
         outcome = self.outcome.value + (f"/{self.reason}" if self.reason else "")
-        return (
+        line = (
             f"delivery={self.delivery_id} outcome={outcome} issue={issue} "
             f"sender={self.sender or '-'} role={self.role or '-'} seats={seats}"
         )
+        return line + (f" queued={self.notifications}" if self.notifications else "")
 
 
 def effective_message_id(mail: InboundMail, raw: bytes) -> str:
@@ -121,7 +123,8 @@ def process(
     result.role, result.new_user = user.role, created
     delivery.user_id = user.id
 
-    thread = conversations.find_thread(session, mail)
+    signer = _signer(session, org, mail, received_at)
+    thread = conversations.find_thread(session, mail, signer)
     if thread is not None:
         outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
     else:
@@ -133,6 +136,15 @@ def process(
     result.seat_changes += ledger.count_sender(session, user, received_at, delivery.id, seat_reason)
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery.id)
+    if signer is not None and org.notify.enabled:
+        created = outcome is Outcome.CREATED_ISSUE
+        # A derived id is ours alone; the sender's mail never carried it.
+        answers = mail.message_id if mail.message_id == message_id else None
+        sent = notify.after_intake(
+            session, org, signer, mail, user, number, created, delivery.id, received_at, answers
+        )
+        result.seat_changes += sent.seat_changes
+        result.notifications = sent.queued
     return _finish(delivery, result, outcome, reason, issue=number)
 
 
@@ -141,6 +153,18 @@ def _team_seat_reason(user: User, channel: Channel) -> str:
     if user.origin == Origin.SHARED:
         return "shared_user"
     return "web_form" if channel is Channel.WEB_FORM else "first_email"
+
+
+def _signer(
+    session: Session, org: Org, mail: InboundMail, at: datetime
+) -> signing.MessageIdSigner | None:
+    """The Message-ID signer, when this delivery may be answered or names one of our ids."""
+    ours = "@" + org.message_id_domain
+    if org.notify.enabled or any(
+        i.lower().endswith(ours) for i in conversations.reply_candidates(mail)
+    ):
+        return signing.signer_for(session, org, at)
+    return None
 
 
 def _record_delivery(

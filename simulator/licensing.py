@@ -29,6 +29,8 @@ class Evidence:
 
     customers_submitting: int  # customer users with at least one counted email
     customers_notified: int = 0  # customers who receive automatic email updates
+    # Team seats held only because the system emailed them (never wrote in themselves).
+    team_seats_from_notifications: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Comparison:
     cheaper_model: str
     recommended_model: str
     reasons: list[str]
+    team_without_notifications: ModelCost
 
 
 def cost(seats: int, unit_price: float) -> float:
@@ -112,12 +115,29 @@ def compare(
     cheaper = cheaper_model(support, team)
     customers_in_loop = evidence.customers_submitting > 0 or evidence.customers_notified > 0
     recommended = SUPPORT if customers_in_loop else (TEAM if cheaper == EQUAL else cheaper)
+    notified = min(evidence.team_seats_from_notifications, team_seats)
+    without = model_cost(team_seats - notified, pricing.team_per_user)
     reasons = [
         _rule_of_thumb(evidence),
         _figures(support, team, pricing),
         _breakeven_sentence(team_seats, breakeven, pricing),
     ]
-    return Comparison(support, team, breakeven, cheaper, recommended, reasons)
+    if notified:
+        reasons.append(_notification_sentence(notified, team, without, pricing))
+    return Comparison(support, team, breakeven, cheaper, recommended, reasons, without)
+
+
+def _notification_sentence(
+    notified: int, team: ModelCost, without: ModelCost, pricing: Pricing
+) -> str:
+    per = pricing.period
+    return (
+        f"automatic email updates made {notified} recipient(s) users who never wrote in: "
+        f"under Team they are {notified} paid seat(s) "
+        f"({money(team.cost - without.cost, pricing)}/{per}); without notifications Team "
+        f"would bill {without.seats} user(s) = {money(without.cost, pricing)}/{per}, "
+        "while under Support they stay free"
+    )
 
 
 def _rule_of_thumb(evidence: Evidence) -> str:

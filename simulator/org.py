@@ -103,6 +103,22 @@ class IntakePolicy:
 
 
 @dataclass(frozen=True)
+class NotifyPolicy:
+    """`[notify]`: automatic email to customers. Without the table nothing is sent."""
+
+    acknowledge: bool = False  # "[Issue #N] subject" to the submitter of a new issue
+    notify_participants_on_reply: bool = False  # an update to the others on each reply
+    from_address: str = ""  # default: the first intake address
+    per_recipient_cap: int = 10  # at most this many to one address per window (0 = no cap)
+    cap_window_hours: float = 3.0
+    signing_key: str = ""  # signs our Message-IDs; default: a secret kept in the database
+
+    @property
+    def enabled(self) -> bool:
+        return self.acknowledge or self.notify_participants_on_reply
+
+
+@dataclass(frozen=True)
 class Org:
     name: str
     internal_domains: tuple[str, ...]
@@ -113,6 +129,7 @@ class Org:
     licensing: LicensingRules = field(default_factory=LicensingRules)
     message_id_domain: str = "intake-sim.invalid"
     source: str = ""
+    notify: NotifyPolicy = field(default_factory=NotifyPolicy)
 
     def is_internal(self, address: str) -> bool:
         domain = address.rpartition("@")[2]
@@ -206,6 +223,7 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
         licensing=_build_licensing(_table(data, "licensing")),
         message_id_domain=message_id_domain.lower(),
         source=source,
+        notify=_build_notify(data, intake_addresses[0]),
     )
 
 
@@ -234,6 +252,40 @@ def _build_intake(table: dict[str, Any]) -> IntakePolicy:
         if getattr(intake, key) < 0:
             raise OrgFileError(f"intake.{key} must not be negative")
     return intake
+
+
+SIGNING_KEY_MIN_LENGTH = 16
+
+
+def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPolicy:
+    if "notify" not in data:
+        return NotifyPolicy()
+    table = _table(data, "notify")
+    known = {f for f in NotifyPolicy.__dataclass_fields__}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise OrgFileError(f"notify: unknown key(s) {', '.join(unknown)}")
+    from_address = _typed(table, "notify", "from_address", str, first_intake_address)
+    from_address = from_address.strip().lower()
+    if from_address.count("@") != 1 or any(c.isspace() or c in "<>," for c in from_address):
+        raise OrgFileError(f"notify.from_address: {from_address!r} is not an address")
+    policy = NotifyPolicy(
+        acknowledge=_typed(table, "notify", "acknowledge", bool, True),
+        notify_participants_on_reply=_typed(
+            table, "notify", "notify_participants_on_reply", bool, False
+        ),
+        from_address=from_address,
+        per_recipient_cap=_typed(table, "notify", "per_recipient_cap", int, 10),
+        cap_window_hours=_typed(table, "notify", "cap_window_hours", float, 3.0),
+        signing_key=_typed(table, "notify", "signing_key", str, ""),
+    )
+    if policy.per_recipient_cap < 0 or policy.cap_window_hours <= 0:
+        raise OrgFileError("notify.per_recipient_cap must be >= 0 and cap_window_hours > 0")
+    if policy.signing_key and len(policy.signing_key) < SIGNING_KEY_MIN_LENGTH:
+        raise OrgFileError(
+            f"notify.signing_key must be at least {SIGNING_KEY_MIN_LENGTH} characters"
+        )
+    return policy
 
 
 def _build_pricing(table: dict[str, Any]) -> Pricing:

@@ -125,6 +125,14 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     )
     summary.add_row("users", ", ".join(f"{k} {v}" for k, v in report["users"].items()))
     summary.add_row("noise senders filtered", str(team["noise_senders_filtered"]))
+    notifications = report.get("notifications") or {}
+    if any(notifications.values()):
+        summary.add_row("automatic emails", ", ".join(f"{k} {v}" for k, v in notifications.items()))
+        summary.add_row(
+            "Team without them",
+            f"{team['seats_without_notifications']} seat(s), "
+            f"{team['cost_without_notifications']:.2f}",
+        )
     summary.add_row("break-even Team seats", safe_text(report["breakeven_team_seats"]))
     summary.add_row("cheaper model", report["cheaper_model"])
     summary.add_row("recommended model", report["recommended_model"])

@@ -16,7 +16,17 @@ from sqlalchemy.orm import Session
 from simulator import licensing, timeline
 from simulator.errors import ConfigError
 from simulator.org import LicensingRules, Org
-from simulator.store.models import Delivery, Issue, Model, Outcome, Role, SeatEvent, User
+from simulator.store.models import (
+    Delivery,
+    Issue,
+    Model,
+    OutboxMessage,
+    OutboxStatus,
+    Outcome,
+    Role,
+    SeatEvent,
+    User,
+)
 
 Row = dict[str, Any]
 COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
@@ -134,16 +144,81 @@ def data_end(session: Session) -> datetime | None:
     return max(found) if found else None
 
 
+def customers_notified(session: Session, as_of: datetime) -> int:
+    """Customers the system sent (or is sending) automatic email to by `as_of`."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(OutboxMessage.recipient)))
+            .join(User, User.email == OutboxMessage.recipient)
+            .where(
+                User.role == Role.CUSTOMER.value,
+                OutboxMessage.created_at <= as_of,
+                OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
+            )
+        )
+        or 0
+    )
+
+
+def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
+    """Team seats that exist only because the system sent automatic email.
+
+    A seat opened with reason `notified`, still held, whose user has not sent a
+    counted email by `as_of` (one who has would be a seat anyway).
+    """
+    notified = (
+        select(SeatEvent.user_id)
+        .where(
+            SeatEvent.model == Model.TEAM.value,
+            SeatEvent.reason == "notified",
+            SeatEvent.delta == 1,
+            SeatEvent.at <= as_of,
+        )
+        .distinct()
+        .subquery()
+    )
+    held = (
+        select(SeatEvent.user_id)
+        .where(SeatEvent.model == Model.TEAM.value, SeatEvent.at <= as_of)
+        .group_by(SeatEvent.user_id)
+        .having(func.sum(SeatEvent.delta) > 0)
+        .subquery()
+    )
+    query = (
+        select(func.count(User.id))
+        .join(notified, notified.c.user_id == User.id)
+        .join(held, held.c.user_id == User.id)
+        .where((User.first_seen.is_(None)) | (User.first_seen > as_of))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxMessage.status, func.count(OutboxMessage.id))
+        .where(OutboxMessage.created_at <= as_of)
+        .group_by(OutboxMessage.status)
+    )
+    counts = {s.value: 0 for s in OutboxStatus}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
     seats = _seat_totals(session, as_of)
     if org.licensing != LicensingRules():
         # The org reads the ledger with other rules (counting start, inactivity).
         seats[Model.TEAM.value] = timeline.count_at(_team_spans(session, org, as_of), as_of)
-    evidence = licensing.Evidence(customers_submitting=customers_submitting(session, as_of))
+    evidence = licensing.Evidence(
+        customers_submitting=customers_submitting(session, as_of),
+        customers_notified=customers_notified(session, as_of),
+        team_seats_from_notifications=team_seats_from_notifications(session, as_of),
+    )
     comparison = licensing.compare(
         seats[Model.SUPPORT.value], seats[Model.TEAM.value], org.pricing, evidence
     )
+    without = comparison.team_without_notifications
     return {
         "as_of": iso(as_of),
         "organization": org.name,
@@ -155,11 +230,18 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
         "team": {
             **_model_row(comparison.team),
             "noise_senders_filtered": noise_senders_filtered(session, as_of),
+            "seats_from_notifications": evidence.team_seats_from_notifications,
+            "seats_without_notifications": without.seats,
+            "cost_without_notifications": without.cost,
         },
         "breakeven_team_seats": comparison.breakeven_team_seats,
         "cheaper_model": comparison.cheaper_model,
         "recommended_model": comparison.recommended_model,
         "reasons": comparison.reasons,
+        "notifications": {
+            "customers_notified": evidence.customers_notified,
+            **_outbox_counts(session, as_of),
+        },
     }
 
 
@@ -362,4 +444,28 @@ def ledger(session: Session, model: str | None = None) -> list[Row]:
             "delivery": event.delivery_id,
         }
         for event, email in session.execute(query)
+    ]
+
+
+def outbox(session: Session, status: str | None = None) -> list[Row]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    return [
+        {
+            "id": row.id,
+            "created_at": iso(row.created_at),
+            "kind": row.kind,
+            "issue": row.issue_number,
+            "recipient": row.recipient,
+            "subject": row.subject,
+            "status": row.status,
+            "attempts": row.attempts,
+            "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
+            "last_error": row.last_error or None,
+            "sent_at": iso(row.sent_at),
+            "message_id": row.message_id,
+            "delivery": row.delivery_id,
+        }
+        for row in session.scalars(query)
     ]

@@ -30,6 +30,7 @@ from simulator import replies
 from simulator.chaos import NO_CHAOS, Chaos, Stage
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
+from simulator.outbox import OutboxSender, Relay, RetryPolicy
 from simulator.parse import MimeLimits, date_header, normalise_address
 from simulator.writer import GroupCommitWriter, Submission
 
@@ -294,6 +295,7 @@ class RunningService:
     port: int
     handler: IntakeHandler
     writer: GroupCommitWriter
+    outbox: OutboxSender | None = None
 
 
 @asynccontextmanager
@@ -304,17 +306,32 @@ async def intake_service(
     *,
     mime_limits: MimeLimits | None = None,
     prepared: bool = True,
+    relay: Relay | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Writer plus listener; on exit the listener stops first, then queued mail is written.
+    """Writer plus listener, plus the outbox sender when there is a relay.
 
+    On exit the listener stops first, then queued deliveries are written, then
+    the sender finishes its round; unsent mail stays pending in the outbox.
     `prepared=False` says the store could not be prepared yet (down at start):
     the writer prepares it before its first batch, answering 451 until then.
     """
-    writer = GroupCommitWriter(store, org, mime_limits=mime_limits, prepared=prepared)
+    outbox = OutboxSender(store, relay, retry) if relay is not None else None
+    writer = GroupCommitWriter(
+        store,
+        org,
+        mime_limits=mime_limits,
+        prepared=prepared,
+        on_queued=outbox.wake if outbox else None,
+    )
     await writer.start()
+    if outbox is not None:
+        await outbox.start()
     handler = IntakeHandler(org, writer, options)
     try:
         async with smtp_listener(handler, options) as (host, port):
-            yield RunningService(host, port, handler, writer)
+            yield RunningService(host, port, handler, writer, outbox)
     finally:
         await writer.close()
+        if outbox is not None:
+            await outbox.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from simulator import intake
+from simulator import intake, signing
 from simulator.errors import StoreUnavailable
 from simulator.intake import DeliveryResult
 from simulator.ledger import SeatChange, reconcile_directory
@@ -43,10 +44,16 @@ class Submission:
 
 
 def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
-    """Bring the schema up (or refuse an old one) and reconcile the directory from the org file."""
+    """Bring the schema up (or refuse an old one), make the signing secret, and
+    reconcile the directory from the org file."""
     store.ensure_schema()
     moment = at or datetime.now(UTC)
-    return store.transaction(lambda session: reconcile_directory(session, org, moment))
+
+    def work(session: Session) -> list[SeatChange]:
+        signing.database_secret(session, moment)
+        return reconcile_directory(session, org, moment)
+
+    return store.transaction(work)
 
 
 def write_batch(
@@ -121,6 +128,7 @@ class GroupCommitWriter:
         *,
         mime_limits: MimeLimits | None = None,
         prepared: bool = True,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.org = org
@@ -128,6 +136,8 @@ class GroupCommitWriter:
         self.mime_limits = mime_limits or DEFAULT_MIME_LIMITS
         # False while the store could not be prepared (down at start): retried per batch.
         self.prepared = prepared
+        # Called after a COMMIT that queued automatic email, so the sender looks at once.
+        self.on_queued = on_queued
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
@@ -175,6 +185,8 @@ class GroupCommitWriter:
                     future.set_exception(exc)
             return
         self.batches += 1
+        if self.on_queued is not None and any(r.notifications for r in results):
+            self.on_queued()
         for (_, future), result in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(result)

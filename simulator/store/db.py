@@ -137,6 +137,11 @@ class Store:
             return
         self._refuse_unknown(current)
         if current is not None and not self.is_sqlite:
+            # A listener started beside us may be upgrading right now: let it finish.
+            schema.wait_for_upgrade(self.engine)
+            current = self.revision()
+            if current == head:
+                return
             raise SchemaMismatch(self._outdated(current, head))
         if current is not None:
             log.info("upgrading %s from schema %s to %s", self.display_url, current, head)

@@ -1,4 +1,5 @@
-"""The tables intake writes: users, issues, deliveries, known message ids, seat events.
+"""The tables intake writes: users, issues, deliveries, known message ids, seat events,
+and for automatic email updates: issue participants, the outbox and a signing secret.
 
 Every fact that must exist once (a user's address, a Message-ID, an issue
 number, the Nth change of a user's seat) is guarded by a unique key, so that
@@ -87,6 +88,7 @@ class Origin(StrEnum):
     SENDER = "sender"  # auto-created from a counted email's sender
     CC = "cc"  # auto-created from a counted email's To/Cc
     SHARED = "shared"  # the one account strangers map to under `shared_user`
+    NOTIFIED = "notified"  # auto-created because the system sent them an automatic update
 
 
 class Outcome(StrEnum):
@@ -103,6 +105,18 @@ class Channel(StrEnum):
     SMTP = "smtp"  # the SMTP listener
     WEB_FORM = "web_form"  # the customer web form (the submitter logs in to a portal)
     INGEST = "ingest"  # `intake-sim ingest`, files through the pipeline without SMTP
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENT = "sent"  # the relay accepted it
+    FAILED = "failed"  # refused for good, or out of attempts
+    SUPPRESSED = "suppressed"  # never sent: the recipient was over the per-recipient cap
+
+
+class NotificationKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"  # to the submitter of a new issue
+    UPDATE = "update"  # to the other participants when someone replies
 
 
 class Model(StrEnum):
@@ -226,3 +240,61 @@ class SeatEvent(Base):
     delta: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(CleanString(32))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+
+
+class IssueParticipant(Base):
+    """Everyone on an issue's conversation: senders and To/Cc addresses of counted mail.
+
+    Kept only while participant updates are on; they are who an update goes to.
+    """
+
+    __tablename__ = "issue_participants"
+
+    issue_number: Mapped[int] = mapped_column(ForeignKey("issues.number"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+
+
+class OutboxMessage(Base):
+    """One automatic email, written in the transaction of the delivery that caused it.
+
+    The bytes are built at intake time, so what is sent is exactly what was decided;
+    the sender task only moves rows from pending to sent or failed.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending','sent','failed','suppressed')",
+            name="status",
+        ),
+        CheckConstraint("kind IN ('acknowledgement','update')", name="kind"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_created_at", "recipient", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    issue_number: Mapped[int] = mapped_column(ForeignKey("issues.number"), index=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Secret(Base):
+    """Per-database secrets, e.g. the key that signs our Message-IDs when the org sets none."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -81,6 +81,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def wait_for_upgrade(engine: Engine) -> None:
+    """On PostgreSQL, wait until no other process holds the upgrade lock."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_UPGRADE_LOCK_KEY})
+
+
 def differences(engine: Engine) -> list[object]:
     """What autogenerate would change to make the database match the models."""
     with engine.connect() as connection:
