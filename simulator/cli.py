@@ -785,7 +785,6 @@ def demo(
         )
         return
     _print_demo(result, mail, fmt)
-    _print_demo_outbox(result.outbox, fmt)
     if db:
         err.print(f"database kept at {db}; try `intake-sim users --db {db}`", highlight=False)
 
@@ -813,6 +812,8 @@ def _print_demo(result: Any, mail: list[Any], fmt: Format) -> None:
     render(rows, list(rows[0]) if rows else [], fmt, out, title="outcomes")
     render(result.issues, ISSUE_COLUMNS[:-1], fmt, out, title="issues")
     render(result.users, USER_COLUMNS[:-2], fmt, out, title="users")
+    _print_demo_outbox(result.outbox, fmt)
+    # The comparison comes last: it is what the demo is for.
     _print_report(result.report, fmt)
 
 
