@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint screenshot clean bench-volume
+.PHONY: demo test lint screenshot clean bench bench-rss bench-volume
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,18 @@ screenshot: $(STAMP)
 bench-volume: $(STAMP)
 	$(BIN)/python benchmarks/volume.py --direct 100000
 
+# Throughput against a do-nothing aiosmtpd handler in the same run, then peak RSS at
+# 10^4 and 10^5 messages. Options: make bench BENCH_ARGS="--pg URL --messages 5000"
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench.py rss $(BENCH_RSS_ARGS)
+
+bench-rss: $(STAMP)
+	$(BIN)/python scripts/bench.py rss $(BENCH_RSS_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check simulator tests benchmarks
-	$(BIN)/ruff format --check simulator tests benchmarks
+	$(BIN)/ruff check simulator tests benchmarks scripts
+	$(BIN)/ruff format --check simulator tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info
