@@ -194,14 +194,13 @@ def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
 
 
 def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
-    rows = session.execute(
-        select(OutboxMessage.status, func.count(OutboxMessage.id))
-        .where(OutboxMessage.created_at <= as_of)
-        .group_by(OutboxMessage.status)
+    return _totals(
+        session,
+        OutboxMessage.status,
+        func.count(OutboxMessage.id),
+        OutboxMessage.created_at <= as_of,
+        [s.value for s in OutboxStatus],
     )
-    counts = {s.value: 0 for s in OutboxStatus}
-    counts.update({status: int(n) for status, n in rows})
-    return counts
 
 
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
