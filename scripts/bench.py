@@ -160,9 +160,25 @@ def null_command() -> list[str]:
     return [sys.executable, __file__, "null-server"]
 
 
-def intake_command(db_url: str, org: Path) -> list[str]:
-    command = [sys.executable, "-m", "simulator", "serve", "--port", "0"]
+def intake_command(db_url: str, org: Path, ack: str = "intake") -> list[str]:
+    command = [sys.executable, "-m", "simulator", "serve", "--port", "0", "--ack", ack]
     return [*command, "--db", db_url, "--org", str(org)]
+
+
+def wait_for_spool(db_url: str | None) -> None:
+    """With `--ack spool`, wait until the processor has run every message through intake."""
+    if db_url is None or os.environ.get("X_NOPROC"):
+        return
+    from simulator import spool
+    from simulator.store.db import Store
+
+    with Store(db_url, writer=False) as store:
+        spooling = spool.open_spool(store)
+        try:
+            while spooling.backlog():
+                time.sleep(0.02)
+        finally:
+            spooling.dispose()
 
 
 # --- load: smtp-source ----------------------------------------------------------------
@@ -347,11 +363,15 @@ class Sample:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)  # server CPU per message
+    # Messages per second from the first sent to the last stored as a delivery.
+    processed_rate: list[float] = field(default_factory=list)
 
 
 @dataclass
 class Target:
     name: str
+    backend: str = "null"  # null, sqlite or postgresql
+    ack: str = "intake"
     samples: dict[Case, Sample] = field(default_factory=dict)
     rss_kib: list[int] = field(default_factory=list)
 
@@ -362,20 +382,27 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_target(
-    target: Target, command: list[str], args: argparse.Namespace, tool: str | None, work: Path
+    target: Target,
+    command: list[str],
+    args: argparse.Namespace,
+    tool: str | None,
+    work: Path,
+    db_url: str | None = None,
 ) -> None:
     server = start_server(target.name, command, work)
     try:
         for case in args.cases:
             sample = target.samples.setdefault(case, Sample())
-            cpu_before = server.cpu_seconds()
+            cpu_before, started = server.cpu_seconds(), time.perf_counter()
             if tool:
                 sample.source_rate.append(smtp_source_rate(tool, server, case, args.messages))
             run = client_run(server, case, args.messages)
+            wait_for_spool(db_url)
+            sent = args.messages * (2 if tool else 1)
+            sample.processed_rate.append(sent / (time.perf_counter() - started))
             sample.client_rate.append(run.rate)
             sample.p50.append(_percentile(run.latencies, 0.50) * 1000)
             sample.p99.append(_percentile(run.latencies, 0.99) * 1000)
-            sent = args.messages * (2 if tool else 1)
             sample.cpu_ms.append((server.cpu_seconds() - cpu_before) * 1000 / sent)
         target.rss_kib.append(server.peak_rss_kib())
     finally:
@@ -388,10 +415,13 @@ def run_target(
 def throughput(args: argparse.Namespace) -> None:
     tool = None if args.no_smtp_source else find_smtp_source(install=True)
     pg = args.pg or os.environ.get("INTAKE_SIM_BENCH_PG") or os.environ.get("INTAKE_SIM_TEST_PG")
-    targets = [Target("null"), Target("sqlite")]
-    if pg:
-        targets.append(Target("postgresql"))
-    else:
+    backends = ["sqlite", "postgresql"] if pg else ["sqlite"]
+    targets = [Target("null")] + [
+        Target(backend if ack == "intake" else f"{backend}, ack spool", backend, ack)
+        for backend in backends
+        for ack in args.acks
+    ]
+    if not pg:
         print("note: no PostgreSQL URL (--pg, INTAKE_SIM_BENCH_PG, INTAKE_SIM_TEST_PG): skipped")
     generator = "smtp-source and the asyncio client" if tool else "the asyncio client only"
     print(
@@ -406,14 +436,16 @@ def throughput(args: argparse.Namespace) -> None:
         for round_no in range(1, args.rounds + 1):
             for target in targets:
                 print(f"round {round_no}: {target.name}", flush=True)
-                if target.name == "null":
+                if target.backend == "null":
                     run_target(target, null_command(), args, tool, work)
-                elif target.name == "sqlite":
+                elif target.backend == "sqlite":
                     db = f"sqlite:///{work / f'round{round_no}-{uuid.uuid4().hex[:6]}.db'}"
-                    run_target(target, intake_command(db, org), args, tool, work)
+                    command = intake_command(db, org, target.ack)
+                    run_target(target, command, args, tool, work, db)
                 else:
                     with fresh_pg_database(pg) as url:  # type: ignore[arg-type]
-                        run_target(target, intake_command(url, org), args, tool, work)
+                        command = intake_command(url, org, target.ack)
+                        run_target(target, command, args, tool, work, url)
     print_table(targets, args.cases, bool(tool))
 
 
@@ -422,7 +454,8 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
     med = statistics.median
     headers = ["server", "case"]
     headers += ["msg/s smtp-source", "ratio"] if with_source else []
-    headers += ["msg/s client", "ratio", "p50 ms", "p99 ms", "CPU ms/msg", "peak RSS MiB", "ratio"]
+    headers += ["msg/s client", "ratio", "p50 ms", "p99 ms", "CPU ms/msg", "processed msg/s"]
+    headers += ["peak RSS MiB", "ratio"]
     rows = []
     for target in targets:
         rss = med(target.rss_kib) / 1024
@@ -436,6 +469,7 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
                 ]
             row += [f"{med(s.client_rate):,.0f}", f"{med(s.client_rate) / med(b.client_rate):.2f}"]
             row += [f"{med(s.p50):.2f}", f"{med(s.p99):.2f}", f"{med(s.cpu_ms):.3f}"]
+            row += [f"{med(s.processed_rate):,.0f}"]
             row += [f"{rss:.1f}", f"{rss / (med(base.rss_kib) / 1024):.2f}"]
             rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
@@ -444,6 +478,9 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
         print(" | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
     print("\nratio = this server's median / the do-nothing handler's median (same run);")
     print("CPU ms/msg = server processes' user+system CPU per message (less load-sensitive)")
+    print("processed msg/s = all messages of a case over the time until the last is a delivery")
+    print("(equal to the acknowledgement rate with --ack intake; with --ack spool it includes")
+    print("the time the spool processor needs after the last 250)")
 
 
 # --- RSS flatness ---------------------------------------------------------------------
@@ -502,6 +539,12 @@ def main(argv: list[str] | None = None) -> None:
         "--counts", type=lambda t: [int(x) for x in t.split(",")], default=[10_000, 100_000]
     )
     parser.add_argument("--no-smtp-source", action="store_true", help="built-in client only")
+    parser.add_argument(
+        "--acks",
+        type=lambda t: [a for a in t.split(",") if a],
+        default=["intake", "spool"],
+        help="serve --ack modes to measure, e.g. intake,spool",
+    )
     parser.add_argument("--port", type=int, default=0, help="null-server only")
     args = parser.parse_args(argv)
     if args.mode == "null-server":

@@ -13,7 +13,7 @@ import logging
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,14 +25,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.orm import Session
 
-from simulator import __version__, reports, volume
+from simulator import __version__, reports, spool, volume
 from simulator.chaos import Chaos, parse_rule
 from simulator.crashtest import CrashTestOptions, run_crash_test
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.errors import ConfigError, IntakeSimError, StoreUnavailable
 from simulator.fuzz import FuzzOptions, run_fuzz
+from simulator.logs import setup_logging
 from simulator.org import Org, load_org
-from simulator.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits, parse_message
+from simulator.parse import (
+    DEFAULT_MIME_LIMITS,
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
+    MimeLimits,
+    parse_message,
+)
 from simulator.plots import plot_months, plot_sweep
 from simulator.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.render import Format, render, report_tables, to_json
@@ -53,6 +60,7 @@ from simulator.smtp import (
     Relay,
     intake_service,
 )
+from simulator.spool import Ack
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.store.models import Channel, OutboxStatus
 from simulator.store.schema import head_revision
@@ -185,12 +193,7 @@ def cli_errors() -> Iterator[None]:
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -314,6 +317,16 @@ def serve(
         ),
     ] = False,
     relay: RelayOption = None,
+    ack: Annotated[
+        Ack,
+        typer.Option(
+            envvar="INTAKE_SIM_ACK",
+            help="When to answer 250: `intake` once the delivery's intake transaction has "
+            "committed; `spool` once the raw message is committed to the spool, with intake "
+            "run just after by a processor process (faster; see README, Spool).",
+            case_sensitive=False,
+        ),
+    ] = Ack.INTAKE,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     _setup_logging(verbose)
@@ -340,7 +353,7 @@ def serve(
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
             asyncio.run(
-                _serve(store, organisation, options, limits, prepared, web_options, relay_to)
+                _serve(store, organisation, options, limits, prepared, web_options, relay_to, ack)
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -376,12 +389,19 @@ async def _serve(
     prepared: bool,
     web: WebOptions | None = None,
     relay: Relay | None = None,
+    ack: Ack = Ack.INTAKE,
 ) -> None:
     stop = _stop_on_signals()
     # The web server (if any) stops first, then the listener, then the writer drains.
     async with (
         intake_service(
-            store, organisation, options, mime_limits=limits, prepared=prepared, relay=relay
+            store,
+            organisation,
+            options,
+            mime_limits=limits,
+            prepared=prepared,
+            relay=relay,
+            ack=ack,
         ) as service,
         contextlib.AsyncExitStack() as stack,
     ):
@@ -405,6 +425,26 @@ async def _serve(
         await stop.wait()
         logging.info("stopping: finishing queued deliveries")
     logging.info("stopped after %d deliveries", service.handler.accepted)
+    if ack is Ack.SPOOL:
+        _report_backlog(store)
+
+
+def _report_backlog(store: Store) -> None:
+    spooling = spool.open_spool(store)
+    try:
+        left = spooling.backlog()
+    except StoreUnavailable as exc:
+        logging.warning("cannot count the spool: %s", exc)
+        return
+    finally:
+        spooling.dispose()
+    if left:
+        logging.warning(
+            "%d acknowledged message(s) wait in the spool: `intake-sim drain --db %s` "
+            "(or the next `serve --ack spool`) runs them through intake",
+            left,
+            store.display_url,
+        )
 
 
 @app.command("crash-test")
@@ -628,6 +668,33 @@ def ingest(
                 advance(len(chunk))
     rows = [{"outcome": k, "deliveries": v} for k, v in sorted(counts.items())]
     render(rows, ["outcome", "deliveries"], fmt, out, title=f"ingested {len(mail)} message(s)")
+
+
+@app.command()
+def drain(
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Run every message still waiting in the spool (`serve --ack spool`) through intake."""
+    with cli_errors(), ExitStack() as cleanup:
+        organisation = load_org(org)
+        store = open_store(db)
+        cleanup.callback(store.dispose)
+        prepare(store, organisation)
+        spooling = spool.open_spool(store)
+        cleanup.callback(spooling.dispose)
+        counts: dict[str, int] = {}
+        with _progress("draining the spool", spooling.backlog()) as advance:
+
+            def count(results: Sequence[Any]) -> None:
+                for result in results:
+                    counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+                advance(len(results))
+
+            done = spool.drain(spooling, organisation, DEFAULT_MIME_LIMITS, count)
+    rows = [{"outcome": k, "deliveries": v} for k, v in sorted(counts.items())]
+    render(rows, ["outcome", "deliveries"], fmt, out, title=f"drained {done} message(s)")
 
 
 def _receive_time(raw: bytes, use_date_header: bool) -> datetime:

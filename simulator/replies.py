@@ -6,6 +6,8 @@ ever hold a 452 line; tests/test_replies.py checks that every name matches.
 
 S250_OK = "250 2.0.0 OK"
 S250_ACCEPTED = "250 2.0.0 Accepted as delivery {delivery_id}"
+# `serve --ack spool`: committed to the spool; the delivery follows when intake has run.
+S250_SPOOLED = "250 2.0.0 Queued as spool {spool_id}"
 S250_SENDER_OK = "250 2.1.0 Sender OK"
 S250_RECIPIENT_OK = "250 2.1.5 Recipient OK"
 # 421: the service closes the transmission channel (RFC 5321 3.8, 4.2.3).

@@ -26,12 +26,13 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 
-from simulator import replies
+from simulator import replies, spool
 from simulator.chaos import NO_CHAOS, Chaos, Stage
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
 from simulator.outbox import OutboxSender, Relay, RetryPolicy
-from simulator.parse import MimeLimits, date_header, normalise_address
+from simulator.parse import DEFAULT_MIME_LIMITS, MimeLimits, date_header, normalise_address
+from simulator.spool import Ack, ProcessorConfig, SpoolProcessor, SpoolReceipt
 from simulator.writer import GroupCommitWriter, Submission
 
 log = logging.getLogger("intake_sim.smtp")
@@ -152,6 +153,10 @@ class IntakeHandler:
             log.warning("451 to %s: %s", session.peer, exc)
             return replies.S451_STORE_UNAVAILABLE
         self.accepted += 1
+        if isinstance(result, SpoolReceipt):
+            # The processor logs the delivery line; one more line here would double the cost.
+            log.debug(result.log_line())
+            return replies.S250_SPOOLED.format(spool_id=result.spool_id)
         log.info(result.log_line())
         return replies.S250_ACCEPTED.format(delivery_id=result.delivery_id)
 
@@ -296,6 +301,7 @@ class RunningService:
     handler: IntakeHandler
     writer: GroupCommitWriter
     outbox: OutboxSender | None = None
+    processor: SpoolProcessor | None = None
 
 
 @asynccontextmanager
@@ -308,30 +314,48 @@ async def intake_service(
     prepared: bool = True,
     relay: Relay | None = None,
     retry: RetryPolicy | None = None,
+    ack: Ack = Ack.INTAKE,
 ) -> AsyncIterator[RunningService]:
-    """Writer plus listener, plus the outbox sender when there is a relay.
+    """Writer plus listener, plus the outbox sender when there is a relay, plus the
+    spool processor with `ack=Ack.SPOOL`.
 
     On exit the listener stops first, then queued deliveries are written, then
-    the sender finishes its round; unsent mail stays pending in the outbox.
+    the processor finishes its batch (the rest stays spooled for the next run)
+    and the sender its round; unsent mail stays pending in the outbox.
     `prepared=False` says the store could not be prepared yet (down at start):
     the writer prepares it before its first batch, answering 451 until then.
     """
+    limits = mime_limits or DEFAULT_MIME_LIMITS
     outbox = OutboxSender(store, relay, retry) if relay is not None else None
+    processor = _spool_processor(store, org, limits) if ack is Ack.SPOOL else None
+    spooling = spool.open_spool(store) if processor else None
     writer = GroupCommitWriter(
         store,
         org,
-        mime_limits=mime_limits,
+        mime_limits=limits,
         prepared=prepared,
-        on_queued=outbox.wake if outbox else None,
+        on_queued=processor.wake if processor else outbox.wake if outbox else None,
+        spool_batch=spooling.append if spooling else None,
     )
+    if processor is not None:
+        processor.start()
     await writer.start()
     if outbox is not None:
         await outbox.start()
     handler = IntakeHandler(org, writer, options)
     try:
         async with smtp_listener(handler, options) as (host, port):
-            yield RunningService(host, port, handler, writer, outbox)
+            yield RunningService(host, port, handler, writer, outbox, processor)
     finally:
         await writer.close()
+        if processor is not None:
+            await asyncio.to_thread(processor.stop)
+        if spooling is not None:
+            spooling.dispose()
         if outbox is not None:
             await outbox.close()
+
+
+def _spool_processor(store: Any, org: Org, limits: MimeLimits) -> SpoolProcessor:
+    level = logging.getLogger().getEffectiveLevel()
+    return SpoolProcessor(ProcessorConfig(store.url, org, limits, store.busy_timeout_ms, level))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -67,9 +68,14 @@ def write_batch(
     A batch that loses a race to another listener on the same database is
     rolled back whole and run again (Store.transaction).
     """
-    return store.transaction(
-        lambda session: [_process_one(session, org, item, mime_limits) for item in batch]
-    )
+    return store.transaction(lambda session: process_batch(session, org, batch, mime_limits))
+
+
+def process_batch(
+    session: Session, org: Org, batch: list[Submission], mime_limits: MimeLimits
+) -> list[DeliveryResult]:
+    """Run each delivery of a batch in its own SAVEPOINT of the open transaction."""
+    return [_process_one(session, org, item, mime_limits) for item in batch]
 
 
 def _process_one(
@@ -114,7 +120,8 @@ def _quarantine_raw(session: Session, item: Submission) -> DeliveryResult:
     return DeliveryResult(delivery.id, Outcome.QUARANTINED, "internal_error", None)
 
 
-Pending = tuple[Submission, "asyncio.Future[DeliveryResult]"]
+# A DeliveryResult, or a spool receipt when the writer only spools.
+Pending = tuple[Submission, "asyncio.Future[Any]"]
 
 
 class GroupCommitWriter:
@@ -129,6 +136,7 @@ class GroupCommitWriter:
         mime_limits: MimeLimits | None = None,
         prepared: bool = True,
         on_queued: Callable[[], None] | None = None,
+        spool_batch: Callable[[list[Submission]], list[Any]] | None = None,
     ) -> None:
         self.store = store
         self.org = org
@@ -136,8 +144,11 @@ class GroupCommitWriter:
         self.mime_limits = mime_limits or DEFAULT_MIME_LIMITS
         # False while the store could not be prepared (down at start): retried per batch.
         self.prepared = prepared
-        # Called after a COMMIT that queued automatic email, so the sender looks at once.
+        # Called after a COMMIT that left work for another party (automatic email queued,
+        # or spooled messages), so that party looks at once.
         self.on_queued = on_queued
+        # `serve --ack spool`: store the raw messages only (spool.append), not run intake.
+        self.spool_batch = spool_batch
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
@@ -148,11 +159,11 @@ class GroupCommitWriter:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
 
-    async def submit(self, item: Submission) -> DeliveryResult:
+    async def submit(self, item: Submission) -> Any:
         if self._closing:
             # A session still open at shutdown gets a retry, not a hang.
             raise StoreUnavailable("the listener is shutting down")
-        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return await future
 
@@ -185,13 +196,15 @@ class GroupCommitWriter:
                     future.set_exception(exc)
             return
         self.batches += 1
-        if self.on_queued is not None and any(r.notifications for r in results):
+        if self.on_queued is not None and (
+            self.spool_batch is not None or any(r.notifications for r in results)
+        ):
             self.on_queued()
         for (_, future), result in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(result)
 
-    def _write_batch(self, items: list[Submission]) -> list[DeliveryResult]:
+    def _write_batch(self, items: list[Submission]) -> list[Any]:
         """On the writer thread: prepare the store first if that has not worked yet."""
         try:
             if not self.prepared:
@@ -199,6 +212,8 @@ class GroupCommitWriter:
                     log.info("directory: %s %s", change.user, change)
                 self.prepared = True
                 log.info("storage is back: %s prepared", self.store.display_url)
+            if self.spool_batch is not None:
+                return self.spool_batch(items)
             return write_batch(self.store, self.org, items, self.mime_limits)
         except StoreUnavailable:
             # Drop pooled connections: one opened while the file was read-only, or whose

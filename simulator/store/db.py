@@ -108,6 +108,7 @@ class Store:
         busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     ) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
         self.engine = make_engine(url, writer=writer, busy_timeout_ms=busy_timeout_ms)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -298,3 +298,36 @@ class Secret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SpooledMessage(Base):
+    """A message acknowledged before intake ran (`serve --ack spool`): raw bytes and envelope.
+
+    The spool processor runs it through the pipeline and deletes the row in the
+    same transaction that stores its delivery, so every spooled message becomes
+    exactly one delivery, even across a crash between the two.
+    """
+
+    __tablename__ = "spool"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    envelope_from: Mapped[str] = mapped_column(CleanText, default="")
+    recipients: Mapped[str] = mapped_column(CleanText, default="")
+    channel: Mapped[str] = mapped_column(String(16), default=Channel.SMTP.value)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SpoolMark(Base):
+    """How far the spool processor got in one SQLite spool file (`<database>-spool`).
+
+    The file is a separate database, so taking rows off it cannot share the
+    transaction that stores their deliveries; this mark does instead. It is
+    written in that transaction, and rows at or below it are known done even
+    when the processor stopped before deleting them.
+    """
+
+    __tablename__ = "spool_marks"
+
+    spool_file: Mapped[str] = mapped_column(String(36), primary_key=True)  # the file's uuid
+    last_id: Mapped[int] = mapped_column(Integer)

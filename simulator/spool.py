@@ -1,0 +1,435 @@
+"""The spool: answer 250 once the raw message is committed, run intake just after.
+
+Intake costs several times the CPU of the SMTP exchange itself, so a listener
+that runs the pipeline before its 250 acknowledges a fraction of what aiosmtpd
+alone could. With `serve --ack spool` the group-commit writer only INSERTs the
+raw bytes and envelope into a spool (still one COMMIT per batch, still 451 when
+that fails), and a spool processor in its own process -- so it runs on another
+core and never holds the listener's GIL -- takes the oldest messages in arrival
+order and runs them through the same pipeline as `--ack intake`.
+
+Every spooled message becomes exactly one delivery, whatever is killed when:
+
+- PostgreSQL: the spool is the `spool` table. The processor deletes the rows in
+  the transaction that stores their deliveries. Several processors (several
+  listeners) claim disjoint rows with FOR UPDATE SKIP LOCKED.
+- SQLite: a single writer lock per file would make the listener wait for every
+  processor transaction, so the spool is a file of its own beside the database
+  (`<database>-spool`). Its rows cannot be deleted in the main transaction;
+  instead that transaction moves a mark (`spool_marks`) past them, and rows at
+  or below the mark are skipped and deleted afterwards. Processors on one file
+  take turns under the main database's BEGIN IMMEDIATE and read the mark inside
+  it, so two never run the same row.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from enum import StrEnum
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from simulator.errors import ConfigError, StoreUnavailable
+from simulator.intake import DeliveryResult
+from simulator.logs import setup_logging
+from simulator.org import Org
+from simulator.parse import MimeLimits
+from simulator.store.db import Store
+from simulator.store.models import Channel, SpooledMessage, SpoolMark, UTCDateTime
+from simulator.writer import DEFAULT_MAX_BATCH, Submission, process_batch
+
+log = logging.getLogger("intake_sim.spool")
+
+# An SMTP envelope address cannot hold a line break; a comma it can (quoted local part).
+RECIPIENT_SEPARATOR = "\n"
+SPOOL_FILE_SUFFIX = "-spool"
+# The processor yields the CPU to the listener: acknowledging is what clients wait for,
+# and the backlog it leaves is worked off as soon as the listener is idle.
+PROCESSOR_NICENESS = 19
+# How long an idle processor sleeps when nobody wakes it (another listener's spool rows).
+POLL_SECONDS = 0.5
+# After a storage failure the processor waits this long before trying again.
+RETRY_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class Ack(StrEnum):
+    """When the listener answers 250 (`serve --ack`)."""
+
+    INTAKE = "intake"  # after the pipeline's transaction has committed the delivery
+    SPOOL = "spool"  # after the raw message is committed to the spool
+
+
+@dataclass(frozen=True)
+class SpoolReceipt:
+    """What the listener knows after the COMMIT: the spool row that holds the message."""
+
+    spool_id: int
+
+    def log_line(self) -> str:
+        return f"spooled={self.spool_id}"
+
+
+@dataclass(frozen=True)
+class Spooled:
+    spool_id: int
+    item: Submission
+
+
+def _row(item: Submission) -> dict[str, Any]:
+    return {
+        "received_at": item.received_at,
+        "envelope_from": item.envelope_from or "",
+        "recipients": RECIPIENT_SEPARATOR.join(item.recipients),
+        "channel": item.channel.value,
+        "raw": item.raw,
+    }
+
+
+def _spooled(row: Any) -> Spooled:
+    return Spooled(
+        row.id,
+        Submission(
+            raw=row.raw,
+            envelope_from=row.envelope_from or None,
+            recipients=row.recipients.split(RECIPIENT_SEPARATOR) if row.recipients else [],
+            received_at=row.received_at,
+            channel=Channel(row.channel),
+        ),
+    )
+
+
+class Spool(Protocol):
+    def append(self, items: list[Submission]) -> list[SpoolReceipt]: ...
+
+    def process(
+        self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
+    ) -> list[DeliveryResult]: ...
+
+    def backlog(self) -> int: ...
+
+    def dispose(self) -> None: ...
+
+
+class TableSpool:
+    """PostgreSQL: the `spool` table of the database itself."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = SpooledMessage.__table__
+
+    def append(self, items: list[Submission]) -> list[SpoolReceipt]:
+        return _insert(self.store, self.table, items)
+
+    def process(
+        self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
+    ) -> list[DeliveryResult]:
+        """Run up to `limit` spooled messages through intake and delete them, in one
+        transaction; raises StoreUnavailable when it cannot commit."""
+
+        def work(session: Session) -> list[DeliveryResult]:
+            query = select(self.table).order_by(self.table.c.id).limit(limit)
+            claimed = [
+                _spooled(row) for row in session.execute(query.with_for_update(skip_locked=True))
+            ]
+            if not claimed:
+                return []
+            results = process_batch(session, org, [s.item for s in claimed], mime_limits)
+            ids = [s.spool_id for s in claimed]
+            session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            return results
+
+        return self.store.transaction(work)
+
+    def backlog(self) -> int:
+        with self.store.read() as session:
+            return session.scalar(select(func.count()).select_from(self.table)) or 0
+
+    def dispose(self) -> None:
+        pass  # the store is the caller's
+
+
+FILE_METADATA = MetaData()
+# AUTOINCREMENT: ids are never reused after rows are deleted, so the mark stays right.
+FILE_SPOOL = Table(
+    "spool",
+    FILE_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("envelope_from", Text, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    sqlite_autoincrement=True,
+)
+# One row: this file's uuid, the key of its mark in the main database.
+FILE_IDENTITY = Table(
+    "spool_file",
+    FILE_METADATA,
+    Column("uuid", String(36), primary_key=True),
+)
+
+
+class FileSpool:
+    """SQLite: a spool database file beside the main one (see the module's doc)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        url = f"sqlite:///{spool_file_path(store.url)}"
+        self.files = Store(url, busy_timeout_ms=store.busy_timeout_ms)
+        # Reads must not take the file's write lock, which the listener's appends need.
+        self.reader = Store(url, writer=False, busy_timeout_ms=store.busy_timeout_ms)
+        self._uuid: str | None = None
+
+    @property
+    def uuid(self) -> str:
+        """The file's identity, creating the file on first use (so a listener whose
+        disk is full at start still starts, and answers 451 until it is not)."""
+        if self._uuid is None:
+            try:
+                FILE_METADATA.create_all(self.files.engine, checkfirst=True)
+            except SQLAlchemyError as exc:
+                raise StoreUnavailable(self.files.failure("cannot create the spool", exc)) from exc
+            self._uuid = self.files.transaction(_file_uuid)
+        return self._uuid
+
+    def append(self, items: list[Submission]) -> list[SpoolReceipt]:
+        """Insert through the driver itself: this is the listener's only per-message
+        storage work, and SQLAlchemy's statement machinery doubled its CPU cost."""
+        assert self.uuid
+        try:
+            connection = self.files.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(self.files.failure("cannot open the spool", exc)) from exc
+        try:
+            return _append_rows(connection.cursor(), items)
+        except sqlite3.Error as exc:
+            connection.invalidate()  # a connection that failed mid-transaction is not reused
+            raise StoreUnavailable(self.files.failure("cannot write the spool", exc)) from exc
+        finally:
+            connection.close()
+
+    def process(
+        self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
+    ) -> list[DeliveryResult]:
+        """Run the oldest spooled messages past the mark through intake, moving the mark
+        in the same transaction; then take the done rows off the spool file."""
+        spool_file = self.uuid
+        with self.reader.read() as session:
+            query = select(FILE_SPOOL).order_by(FILE_SPOOL.c.id).limit(limit)
+            rows = [_spooled(row) for row in session.execute(query)]
+        if not rows:
+            return []
+        last = rows[-1].spool_id
+
+        def work(session: Session) -> list[DeliveryResult]:
+            done = self._mark(session, spool_file)
+            todo = [s.item for s in rows if s.spool_id > done]
+            results = process_batch(session, org, todo, mime_limits) if todo else []
+            if last > done:
+                session.merge(SpoolMark(spool_file=spool_file, last_id=last))
+            return results
+
+        results = self.store.transaction(work)
+        self.files.transaction(
+            lambda session: session.execute(delete(FILE_SPOOL).where(FILE_SPOOL.c.id <= last))
+        )
+        return results
+
+    @staticmethod
+    def _mark(session: Session, spool_file: str) -> int:
+        mark = session.get(SpoolMark, spool_file)
+        return mark.last_id if mark is not None else 0
+
+    def backlog(self) -> int:
+        spool_file = self.uuid
+        with self.store.read() as session:
+            done = self._mark(session, spool_file)
+        with self.reader.read() as session:
+            waiting = select(func.count()).where(FILE_SPOOL.c.id > done)
+            return session.scalar(waiting) or 0
+
+    def dispose(self) -> None:
+        self.files.dispose()
+        self.reader.dispose()
+
+
+def _insert(store: Store, table: Table, items: list[Submission]) -> list[SpoolReceipt]:
+    """Store a batch's raw messages in one transaction; receipts in the batch's order."""
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+    def work(session: Session) -> list[SpoolReceipt]:
+        ids = session.scalars(statement, [_row(item) for item in items]).all()
+        return [SpoolReceipt(spool_id) for spool_id in ids]
+
+    return store.transaction(work)
+
+
+FILE_INSERT = (
+    "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+# The text form SQLAlchemy's SQLite DateTime reads back (naive UTC, see UTCDateTime).
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _append_rows(cursor: sqlite3.Cursor, items: list[Submission]) -> list[SpoolReceipt]:
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        receipts = []
+        for item in items:
+            row = _row(item)
+            row["received_at"] = item.received_at.astimezone(UTC).strftime(SQLITE_DATETIME)
+            cursor.execute(FILE_INSERT, tuple(row.values()))
+            assert cursor.lastrowid is not None
+            receipts.append(SpoolReceipt(cursor.lastrowid))
+        cursor.execute("COMMIT")
+    except BaseException:
+        if cursor.connection.in_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+    return receipts
+
+
+def _file_uuid(session: Session) -> str:
+    found = session.scalar(select(FILE_IDENTITY.c.uuid))
+    if found is None:
+        found = str(uuid.uuid4())
+        session.execute(insert(FILE_IDENTITY).values(uuid=found))
+    return found
+
+
+def spool_file_path(url: str) -> Path:
+    """Where a SQLite database's spool lives: `intake.db` -> `intake.db-spool`."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise ConfigError("--ack spool needs a database file or PostgreSQL, not :memory:")
+    return Path(database + SPOOL_FILE_SUFFIX)
+
+
+def open_spool(store: Store) -> Spool:
+    return FileSpool(store) if store.is_sqlite else TableSpool(store)
+
+
+def drain(
+    spool: Spool,
+    org: Org,
+    mime_limits: MimeLimits,
+    on_batch: Callable[[Sequence[DeliveryResult]], None] | None = None,
+) -> int:
+    """Process the spool until it is empty; the number of messages processed."""
+    done = 0
+    while True:
+        results = spool.process(org, mime_limits)
+        if not results:
+            if not spool.backlog():
+                return done
+            time.sleep(POLL_SECONDS)  # rows another processor holds: wait for it
+        done += len(results)
+        if on_batch is not None and results:
+            on_batch(results)
+
+
+# --- the processor process ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """Everything the processor process needs; it is pickled into the child."""
+
+    url: str
+    org: Org
+    mime_limits: MimeLimits
+    busy_timeout_ms: int
+    log_level: int
+
+
+def run_processor(config: ProcessorConfig, wake: Event, stop: Event) -> None:
+    """The processor's main loop (in its own process) until `stop` is set."""
+    os.nice(PROCESSOR_NICENESS)
+    setup_logging(config.log_level)
+    store = Store(config.url, busy_timeout_ms=config.busy_timeout_ms)
+    spool: Spool | None = None
+    try:
+        while not stop.is_set():
+            # Clear before looking: a wake-up sent while we process is not lost.
+            wake.clear()
+            try:
+                spool = spool or open_spool(store)
+                results = spool.process(config.org, config.mime_limits)
+            except StoreUnavailable as exc:
+                log.warning("spool not processed: %s", exc)
+                store.dispose()
+                stop.wait(RETRY_SECONDS)
+                continue
+            for result in results:
+                log.info(result.log_line())
+            if not results:
+                wake.wait(POLL_SECONDS)
+    finally:
+        if spool is not None:
+            spool.dispose()
+        store.dispose()
+
+
+class SpoolProcessor:
+    """The listener's handle on its processor process: start, wake, stop."""
+
+    def __init__(self, config: ProcessorConfig) -> None:
+        # spawn, not fork: the listener has an event loop and threads a fork would copy.
+        context: Any = multiprocessing.get_context("spawn")
+        self._wake: Event = context.Event()
+        self._stop: Event = context.Event()
+        self._process = context.Process(
+            target=run_processor,
+            args=(config, self._wake, self._stop),
+            name="intake-sim-spool",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._process.start()
+        log.info("spool processor started (pid %s)", self._process.pid)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def stop(self) -> None:
+        """Finish the batch in hand and exit; what is left stays in the spool."""
+        self._stop.set()
+        self._wake.set()
+        self._process.join(STOP_TIMEOUT_SECONDS)
+        if self._process.is_alive():
+            log.warning("spool processor did not stop in time; terminating it")
+            self._process.terminate()
+            self._process.join()
