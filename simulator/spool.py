@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from enum import StrEnum
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -370,64 +370,83 @@ class ProcessorConfig:
     log_level: int
 
 
-def run_processor(config: ProcessorConfig, wake: Event, stop: Event) -> None:
-    """The processor's main loop (in its own process) until `stop` is set."""
+def run_processor(config: ProcessorConfig, wakeups: Connection) -> None:
+    """The processor's main loop, in its own process, until the listener closes the
+    wake-up pipe (a clean stop) or dies (the kernel closes it)."""
     os.nice(PROCESSOR_NICENESS)
     setup_logging(config.log_level)
     store = Store(config.url, busy_timeout_ms=config.busy_timeout_ms)
     spool: Spool | None = None
+    pause = 0.0  # nothing to wait for while a backlog is being worked off
     try:
-        while not stop.is_set():
-            # Clear before looking: a wake-up sent while we process is not lost.
-            wake.clear()
+        while _listener_there(wakeups.fileno(), pause):
             try:
                 spool = spool or open_spool(store)
                 results = spool.process(config.org, config.mime_limits)
             except StoreUnavailable as exc:
                 log.warning("spool not processed: %s", exc)
                 store.dispose()
-                stop.wait(RETRY_SECONDS)
+                pause = RETRY_SECONDS
                 continue
             for result in results:
                 log.info(result.log_line())
-            if not results:
-                wake.wait(POLL_SECONDS)
+            pause = 0.0 if results else POLL_SECONDS
     finally:
         if spool is not None:
             spool.dispose()
         store.dispose()
 
 
+def _listener_there(fd: int, timeout: float) -> bool:
+    """Wait up to `timeout` for a wake-up; False once the pipe is closed (stop)."""
+    if not wait([fd], timeout):
+        return True
+    return os.read(fd, 65536) != b""  # b"": end of file, every write end is closed
+
+
 class SpoolProcessor:
-    """The listener's handle on its processor process: start, wake, stop."""
+    """The listener's handle on its processor process: start, wake, stop.
+
+    A pipe carries the wake-ups, one byte each, and not a shared lock or event:
+    a listener killed while holding one would leave the processor stuck on it,
+    whereas a pipe whose writer dies simply reads as closed, so the processor
+    stops when its listener is gone however that happened.
+    """
 
     def __init__(self, config: ProcessorConfig) -> None:
         # spawn, not fork: the listener has an event loop and threads a fork would copy.
         context: Any = multiprocessing.get_context("spawn")
-        self._wake: Event = context.Event()
-        self._stop: Event = context.Event()
+        self._wakeups, self._waker = context.Pipe(duplex=False)
         self._process = context.Process(
             target=run_processor,
-            args=(config, self._wake, self._stop),
+            args=(config, self._wakeups),
             name="intake-sim-spool",
             daemon=True,
         )
 
     def start(self) -> None:
         self._process.start()
+        self._wakeups.close()  # the child has its own copy; ours would hide a closed pipe
+        # Never block the event loop: a full pipe already holds enough wake-ups.
+        os.set_blocking(self._waker.fileno(), False)
         log.info("spool processor started (pid %s)", self._process.pid)
 
     def wake(self) -> None:
-        self._wake.set()
+        try:
+            os.write(self._waker.fileno(), b"!")
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # the processor is gone; the spool keeps what we accept
+            log.warning("spool processor unreachable (%s); messages stay spooled", exc)
 
     @property
     def alive(self) -> bool:
         return self._process.is_alive()
 
     def stop(self) -> None:
-        """Finish the batch in hand and exit; what is left stays in the spool."""
-        self._stop.set()
-        self._wake.set()
+        """Close the pipe: the processor finishes the batch in hand and exits; what is
+        left stays in the spool for the next processor or `intake-sim drain`."""
+        self._waker.close()
         self._process.join(STOP_TIMEOUT_SECONDS)
         if self._process.is_alive():
             log.warning("spool processor did not stop in time; terminating it")

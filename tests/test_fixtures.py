@@ -39,6 +39,13 @@ def delivered(
 def _deliver_all(store: Store) -> dict[str, dict[str, Any]]:
     mail = load_mail(CASES)
     result = run_demo(store, load_org(), mail, lambda _: None)
+    rows = stored_rows(store, mail, [sent.code for sent in result.sent])
+    store.dispose()
+    return rows
+
+
+def stored_rows(store: Store, mail: list[MailFile], codes: list[int]) -> dict[str, dict[str, Any]]:
+    """Per sample file: its SMTP reply code and what intake stored for it."""
     with store.sessions() as session:
         deliveries = session.scalars(select(Delivery).order_by(Delivery.id)).all()
         users = {u.id: u for u in session.scalars(select(User))}
@@ -46,10 +53,10 @@ def _deliver_all(store: Store) -> dict[str, dict[str, Any]]:
         for delivery in deliveries:
             first_delivery_of.setdefault(delivery.user_id, delivery.id)
         rows = {}
-        for item, sent, delivery in zip(mail, result.sent, deliveries, strict=True):
+        for item, code, delivery in zip(mail, codes, deliveries, strict=True):
             user = users.get(delivery.user_id) if delivery.user_id else None
             rows[Path(item.source).name] = {
-                "code": sent.code,
+                "code": code,
                 "outcome": delivery.outcome,
                 "reason": delivery.reason,
                 "issue": delivery.issue_number,
@@ -61,7 +68,6 @@ def _deliver_all(store: Store) -> dict[str, dict[str, Any]]:
                     and first_delivery_of[user.id] == delivery.id
                 ),
             }
-    store.dispose()
     return rows
 
 

@@ -1,0 +1,246 @@
+"""`serve --ack spool`: 250 once the raw message is spooled, intake just after.
+
+Real listeners, real SMTP, real databases: the sample emails give the same
+outcomes as with `--ack intake`; a listener killed with SIGKILL loses nothing
+it acknowledged and stores nothing twice; a spool that cannot be written
+answers 451 and recovers without a restart; `drain` empties a spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.org import Org, load_org
+from simulator.parse import DEFAULT_MIME_LIMITS
+from simulator.sending import load_mail
+from simulator.smtp import ListenerOptions, intake_service
+from simulator.spool import Ack, FileSpool, open_spool, spool_file_path
+from simulator.store.db import Store, open_store
+from simulator.store.models import Delivery
+from simulator.writer import Submission, prepare
+from tests.conftest import Listener, compose, smtp_transaction
+from tests.test_fixtures import CASES, expected_for, stored_rows
+
+SPOOLED = re.compile(r"^2\.0\.0 Queued as spool (\d+)$")
+DRAIN_TIMEOUT_SECONDS = 60.0
+INTAKE = "support@acme.example"
+
+
+@asynccontextmanager
+async def spooling_listener(store: Store, org: Org) -> AsyncIterator[Listener]:
+    await asyncio.to_thread(prepare, store, org)
+    async with intake_service(store, org, ListenerOptions(port=0), ack=Ack.SPOOL) as service:
+        assert service.processor is not None
+        yield Listener(service.host, service.port, store, org)
+
+
+def wait_until_drained(store: Store, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+    spooled = open_spool(store)
+    try:
+        deadline = time.monotonic() + timeout
+        while (left := spooled.backlog()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == 0, f"{left} message(s) still spooled after {timeout} s"
+    finally:
+        spooled.dispose()
+
+
+def delivery_count(store: Store) -> int:
+    with store.read() as session:
+        return session.scalar(select(func.count()).select_from(Delivery)) or 0
+
+
+async def test_sample_emails_get_their_outcomes_through_the_spool(db_url: str) -> None:
+    store, org = open_store(db_url), load_org()
+    mail = load_mail(CASES)
+    try:
+        async with spooling_listener(store, org) as listener:
+            replies = [
+                await asyncio.to_thread(
+                    smtp_transaction, listener.host, listener.port, m.raw, m.envelope_from, INTAKE
+                )
+                for m in mail
+            ]
+            await asyncio.to_thread(wait_until_drained, store)
+        spool_ids = [int(SPOOLED.match(reply).group(1)) for _, reply in replies]  # type: ignore[union-attr]
+        assert spool_ids == sorted(spool_ids)
+        rows = stored_rows(store, mail, [code for code, _ in replies])
+    finally:
+        store.dispose()
+    for case in CASES:
+        expected, got = expected_for(case), rows[case.name]
+        assert got["code"] == 250, got
+        for key in ("outcome", "reason", "issue", "sender", "role", "new_user"):
+            assert got[key] == expected[key], f"{case.name}: {key} {got[key]!r}"
+
+
+async def test_an_unwritable_spool_answers_451_then_recovers(sqlite_url: str) -> None:
+    store, org = open_store(sqlite_url), load_org()
+    blocker = spool_file_path(sqlite_url)
+    blocker.mkdir()  # a directory where the spool file should be: SQLite cannot open it
+    try:
+        async with spooling_listener(store, org) as listener:
+            code, reply = await listener.send(compose("x@customer.example", to=INTAKE))
+            assert code == 451, reply
+            blocker.rmdir()
+            code, reply = await listener.send(compose("x@customer.example", to=INTAKE))
+            assert code == 250, reply
+            await asyncio.to_thread(wait_until_drained, store)
+        assert delivery_count(store) == 1
+    finally:
+        store.dispose()
+
+
+def _submission(n: int) -> Submission:
+    raw = compose(f"c{n}@customer.example", f"Ticket {n}", f"t{n}@customer.example", to=INTAKE)
+    return Submission(raw, f"c{n}@customer.example", [INTAKE], datetime.now(UTC))
+
+
+def test_rows_past_the_mark_run_once_even_if_not_deleted(sqlite_url: str, tmp_path: Path) -> None:
+    """The SQLite spool file cannot share the main transaction: a processor that dies
+    after COMMIT but before deleting its rows leaves them behind. The mark, written
+    in the main transaction, makes the next processor skip them."""
+    store, org = open_store(sqlite_url), load_org()
+    prepare(store, org)
+    spooled = FileSpool(store)
+    try:
+        spooled.append([_submission(n) for n in range(5)])
+        before = tmp_path / "before-processing"
+        _copy_sqlite(spool_file_path(sqlite_url), before)
+        assert len(spooled.process(org, DEFAULT_MIME_LIMITS)) == 5
+        spooled.dispose()
+        _copy_sqlite(before, spool_file_path(sqlite_url))  # the rows are back, undeleted
+        assert spooled.backlog() == 0
+        assert spooled.process(org, DEFAULT_MIME_LIMITS) == []
+        spooled.append([_submission(5)])
+        assert [r.outcome.value for r in spooled.process(org, DEFAULT_MIME_LIMITS)] == [
+            "created_issue"
+        ]
+        assert delivery_count(store) == 6
+    finally:
+        spooled.dispose()
+        store.dispose()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def test_drain_runs_a_spool_left_behind(db_url: str) -> None:
+    store, org = open_store(db_url), load_org()
+    prepare(store, org)
+    spooled = open_spool(store)
+    try:
+        spooled.append([_submission(n) for n in range(7)])
+        assert spooled.backlog() == 7
+        result = CliRunner().invoke(app, ["drain", "--db", db_url, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert '"created_issue"' in result.output and '"deliveries": 7' in result.output
+        assert spooled.backlog() == 0
+        assert delivery_count(store) == 7
+    finally:
+        spooled.dispose()
+        store.dispose()
+
+
+def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A real `serve --ack spool` is killed while ten clients stream mail into it (faster
+    than its processor runs intake, so the spool holds a backlog); every message
+    answered 250 must end as exactly one delivery. The first run kills the listener
+    alone, and its orphaned processor must notice and exit; the second kills both."""
+    acked: list[str] = []
+    for run in range(2):
+        log = tmp_path / f"serve-{run}.log"
+        serve = _start_serve(db_url, log)
+        try:
+            address = _bound_address(log, serve)
+            processor = _children(serve.pid)
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                acked += [m for m in pool.map(_deliver(address, run), range(100)) if m]
+        finally:
+            if run == 0:
+                os.kill(serve.pid, signal.SIGKILL)
+            else:
+                os.killpg(serve.pid, signal.SIGKILL)  # listener and processor at once
+            serve.wait(timeout=30)
+        if run == 0:
+            assert processor, "no spool processor process found"
+            _wait_gone(processor)
+    result = CliRunner().invoke(app, ["drain", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    print(result.output)  # how many were still spooled at the kills
+    with Store(db_url, writer=False) as store, store.sessions() as session:
+        stored = Counter(session.scalars(select(Delivery.message_id)))
+    assert len(acked) == 200
+    assert set(acked) <= set(stored)
+    assert max(stored.values()) == 1
+
+
+def _deliver(address: tuple[str, int], run: int) -> Callable[[int], str | None]:
+    def deliver(n: int) -> str | None:
+        message_id = f"kill-{run}-{n}@customer.example"
+        raw = compose(f"k{n % 7}@customer.example", f"Kill {run} {n}", message_id, to=INTAKE)
+        code, _ = smtp_transaction(*address, raw, "k@customer.example", INTAKE)
+        return message_id if code == 250 else None
+
+    return deliver
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"orphaned processes {left} did not exit after their listener died"
+
+
+def _start_serve(db_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_SIM_")}
+    command = [sys.executable, "-m", "simulator", "serve", "--port", "0", "--ack", "spool"]
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [*command, "--db", db_url],
+            stderr=sink,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group, for killpg
+        )
+
+
+def _bound_address(log: Path, serve: subprocess.Popen[bytes]) -> tuple[str, int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and serve.poll() is None:
+        found = re.search(r"listening on smtp://([\d.]+):(\d+)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1), int(found.group(2))
+        time.sleep(0.05)
+    raise AssertionError("serve did not start:\n" + log.read_text(errors="replace"))
