@@ -27,4 +27,4 @@ def test_bench_script_runs() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split(" | ")[0].strip() for line in done.stdout.splitlines() if " | " in line]
-    assert rows[2:] == ["null", "sqlite"], done.stdout
+    assert rows[2:] == ["null", "sqlite", "sqlite, ack spool"], done.stdout
