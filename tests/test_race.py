@@ -34,6 +34,7 @@ from simulator.ledger import SeatChange
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery, Issue, Model, SeatEvent, User
 from tests.conftest import BACKENDS, PG_ENV, PG_SKIP, compose, fresh_database
+from tests.test_spool import wait_until_drained
 
 LISTENERS = 3
 ROUNDS = 4  # new sender + same Message-ID at every listener, once per round
@@ -49,13 +50,17 @@ class ServeProcess:
     """`python -m simulator serve --port 0` with its stderr drained on a thread."""
 
     db: str
+    ack: str = "intake"
     lines: list[str] = field(default_factory=list)
     address: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_SIM_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "serve", "--port", "0", "--db", self.db],
+            [
+                *(sys.executable, "-m", "simulator", "serve", "--port", "0"),
+                *("--db", self.db, "--ack", self.ack),
+            ],
             stderr=subprocess.PIPE,
             text=True,
             env=env,
@@ -88,11 +93,19 @@ class ServeProcess:
         return code
 
 
+@pytest.fixture(params=["intake", "spool"], ids=["ack-intake", "ack-spool"])
+def ack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(params=BACKENDS)
-def listeners(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[ServeProcess]]:
-    """LISTENER serve processes started together on one fresh database."""
+def listeners(
+    request: pytest.FixtureRequest, tmp_path: Path, ack: str
+) -> Iterator[list[ServeProcess]]:
+    """LISTENER serve processes started together on one fresh database; with
+    `--ack spool` their spool processors race each other too."""
     with fresh_database(request.param, tmp_path) as url:
-        servers = [ServeProcess(url) for _ in range(LISTENERS)]
+        servers = [ServeProcess(url, ack) for _ in range(LISTENERS)]
         try:
             for server in servers:
                 server.wait_listening()
@@ -165,6 +178,8 @@ def test_racing_listeners_store_each_fact_once(listeners: list[ServeProcess]) ->
     )
     assert codes == [250] * len(codes)
 
+    with Store(listeners[0].db, writer=False) as store:
+        wait_until_drained(store)
     with Store(listeners[0].db, writer=False) as store, store.sessions() as session:
         deliveries = session.scalars(select(Delivery)).all()
         users = session.scalars(select(User.email)).all()
