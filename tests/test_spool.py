@@ -20,9 +20,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -34,21 +36,28 @@ from simulator.smtp import ListenerOptions, intake_service
 from simulator.spool import Ack, FileSpool, open_spool, spool_file_path
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery
-from simulator.writer import Submission, prepare
+from simulator.web import WebOptions, web_service
+from simulator.writer import GroupCommitWriter, Submission, prepare
 from tests.conftest import Listener, compose, smtp_transaction
 from tests.test_fixtures import CASES, expected_for, stored_rows
+from tests.test_web import CSRF_FIELD, form
 
 SPOOLED = re.compile(r"^2\.0\.0 Queued as spool (\d+)$")
 DRAIN_TIMEOUT_SECONDS = 60.0
 INTAKE = "support@acme.example"
 
 
+@dataclass
+class SpoolingListener(Listener):
+    writer: GroupCommitWriter | None = None
+
+
 @asynccontextmanager
-async def spooling_listener(store: Store, org: Org) -> AsyncIterator[Listener]:
+async def spooling_listener(store: Store, org: Org) -> AsyncIterator[SpoolingListener]:
     await asyncio.to_thread(prepare, store, org)
     async with intake_service(store, org, ListenerOptions(port=0), ack=Ack.SPOOL) as service:
         assert service.processor is not None
-        yield Listener(service.host, service.port, store, org)
+        yield SpoolingListener(service.host, service.port, store, org, service.writer)
 
 
 def wait_until_drained(store: Store, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
@@ -244,3 +253,25 @@ def _bound_address(log: Path, serve: subprocess.Popen[bytes]) -> tuple[str, int]
             return found.group(1), int(found.group(2))
         time.sleep(0.05)
     raise AssertionError("serve did not start:\n" + log.read_text(errors="replace"))
+
+
+async def test_a_web_form_on_a_spooling_listener_is_spooled_then_filed(sqlite_url: str) -> None:
+    store, org = open_store(sqlite_url), load_org()
+    try:
+        async with (
+            spooling_listener(store, org) as listener,
+            web_service(store, org, WebOptions(port=0), listener.writer) as (host, port),
+            httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as client,
+        ):
+            page = await client.get("/submit")
+            token = CSRF_FIELD.search(page.text)
+            assert token, page.text
+            answer = await client.post("/submit", data={"csrf": token.group(1), **form()})
+            assert answer.status_code == 200, answer.text
+            assert re.search(r"reference \d+", answer.text), answer.text
+            await asyncio.to_thread(wait_until_drained, store)
+        with store.read() as session:
+            [delivery] = session.scalars(select(Delivery)).all()
+        assert (delivery.channel, delivery.outcome) == ("web_form", "created_issue")
+    finally:
+        store.dispose()
