@@ -67,9 +67,21 @@ def write_batch(
     A batch that loses a race to another listener on the same database is
     rolled back whole and run again (Store.transaction).
     """
-    return store.transaction(
-        lambda session: [_process_one(session, org, item, mime_limits) for item in batch]
-    )
+    return store.transaction(lambda session: process_batch(session, org, batch, mime_limits))
+
+
+def process_batch(
+    session: Session,
+    org: Org,
+    batch: list[Submission],
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> list[DeliveryResult]:
+    """Run every delivery of `batch` inside the caller's open transaction; never commits.
+
+    Each delivery gets its own SAVEPOINT (see the module docstring). A storage
+    error propagates, and the caller must roll the whole transaction back.
+    """
+    return [_process_one(session, org, item, mime_limits) for item in batch]
 
 
 def _process_one(
