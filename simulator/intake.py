@@ -127,6 +127,8 @@ def process(
         _store_new(session, row, result, Outcome.FILTERED, "unknown_sender")
         return result
     result.role, result.new_user = user.role, created
+    if created:
+        ledger.new_user(session, user)
 
     signer = _signer(session, org, mail, received_at)
     thread = conversations.find_thread(session, mail, signer)
@@ -279,7 +281,10 @@ def _store_noise(
     at = row["received_at"]
     user = roles.find_user(session, mail.sender)
     if user is None:
-        user = roles.create_user(session, mail.sender, mail.sender_name, org, Origin.SENDER, at)
+        user = roles.create_user(
+            session, mail.sender, mail.sender_name, org, Origin.SENDER, at, first_seen=at
+        )
+        ledger.new_user(session, user)
         result.new_user = True
     result.role = user.role
     delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
@@ -300,6 +305,7 @@ def _create_cc_users(
         if roles.find_user(session, address) is not None:
             continue
         user = roles.create_user(session, address, "", org, Origin.CC, at)
+        ledger.new_user(session, user)
         created += 1
         # Not a sender yet (no first_seen), but billed under Team from now on.
         change = ledger.set_seat(session, user, Model.TEAM, True, "cc_created", at, delivery_id)

@@ -56,6 +56,14 @@ def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(STATES_KEY, None)
 
 
+def new_user(session: Session, user: User) -> None:
+    """Remember that a user created in this transaction holds no seat yet: no
+    event can name a row that no other transaction sees."""
+    states = _states(session)
+    for model in Model:
+        states[(user.id, model.value)] = (False, 0)
+
+
 def seat_state(session: Session, user_id: int, model: Model) -> tuple[bool, int]:
     """Whether the user holds a seat under `model`, and how many changes it has had.
 
