@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from simulator.org import Org, UnknownSenders
@@ -19,8 +19,11 @@ def role_for(address: str, org: Org) -> Role:
     return Role.EMPLOYEE if org.is_internal(address) else Role.CUSTOMER
 
 
+FIND_USER = select(User).where(User.email == bindparam("email"))
+
+
 def find_user(session: Session, address: str) -> User | None:
-    return session.scalars(select(User).where(User.email == address)).one_or_none()
+    return session.scalars(FIND_USER, {"email": address}).one_or_none()
 
 
 def create_user(
