@@ -29,7 +29,7 @@ class SeatChange:
         return f"{self.model}{sign}1({self.reason})"
 
 
-# Seat states this transaction has read or written, by (user id, model).
+# Seat states this transaction has written (or created the user of), by (user id, model).
 STATES_KEY = "ledger.seat_states"
 SEAT_EVENTS = SeatEvent.__table__
 SEAT_STATE = select(
@@ -67,18 +67,18 @@ def new_user(session: Session, user: User) -> None:
 def seat_state(session: Session, user_id: int, model: Model) -> tuple[bool, int]:
     """Whether the user holds a seat under `model`, and how many changes it has had.
 
-    Read once per transaction and then remembered: `set_seat` is the only writer
-    of seat events, and it updates the memory as it appends (an event it added
-    but the session has not flushed yet counts, without a flush to show it).
+    `set_seat` is the only writer of seat events and remembers what it appends,
+    so a seat this transaction changed is answered from memory, its events
+    flushed or not. Any other seat is read from the database each time (another
+    listener may have changed it since), without an autoflush: none of its
+    events can be waiting in the session.
     """
-    states = _states(session)
-    key = (user_id, model.value)
-    if key not in states:
-        # No autoflush needed: every event not flushed yet is among the remembered states.
-        found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": key[1]})
-        changes, total = found.one()
-        states[key] = (bool(total and total > 0), int(changes))
-    return states[key]
+    remembered = _states(session).get((user_id, model.value))
+    if remembered is not None:
+        return remembered
+    found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": model.value})
+    changes, total = found.one()
+    return bool(total and total > 0), int(changes)
 
 
 def set_seat(
