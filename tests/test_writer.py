@@ -29,16 +29,20 @@ def store(db_url: str, org: Org) -> Iterator[Store]:
     store.dispose()
 
 
-def submission(subject: str, message_id: str) -> Submission:
-    raw = compose(KIM, subject, message_id, to="support@acme.example")
-    return Submission(raw, KIM, ["support@acme.example"], AT)
+def submission(subject: str, message_id: str, sender: str = KIM) -> Submission:
+    raw = compose(sender, subject, message_id, to="support@acme.example")
+    return Submission(raw, sender, ["support@acme.example"], AT)
 
 
-def test_a_failed_delivery_takes_its_user_and_seat_with_it(
-    store: Store, org: Org, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("sender", "new_user"),
+    [(KIM, True), ("dana@acme.example", False)],  # a stranger; a directory user without a seat
+)
+def test_a_failed_delivery_takes_its_seat_event_with_it(
+    store: Store, org: Org, monkeypatch: pytest.MonkeyPatch, sender: str, new_user: bool
 ) -> None:
-    """The first delivery fails after its sender became a user and a Team seat; its
-    SAVEPOINT rolls all of that back, so the next one creates and counts them anew."""
+    """The first delivery fails after its sender was made a Team seat; its SAVEPOINT
+    rolls that back (and the user, when it was new), so the next one counts anew."""
     after_intake = notify.after_intake
 
     def fail_on_boom(*args: Any, **kwargs: Any) -> notify.Notified:
@@ -47,19 +51,20 @@ def test_a_failed_delivery_takes_its_user_and_seat_with_it(
         return after_intake(*args, **kwargs)
 
     monkeypatch.setattr(notify, "after_intake", fail_on_boom)
-    failed, counted = write_batch(
-        store, org, [submission("boom", "boom@customer.example"), submission("fine", "fine@c")]
-    )
+    batch = [submission("boom", "boom@c", sender), submission("fine", "fine@c", sender)]
+    failed, counted = write_batch(store, org, batch)
     assert (failed.outcome.value, failed.reason) == ("quarantined", "internal_error")
-    assert (counted.outcome.value, counted.new_user) == ("created_issue", True)
+    assert (counted.outcome.value, counted.new_user) == ("created_issue", new_user)
     assert [str(c) for c in counted.seat_changes] == ["team+1(first_email)"]
     with store.sessions() as session:
-        kim = session.scalars(select(User).where(User.email == KIM)).one()
+        user = session.scalars(select(User).where(User.email == sender)).one()
         events = session.execute(
-            select(SeatEvent.transition, SeatEvent.delivery_id).where(SeatEvent.user_id == kim.id)
+            select(SeatEvent.transition, SeatEvent.delivery_id).where(
+                SeatEvent.user_id == user.id, SeatEvent.model == "team"
+            )
         ).all()
         quarantined = session.get_one(Delivery, failed.delivery_id)
-        assert quarantined.raw.startswith(b"From: " + KIM.encode())
+        assert quarantined.raw.startswith(b"From: " + sender.encode())
     assert [tuple(e) for e in events] == [(1, counted.delivery_id)]
 
 
