@@ -9,12 +9,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.parse import InboundMail
 from simulator.signing import MessageIdSigner
 from simulator.store.models import Issue, KnownMessage
 
+KNOWN_MESSAGES = KnownMessage.__table__
+INSERT_ISSUE = insert(Issue.__table__)
+KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
+    KNOWN_MESSAGES.c.message_id == bindparam("message_id")
+)
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
 
 
@@ -24,8 +30,11 @@ class Thread:
     reason: str  # "in_reply_to" or "subject_tag"
 
 
-def known_message(session: Session, message_id: str) -> KnownMessage | None:
-    return session.get(KnownMessage, message_id)
+def known_message(session: Session, message_id: str) -> Row[tuple[int | None]] | None:
+    """The issue a Message-ID seen before belongs to (`.issue_number`, None for
+    mail that joined none); None when the id is new."""
+    # Known ids are written with Core inserts (intake.py), never left pending in the session.
+    return session.connection().execute(KNOWN_ISSUE, {"message_id": message_id}).first()
 
 
 def reply_candidates(mail: InboundMail) -> list[str]:
@@ -58,19 +67,16 @@ def find_thread(
     return None
 
 
-def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> Issue:
-    """A new issue; the database numbers it.
+def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> int:
+    """A new issue's number; the database numbers it.
 
     SQLite gives the next rowid (the highest number + 1, inside the writer's
     lock); PostgreSQL draws from the column's sequence, so listeners side by
     side never pick the same number. A sequence does not roll back: after a
     batch that failed (451) PostgreSQL's numbering skips the numbers it drew.
     """
-    issue = Issue(
-        subject=subject or "(no subject)",
-        submitter_id=submitter_id,
-        created_at=at,
+    inserted = session.connection().execute(
+        INSERT_ISSUE,
+        {"subject": subject or "(no subject)", "submitter_id": submitter_id, "created_at": at},
     )
-    session.add(issue)
-    session.flush()
-    return issue
+    return int(inserted.inserted_primary_key[0])

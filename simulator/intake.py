@@ -12,8 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from simulator import classify, conversations, ledger, notify, roles, signing
@@ -39,6 +40,23 @@ from simulator.store.models import (
 
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
+# Core inserts: nothing reads these rows back through the session's identity map.
+INSERT_DELIVERY = insert(Delivery.__table__)
+INSERT_KNOWN_MESSAGE = insert(KnownMessage.__table__)
+_DELIVERY = Delivery.__table__.c
+# Earlier deliveries of a sender inside the flood window, counted up to the limit only:
+# a sender far over it costs no more to check than one just at it.
+FLOOD_WINDOW = select(func.count()).select_from(
+    select(_DELIVERY.id)
+    .where(
+        _DELIVERY.sender == bindparam("sender"),
+        _DELIVERY.received_at > bindparam("since"),
+        _DELIVERY.received_at <= bindparam("at"),
+        _DELIVERY.outcome != Outcome.DUPLICATE.value,
+    )
+    .limit(bindparam("limit", type_=Integer))
+    .subquery()
+)
 
 
 @dataclass
@@ -89,63 +107,66 @@ def process(
     channel: Channel = Channel.SMTP,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> DeliveryResult:
-    """Run one delivery through parse, dedupe, noise, roles, threading and seats."""
-    mail = parse_message(raw, envelope_from, mime_limits)
-    delivery = _record_delivery(session, mail, raw, envelope_from, recipients, received_at)
-    delivery.channel = channel.value
-    message_id = delivery.message_id
-    result = DeliveryResult(delivery.id, Outcome.FILTERED, None, mail.sender)
+    """Run one delivery through parse, dedupe, noise, roles, threading and seats.
 
-    known = conversations.known_message(session, message_id)
+    The outcome is decided first and the delivery row written once, with it;
+    the rows that point at the delivery (known id, seat events, outbox) follow.
+    """
+    mail = parse_message(raw, envelope_from, mime_limits)
+    row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
+    result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
+
+    known = conversations.known_message(session, row["message_id"])
     if known is not None:
         # Attribute the resend to its sender when known; it changes nothing else.
         user = roles.find_user(session, mail.sender) if mail.sender else None
         if user is not None:
-            delivery.user_id, result.role = user.id, user.role
-        return _finish(delivery, result, Outcome.DUPLICATE, "message_id", issue=known.issue_number)
-    entry = KnownMessage(message_id=message_id, delivery_id=delivery.id, issue_number=None)
-    session.add(entry)
+            result.role = user.role
+        _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
+        return result
 
     if mail.problem is not None or mail.sender is None:
-        return _finish(delivery, result, Outcome.QUARANTINED, mail.problem or "no_sender")
+        _store_new(session, row, result, Outcome.QUARANTINED, mail.problem or "no_sender")
+        return result
 
     noise = classify.noise_reason(mail, envelope_from, org.message_id_domain)
-    if noise is None and _is_flooding(session, org, mail.sender, received_at, delivery.id):
+    if noise is None and _is_flooding(session, org, mail.sender, received_at):
         noise = "flood"
     if noise is not None:
-        if org.intake.noise_creates_users:
-            _count_noise_sender(session, org, mail, delivery, result)
-        return _finish(delivery, result, Outcome.FILTERED, noise)
+        _store_noise(session, org, mail, row, result, noise)
+        return result
 
     user, created = roles.resolve_sender(session, mail.sender, mail.sender_name, org, received_at)
     if user is None:
-        return _finish(delivery, result, Outcome.FILTERED, "unknown_sender")
+        _store_new(session, row, result, Outcome.FILTERED, "unknown_sender")
+        return result
     result.role, result.new_user = user.role, created
-    delivery.user_id = user.id
+    if created:
+        ledger.new_user(session, user)
 
     signer = _signer(session, org, mail, received_at)
     thread = conversations.find_thread(session, mail, signer)
     if thread is not None:
         outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
     else:
-        issue = conversations.create_issue(session, mail.subject, user.id, received_at)
-        outcome, reason, number = Outcome.CREATED_ISSUE, None, issue.number
-    entry.issue_number = number
+        number = conversations.create_issue(session, mail.subject, user.id, received_at)
+        outcome, reason = Outcome.CREATED_ISSUE, None
+    delivery_id = _store_new(session, row, result, outcome, reason, number, user)
 
     seat_reason = _team_seat_reason(user, channel)
-    result.seat_changes += ledger.count_sender(session, user, received_at, delivery.id, seat_reason)
+    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, seat_reason)
     if org.intake.create_users_from_cc:
-        result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery.id)
+        result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery_id)
     if signer is not None and org.notify.enabled:
         created = outcome is Outcome.CREATED_ISSUE
         # A derived id is ours alone; the sender's mail never carried it.
-        answers = mail.message_id if mail.message_id == message_id else None
+        answers = mail.message_id if mail.message_id == row["message_id"] else None
         sent = notify.after_intake(
-            session, org, signer, mail, user, number, created, delivery.id, received_at, answers
+            session, org, signer, mail, user, number, created, delivery_id, received_at, answers
         )
         result.seat_changes += sent.seat_changes
         result.notifications = sent.queued
-    return _finish(delivery, result, outcome, reason, issue=number)
+    return result
 
 
 def _team_seat_reason(user: User, channel: Channel) -> str:
@@ -167,87 +188,116 @@ def _signer(
     return None
 
 
-def _record_delivery(
-    session: Session,
+def _delivery_row(
     mail: InboundMail,
     raw: bytes,
     envelope_from: str | None,
     recipients: list[str],
     received_at: datetime,
-) -> Delivery:
+    channel: Channel,
+) -> dict[str, Any]:
+    """The delivery's columns as far as parsing decides them; `_store` adds the outcome."""
     attachments = [
         {"name": a.name, "content_type": a.content_type, "size": a.size} for a in mail.attachments
     ]
-    delivery = Delivery(
-        received_at=received_at,
-        envelope_from=envelope_from or "",
-        recipients=",".join(recipients),
-        message_id=effective_message_id(mail, raw),
-        sender=mail.sender,
-        sender_name=mail.sender_name,
-        subject=mail.subject,
-        body_text=mail.text,
-        attachments=json.dumps(attachments),
-        in_reply_to=" ".join(mail.in_reply_to),
-        references=" ".join(mail.references),
-        sent_at=mail.date,
-        outcome=Outcome.FILTERED.value,  # replaced by _finish before the flush that matters
-        size=len(raw),
-        raw=raw,
-    )
-    session.add(delivery)
-    session.flush()
-    return delivery
+    return {
+        "received_at": received_at,
+        "envelope_from": envelope_from or "",
+        "recipients": ",".join(recipients),
+        "message_id": effective_message_id(mail, raw),
+        "sender": mail.sender,
+        "sender_name": mail.sender_name,
+        "subject": mail.subject,
+        "body_text": mail.text,
+        "attachments": json.dumps(attachments),
+        "in_reply_to": " ".join(mail.in_reply_to),
+        "references": " ".join(mail.references),
+        "sent_at": mail.date,
+        "size": len(raw),
+        "channel": channel.value,
+        "raw": raw,
+    }
 
 
-def _finish(
-    delivery: Delivery,
+def _store(
+    session: Session,
+    row: dict[str, Any],
     result: DeliveryResult,
     outcome: Outcome,
     reason: str | None,
     issue: int | None = None,
-) -> DeliveryResult:
-    delivery.outcome = outcome.value
-    delivery.reason = reason
-    delivery.issue_number = issue
+    user: User | None = None,
+) -> int:
+    """Write the delivery row, outcome included, in one INSERT; its id goes in `result`."""
+    row.update(
+        outcome=outcome.value,
+        reason=reason,
+        issue_number=issue,
+        user_id=user.id if user is not None else None,
+    )
+    inserted = session.connection().execute(INSERT_DELIVERY, row)
+    delivery_id = int(inserted.inserted_primary_key[0])
+    result.delivery_id = delivery_id
     result.outcome, result.reason, result.issue = outcome, reason, issue
-    return result
+    return delivery_id
 
 
-def _is_flooding(session: Session, org: Org, sender: str, at: datetime, delivery_id: int) -> bool:
-    """More than flood_limit deliveries from this sender inside the window (0 turns it off)."""
+def _store_new(
+    session: Session,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None = None,
+    user: User | None = None,
+) -> int:
+    """`_store` for a Message-ID seen for the first time: it becomes known, with its issue."""
+    delivery_id = _store(session, row, result, outcome, reason, issue, user)
+    session.connection().execute(
+        INSERT_KNOWN_MESSAGE,
+        {"message_id": row["message_id"], "delivery_id": delivery_id, "issue_number": issue},
+    )
+    return delivery_id
+
+
+def _is_flooding(session: Session, org: Org, sender: str, at: datetime) -> bool:
+    """More than flood_limit earlier deliveries from this sender inside the window
+    (0 turns it off); this delivery is not written yet, so it is not among them."""
     limit = org.intake.flood_limit
     if limit <= 0:
         return False
     since = at - timedelta(minutes=org.intake.flood_window_minutes)
-    earlier = session.scalar(
-        select(func.count(Delivery.id)).where(
-            Delivery.sender == sender,
-            Delivery.received_at > since,
-            Delivery.received_at <= at,
-            Delivery.id != delivery_id,
-            Delivery.outcome != Outcome.DUPLICATE.value,
-        )
-    )
-    return (earlier or 0) >= limit
+    window = {"sender": sender, "since": since, "at": at, "limit": limit}
+    # Deliveries are written with Core inserts, never left pending: no flush needed.
+    earlier = session.connection().execute(FLOOD_WINDOW, window).scalar_one()
+    return earlier >= limit
 
 
-def _count_noise_sender(
-    session: Session, org: Org, mail: InboundMail, delivery: Delivery, result: DeliveryResult
+def _store_noise(
+    session: Session,
+    org: Org,
+    mail: InboundMail,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    noise: str,
 ) -> None:
-    """`noise_creates_users`: bill noise senders as an unfiltered system would."""
+    """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
+    system would."""
+    if not org.intake.noise_creates_users:
+        _store_new(session, row, result, Outcome.FILTERED, noise)
+        return
     assert mail.sender is not None
+    at = row["received_at"]
     user = roles.find_user(session, mail.sender)
     if user is None:
         user = roles.create_user(
-            session, mail.sender, mail.sender_name, org, Origin.SENDER, delivery.received_at
+            session, mail.sender, mail.sender_name, org, Origin.SENDER, at, first_seen=at
         )
+        ledger.new_user(session, user)
         result.new_user = True
-    delivery.user_id = user.id
     result.role = user.role
-    result.seat_changes += ledger.count_sender(
-        session, user, delivery.received_at, delivery.id, "noise_sender"
-    )
+    delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
+    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, "noise_sender")
 
 
 def _create_cc_users(
@@ -264,6 +314,7 @@ def _create_cc_users(
         if roles.find_user(session, address) is not None:
             continue
         user = roles.create_user(session, address, "", org, Origin.CC, at)
+        ledger.new_user(session, user)
         created += 1
         # Not a sender yet (no first_seen), but billed under Team from now on.
         change = ledger.set_seat(session, user, Model.TEAM, True, "cc_created", at, delivery_id)

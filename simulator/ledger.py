@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from simulator.org import Org
 from simulator.roles import role_for
@@ -29,13 +29,55 @@ class SeatChange:
         return f"{self.model}{sign}1({self.reason})"
 
 
+# Seat states this transaction has written (or created the user of), by (user id, model).
+STATES_KEY = "ledger.seat_states"
+SEAT_EVENTS = SeatEvent.__table__
+SEAT_STATE = select(
+    func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
+).where(SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model"))
+SeatKey = tuple[int, str]
+
+
+def _states(session: Session) -> dict[SeatKey, tuple[bool, int]]:
+    states: dict[SeatKey, tuple[bool, int]] = session.info.setdefault(STATES_KEY, {})
+    return states
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # A rolled-back SAVEPOINT takes its seat events with it: what was remembered may be gone.
+    session.info.pop(STATES_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    # The next transaction (a rerun after a lost race, say) must read what is committed.
+    if transaction.parent is None:
+        session.info.pop(STATES_KEY, None)
+
+
+def new_user(session: Session, user: User) -> None:
+    """Remember that a user created in this transaction holds no seat yet: no
+    event can name a row that no other transaction sees."""
+    states = _states(session)
+    for model in Model:
+        states[(user.id, model.value)] = (False, 0)
+
+
 def seat_state(session: Session, user_id: int, model: Model) -> tuple[bool, int]:
-    """Whether the user holds a seat under `model`, and how many changes it has had."""
-    changes, total = session.execute(
-        select(func.count(SeatEvent.seq), func.coalesce(func.sum(SeatEvent.delta), 0)).where(
-            SeatEvent.user_id == user_id, SeatEvent.model == model.value
-        )
-    ).one()
+    """Whether the user holds a seat under `model`, and how many changes it has had.
+
+    `set_seat` is the only writer of seat events and remembers what it appends,
+    so a seat this transaction changed is answered from memory, its events
+    flushed or not. Any other seat is read from the database each time (another
+    listener may have changed it since), without an autoflush: none of its
+    events can be waiting in the session.
+    """
+    remembered = _states(session).get((user_id, model.value))
+    if remembered is not None:
+        return remembered
+    found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": model.value})
+    changes, total = found.one()
     return bool(total and total > 0), int(changes)
 
 
@@ -68,6 +110,7 @@ def set_seat(
             delivery_id=delivery_id,
         )
     )
+    _states(session)[(user.id, model.value)] = (wanted, changes + 1)
     return SeatChange(user.email, model.value, delta, reason)
 
 

@@ -202,7 +202,9 @@ def _as_user(
     session: Session, org: Org, address: str, user: User | None, at: datetime, delivery_id: int
 ) -> list[SeatChange]:
     """Whoever receives automatic updates is a user, and under Team a paid seat."""
-    user = user or roles.create_user(session, address, "", org, Origin.NOTIFIED, at)
+    if user is None:
+        user = roles.create_user(session, address, "", org, Origin.NOTIFIED, at)
+        ledger.new_user(session, user)
     change = ledger.set_seat(session, user, Model.TEAM, True, "notified", at, delivery_id)
     return [change] if change else []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from simulator.org import Org, UnknownSenders
@@ -19,8 +19,11 @@ def role_for(address: str, org: Org) -> Role:
     return Role.EMPLOYEE if org.is_internal(address) else Role.CUSTOMER
 
 
+FIND_USER = select(User).where(User.email == bindparam("email"))
+
+
 def find_user(session: Session, address: str) -> User | None:
-    return session.scalars(select(User).where(User.email == address)).one_or_none()
+    return session.scalars(FIND_USER, {"email": address}).one_or_none()
 
 
 def create_user(
@@ -31,6 +34,7 @@ def create_user(
     origin: Origin,
     at: datetime,
     role: Role | None = None,
+    first_seen: datetime | None = None,
 ) -> User:
     user = User(
         email=address,
@@ -40,6 +44,7 @@ def create_user(
         in_directory=False,
         logs_in=False,
         created_at=at,
+        first_seen=first_seen,
     )
     session.add(user)
     session.flush()
@@ -53,14 +58,15 @@ def resolve_sender(
 
     Returns (None, False) when the unknown-sender policy refuses the stranger.
     Internal-domain senders are colleagues, never strangers: the policy applies
-    to customers only.
+    to customers only. The caller counts the mail, so a user created here is
+    first seen `at` (written with the row, not by a second statement).
     """
     user = find_user(session, address)
     if user is not None:
         return user, False
     policy = org.intake.unknown_senders
     if role_for(address, org) is not Role.CUSTOMER or policy is UnknownSenders.CREATE:
-        return create_user(session, address, name, org, Origin.SENDER, at), True
+        return create_user(session, address, name, org, Origin.SENDER, at, first_seen=at), True
     if policy is UnknownSenders.EXISTING_ONLY:
         return None, False
     shared = find_user(session, org.intake.shared_user)
@@ -69,6 +75,6 @@ def resolve_sender(
     # The shared account stands for customers even when it lives on an internal domain.
     shared_name = f"{org.name} customers (shared)"
     user = create_user(
-        session, org.intake.shared_user, shared_name, org, Origin.SHARED, at, Role.CUSTOMER
+        session, org.intake.shared_user, shared_name, org, Origin.SHARED, at, Role.CUSTOMER, at
     )
     return user, True

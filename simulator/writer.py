@@ -72,9 +72,16 @@ def write_batch(
 
 
 def process_batch(
-    session: Session, org: Org, batch: list[Submission], mime_limits: MimeLimits
+    session: Session,
+    org: Org,
+    batch: list[Submission],
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> list[DeliveryResult]:
-    """Run each delivery of a batch in its own SAVEPOINT of the open transaction."""
+    """Run every delivery of `batch` inside the caller's open transaction; never commits.
+
+    Each delivery gets its own SAVEPOINT (see the module docstring). A storage
+    error propagates, and the caller must roll the whole transaction back.
+    """
     return [_process_one(session, org, item, mime_limits) for item in batch]
 
 
