@@ -27,12 +27,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from enum import StrEnum
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -143,9 +142,10 @@ class TableSpool:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.table = SpooledMessage.__table__
+        self.appender = DriverAppender(store, _pg_append)
 
     def append(self, items: list[Submission]) -> list[SpoolReceipt]:
-        return _insert(self.store, self.table, items)
+        return self.appender.append(items)
 
     def process(
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
@@ -172,7 +172,7 @@ class TableSpool:
             return session.scalar(select(func.count()).select_from(self.table)) or 0
 
     def dispose(self) -> None:
-        pass  # the store is the caller's
+        self.appender.close()  # the store is the caller's
 
 
 FILE_METADATA = MetaData()
@@ -205,6 +205,7 @@ class FileSpool:
         self.files = Store(url, busy_timeout_ms=store.busy_timeout_ms)
         # Reads must not take the file's write lock, which the listener's appends need.
         self.reader = Store(url, writer=False, busy_timeout_ms=store.busy_timeout_ms)
+        self.appender = DriverAppender(self.files, _sqlite_append)
         self._uuid: str | None = None
 
     @property
@@ -220,20 +221,8 @@ class FileSpool:
         return self._uuid
 
     def append(self, items: list[Submission]) -> list[SpoolReceipt]:
-        """Insert through the driver itself: this is the listener's only per-message
-        storage work, and SQLAlchemy's statement machinery doubled its CPU cost."""
-        assert self.uuid
-        try:
-            connection = self.files.engine.raw_connection()
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(self.files.failure("cannot open the spool", exc)) from exc
-        try:
-            return _append_rows(connection.cursor(), items)
-        except sqlite3.Error as exc:
-            connection.invalidate()  # a connection that failed mid-transaction is not reused
-            raise StoreUnavailable(self.files.failure("cannot write the spool", exc)) from exc
-        finally:
-            connection.close()
+        assert self.uuid  # the file and its table exist
+        return self.appender.append(items)
 
     def process(
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
@@ -276,45 +265,90 @@ class FileSpool:
             return session.scalar(waiting) or 0
 
     def dispose(self) -> None:
+        self.appender.close()
         self.files.dispose()
         self.reader.dispose()
 
 
-def _insert(store: Store, table: Table, items: list[Submission]) -> list[SpoolReceipt]:
-    """Store a batch's raw messages in one transaction; receipts in the batch's order."""
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-
-    def work(session: Session) -> list[SpoolReceipt]:
-        ids = session.scalars(statement, [_row(item) for item in items]).all()
-        return [SpoolReceipt(spool_id) for spool_id in ids]
-
-    return store.transaction(work)
-
-
-FILE_INSERT = (
+SPOOL_INSERT = (
     "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "VALUES ({0}, {0}, {0}, {0}, {0})"
 )
 # The text form SQLAlchemy's SQLite DateTime reads back (naive UTC, see UTCDateTime).
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _append_rows(cursor: sqlite3.Cursor, items: list[Submission]) -> list[SpoolReceipt]:
-    cursor.execute("BEGIN IMMEDIATE")
+class DriverAppender:
+    """Appends through one driver connection kept open between batches (used by one
+    thread: the listener's writer). This INSERT is the listener's only per-message
+    storage work under `--ack spool`; going around SQLAlchemy's statement machinery
+    and the pool's per-checkout ping halves its CPU cost. A connection that fails
+    is thrown away and the next batch opens a new one; the failure is a 451."""
+
+    def __init__(self, store: Store, append: Callable[[Any, list[Submission]], list[int]]) -> None:
+        self.store = store
+        self.append_rows = append
+        self.connection: Any = None
+
+    def append(self, items: list[Submission]) -> list[SpoolReceipt]:
+        store = self.store
+        try:
+            self.connection = self.connection or store.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(store.failure("cannot open the spool", exc)) from exc
+        try:
+            return [SpoolReceipt(i) for i in self.append_rows(self.connection, items)]
+        except store.engine.dialect.loaded_dbapi.Error as exc:
+            self.connection.invalidate()  # whatever state it is in, it is not reused
+            self.connection = None
+            raise StoreUnavailable(store.failure("cannot write the spool", exc)) from exc
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _utc(item: Submission) -> datetime:
+    """The receive time as naive UTC, the way UTCDateTime columns hold it."""
+    return item.received_at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _values(item: Submission, received_at: object) -> tuple[object, ...]:
+    row = _row(item)
+    row["received_at"] = received_at
+    return tuple(row.values())
+
+
+def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
+    cursor = connection.cursor()
+    statement = SPOOL_INSERT.format("?")
+    cursor.execute("BEGIN IMMEDIATE")  # the engine runs the driver in autocommit mode
     try:
-        receipts = []
+        ids = []
         for item in items:
-            row = _row(item)
-            row["received_at"] = item.received_at.astimezone(UTC).strftime(SQLITE_DATETIME)
-            cursor.execute(FILE_INSERT, tuple(row.values()))
-            assert cursor.lastrowid is not None
-            receipts.append(SpoolReceipt(cursor.lastrowid))
+            cursor.execute(statement, _values(item, _utc(item).strftime(SQLITE_DATETIME)))
+            ids.append(cursor.lastrowid)
         cursor.execute("COMMIT")
     except BaseException:
-        if cursor.connection.in_transaction:
+        if connection.in_transaction:
             cursor.execute("ROLLBACK")
         raise
-    return receipts
+    return ids
+
+
+def _pg_append(connection: Any, items: list[Submission]) -> list[int]:
+    cursor = connection.cursor()
+    statement = SPOOL_INSERT.format("%s") + " RETURNING id"
+    # psycopg pipelines the statements and keeps one result set per row, in order.
+    cursor.executemany(statement, [_values(item, _utc(item)) for item in items], returning=True)
+    ids = []
+    while True:
+        ids.append(cursor.fetchone()[0])
+        if not cursor.nextset():
+            break
+    connection.commit()
+    return ids
 
 
 def _file_uuid(session: Session) -> str:
