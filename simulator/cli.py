@@ -483,6 +483,14 @@ def crash_test(
             "variable: INTAKE_SIM_DB may name real intake data.",
         ),
     ] = None,
+    ack: Annotated[
+        Ack,
+        typer.Option(
+            help="The listener's `serve --ack` mode; with `spool` the spool is drained "
+            "before the audit.",
+            case_sensitive=False,
+        ),
+    ] = Ack.INTAKE,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Kill a real listener with SIGKILL under load, restart it, and audit the store."""
@@ -497,6 +505,7 @@ def crash_test(
             seed=seed,
             max_uptime=max_uptime,
             serve_args=serve_args,
+            ack=ack,
         )
         result = run_crash_test(options, lambda line: err.print(line, highlight=False))
     _print_figures(result.as_dict(), fmt, "crash test")

@@ -13,6 +13,7 @@ import smtplib
 from dataclasses import dataclass
 
 ACCEPTED = re.compile(r"delivery (\d+)")
+SPOOLED = re.compile(r"Queued as spool \d+")
 CLIENT_TIMEOUT_SECONDS = 30
 
 
@@ -26,6 +27,11 @@ class Reply:
         """The delivery id of a 250 "Accepted as delivery N" reply."""
         found = ACCEPTED.search(self.text) if self.code == 250 else None
         return int(found.group(1)) if found else None
+
+    @property
+    def spooled(self) -> bool:
+        """A 250 from a `serve --ack spool`: the delivery id is not known yet."""
+        return self.code == 250 and SPOOLED.search(self.text) is not None
 
 
 class LoadClient:

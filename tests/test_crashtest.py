@@ -5,13 +5,16 @@ The short version of `intake-sim crash-test` (which runs 20 kills or more).
 
 from __future__ import annotations
 
+import pytest
+
 from simulator.crashtest import CrashTestOptions, run_crash_test
+from simulator.spool import Ack
 
 SHORT = {"kills": 3, "clients": 3, "seed": 1, "max_uptime": 0.6}
 
 
-def check(db: str) -> None:
-    report = run_crash_test(CrashTestOptions(db=db, **SHORT))
+def check(db: str, ack: Ack) -> None:
+    report = run_crash_test(CrashTestOptions(db=db, ack=ack, **SHORT))
     figures = report.as_dict()
     assert report.kills == 3, figures
     assert report.acknowledged > 0, figures
@@ -22,9 +25,14 @@ def check(db: str) -> None:
     assert report.ok
 
 
-def test_crash_safety_sqlite(sqlite_url: str) -> None:
-    check(sqlite_url)
+ACKS = pytest.mark.parametrize("ack", list(Ack), ids=[f"ack-{a.value}" for a in Ack])
 
 
-def test_crash_safety_postgresql(pg_url: str) -> None:
-    check(pg_url)
+@ACKS
+def test_crash_safety_sqlite(sqlite_url: str, ack: Ack) -> None:
+    check(sqlite_url, ack)
+
+
+@ACKS
+def test_crash_safety_postgresql(pg_url: str, ack: Ack) -> None:
+    check(pg_url, ack)
