@@ -335,6 +335,8 @@ def serve(
         relay_to = Relay.parse(relay) if relay else None
         rules = [parse_rule(rule) for rule in chaos or []]
         store = Store(db, busy_timeout_ms=db_busy_timeout)
+        if ack is Ack.SPOOL and store.is_sqlite:
+            spool.spool_file_path(db)  # refuses :memory: before anything is written
         prepared = _prepare_or_wait(store, organisation)
         options = ListenerOptions(
             host=host,

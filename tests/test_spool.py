@@ -275,3 +275,11 @@ async def test_a_web_form_on_a_spooling_listener_is_spooled_then_filed(sqlite_ur
         assert (delivery.channel, delivery.outcome) == ("web_form", "created_issue")
     finally:
         store.dispose()
+
+
+def test_serve_refuses_a_spool_in_memory() -> None:
+    result = CliRunner().invoke(
+        app, ["serve", "--ack", "spool", "--port", "0", "--db", "sqlite:///:memory:"]
+    )
+    assert result.exit_code == 1
+    assert "--ack spool needs a database file or PostgreSQL" in result.output
