@@ -338,7 +338,7 @@ async def intake_service(
         spool_batch=spooling.append if spooling else None,
     )
     if processor is not None:
-        processor.start()
+        await asyncio.to_thread(processor.start)
     await writer.start()
     if outbox is not None:
         await outbox.start()
