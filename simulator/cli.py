@@ -34,7 +34,6 @@ from simulator.fuzz import FuzzOptions, run_fuzz
 from simulator.logs import setup_logging
 from simulator.org import Org, load_org
 from simulator.parse import (
-    DEFAULT_MIME_LIMITS,
     MAX_MIME_DEPTH,
     MAX_MIME_PARTS,
     MimeLimits,
@@ -234,6 +233,15 @@ def _limit(flag: str, unit: str, what: str) -> Any:
     )
 
 
+# Shared by `serve` and `drain`: a spool must be run with the limits it was taken in with.
+MimeDepthOption = Annotated[
+    int, _limit("--max-mime-depth", "levels", "MIME nesting; deeper is quarantined")
+]
+MimePartsOption = Annotated[
+    int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
+]
+
+
 @app.command()
 def serve(
     host: HostOption = DEFAULT_HOST,
@@ -259,12 +267,8 @@ def serve(
     max_header_size: Annotated[
         int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
     ] = MAX_HEADER_SIZE,
-    max_mime_depth: Annotated[
-        int, _limit("--max-mime-depth", "levels", "MIME nesting; deeper is quarantined")
-    ] = MAX_MIME_DEPTH,
-    max_mime_parts: Annotated[
-        int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
-    ] = MAX_MIME_PARTS,
+    max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
+    max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     db_busy_timeout: Annotated[
         int,
         typer.Option(
@@ -685,9 +689,12 @@ def ingest(
 def drain(
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
+    max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
+    max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Run every message still waiting in the spool (`serve --ack spool`) through intake."""
+    """Run every message still waiting in the spool (`serve --ack spool`) through intake,
+    with the same org and MIME limits as the listener that spooled them."""
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
         store = open_store(db)
@@ -703,7 +710,8 @@ def drain(
                     counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
                 advance(len(results))
 
-            done = spool.drain(spooling, organisation, DEFAULT_MIME_LIMITS, count)
+            limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
+            done = spool.drain(spooling, organisation, limits, count)
     rows = [{"outcome": k, "deliveries": v} for k, v in sorted(counts.items())]
     render(rows, ["outcome", "deliveries"], fmt, out, title=f"drained {done} message(s)")
 
