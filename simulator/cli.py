@@ -13,6 +13,7 @@ import logging
 import signal
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -664,7 +665,7 @@ def ingest(
         cleanup.callback(store.dispose)
         prepare(store, organisation)
         mail = load_mail(paths)
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         with _progress("ingesting", len(mail)) as advance:
             for start in range(0, len(mail), 200):
                 chunk = mail[start : start + 200]
@@ -678,11 +679,14 @@ def ingest(
                     )
                     for m in chunk
                 ]
-                for result in write_batch(store, organisation, batch):
-                    counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+                counts.update(r.outcome.value for r in write_batch(store, organisation, batch))
                 advance(len(chunk))
+    _print_outcomes(counts, fmt, f"ingested {len(mail)} message(s)")
+
+
+def _print_outcomes(counts: Counter[str], fmt: Format, title: str) -> None:
     rows = [{"outcome": k, "deliveries": v} for k, v in sorted(counts.items())]
-    render(rows, ["outcome", "deliveries"], fmt, out, title=f"ingested {len(mail)} message(s)")
+    render(rows, ["outcome", "deliveries"], fmt, out, title=title)
 
 
 @app.command()
@@ -702,18 +706,16 @@ def drain(
         prepare(store, organisation)
         spooling = spool.open_spool(store)
         cleanup.callback(spooling.dispose)
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         with _progress("draining the spool", spooling.backlog()) as advance:
 
             def count(results: Sequence[Any]) -> None:
-                for result in results:
-                    counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+                counts.update(result.outcome.value for result in results)
                 advance(len(results))
 
             limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
             done = spool.drain(spooling, organisation, limits, count)
-    rows = [{"outcome": k, "deliveries": v} for k, v in sorted(counts.items())]
-    render(rows, ["outcome", "deliveries"], fmt, out, title=f"drained {done} message(s)")
+    _print_outcomes(counts, fmt, f"drained {done} message(s)")
 
 
 def _receive_time(raw: bytes, use_date_header: bool) -> datetime:
