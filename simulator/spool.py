@@ -12,7 +12,8 @@ Every spooled message becomes exactly one delivery, whatever is killed when:
 
 - PostgreSQL: the spool is the `spool` table. The processor deletes the rows in
   the transaction that stores their deliveries. Several processors (several
-  listeners) claim disjoint rows with FOR UPDATE SKIP LOCKED.
+  listeners) take turns under an advisory lock, so messages run in spool order:
+  a reply spooled after its original's 250 is never run before it.
 - SQLite: a single writer lock per file would make the listener wait for every
   processor transaction, so the spool is a file of its own beside the database
   (`<database>-spool`). Its rows cannot be deleted in the main transaction;
@@ -49,6 +50,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,6 +67,8 @@ from simulator.writer import DEFAULT_MAX_BATCH, Submission, process_batch
 
 log = logging.getLogger("intake_sim.spool")
 
+# The advisory lock that lets one spool processor at a time work on a PostgreSQL database.
+PG_SPOOL_LOCK_KEY = 0x1_7A4E_5154
 # An SMTP envelope address cannot hold a line break; a comma it can (quoted local part).
 RECIPIENT_SEPARATOR = "\n"
 SPOOL_FILE_SUFFIX = "-spool"
@@ -154,10 +158,11 @@ class TableSpool:
         transaction; raises StoreUnavailable when it cannot commit."""
 
         def work(session: Session) -> list[DeliveryResult]:
+            # One processor at a time, in spool order, as on SQLite: a reply spooled
+            # after its original's 250 must not be run before it by another processor.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_SPOOL_LOCK_KEY})
             query = select(self.table).order_by(self.table.c.id).limit(limit)
-            claimed = [
-                _spooled(row) for row in session.execute(query.with_for_update(skip_locked=True))
-            ]
+            claimed = [_spooled(row) for row in session.execute(query)]
             if not claimed:
                 return []
             results = process_batch(session, org, [s.item for s in claimed], mime_limits)

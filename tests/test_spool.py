@@ -283,3 +283,30 @@ def test_serve_refuses_a_spool_in_memory() -> None:
     )
     assert result.exit_code == 1
     assert "--ack spool needs a database file or PostgreSQL" in result.output
+
+
+async def test_a_reply_sent_after_its_originals_250_threads_onto_it(db_url: str) -> None:
+    """Two spooling listeners on one database, each with its own processor: an
+    original goes to one, its reply to the other as soon as the original's 250 is
+    in. The processors take turns in spool order, so every reply finds its issue."""
+    store, org = open_store(db_url), load_org()
+    pairs = 30
+    try:
+        async with spooling_listener(store, org) as first, spooling_listener(store, org) as second:
+            for n in range(pairs):
+                original = compose(f"o{n}@customer.example", f"Order {n}", f"o{n}@x", to=INTAKE)
+                reply = compose(
+                    f"r{n}@customer.example",
+                    f"Re: Order {n}",
+                    f"r{n}@x",
+                    to=INTAKE,
+                    headers={"In-Reply-To": f"<o{n}@x>"},
+                )
+                assert (await first.send(original))[0] == 250
+                assert (await second.send(reply))[0] == 250
+            await asyncio.to_thread(wait_until_drained, store)
+        with store.read() as session:
+            outcomes = Counter(session.scalars(select(Delivery.outcome)))
+    finally:
+        store.dispose()
+    assert outcomes == {"created_issue": pairs, "threaded": pairs}
