@@ -18,9 +18,12 @@ Every spooled message becomes exactly one delivery, whatever is killed when:
   processor transaction, so the spool is a file of its own beside the database
   (`<database>-spool`). Its rows cannot be deleted in the main transaction;
   instead that transaction moves a mark (`spool_marks`) past them, and rows at
-  or below the mark are skipped and deleted afterwards. Processors on one file
-  take turns under the main database's BEGIN IMMEDIATE and read the mark inside
-  it, so two never run the same row.
+  or below the mark are skipped. Processors on one file take turns under the
+  main database's BEGIN IMMEDIATE and read the mark inside it, so two never run
+  the same row. The rows the mark has passed are deleted by the listener (at
+  most once a second, as it appends) and by `drain`, never by the processor:
+  the processor runs at the lowest priority, and a write lock on the spool file
+  held by a process the scheduler has set aside would stall every append.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ SPOOL_FILE_SUFFIX = "-spool"
 # The processor yields the CPU to the listener: acknowledging is what clients wait for,
 # and the backlog it leaves is worked off as soon as the listener is idle.
 PROCESSOR_NICENESS = 19
+# How often an appending listener deletes the SQLite spool rows the mark has passed.
+PRUNE_SECONDS = 1.0
 # How long an idle processor sleeps when nobody wakes it (another listener's spool rows).
 POLL_SECONDS = 0.5
 # After a storage failure the processor waits this long before trying again.
@@ -137,6 +142,8 @@ class Spool(Protocol):
 
     def backlog(self) -> int: ...
 
+    def prune(self) -> int: ...
+
     def dispose(self) -> None: ...
 
 
@@ -176,6 +183,9 @@ class TableSpool:
         with self.store.read() as session:
             return session.scalar(select(func.count()).select_from(self.table)) or 0
 
+    def prune(self) -> int:
+        return 0  # rows leave the table in the transaction that stores their deliveries
+
     def dispose(self) -> None:
         self.appender.close()  # the store is the caller's
 
@@ -212,6 +222,8 @@ class FileSpool:
         self.reader = Store(url, writer=False, busy_timeout_ms=store.busy_timeout_ms)
         self.appender = DriverAppender(self.files, _sqlite_append)
         self._uuid: str | None = None
+        self._pruned_to = 0  # the mark of the last prune: nothing below it is left
+        self._pruned_at = -PRUNE_SECONDS  # monotonic time of the last prune
 
     @property
     def uuid(self) -> str:
@@ -227,7 +239,19 @@ class FileSpool:
 
     def append(self, items: list[Submission]) -> list[SpoolReceipt]:
         assert self.uuid  # the file and its table exist
-        return self.appender.append(items)
+        receipts = self.appender.append(items)
+        if time.monotonic() - self._pruned_at >= PRUNE_SECONDS:
+            self._pruned_at = time.monotonic()
+            self._prune_after_append()
+        return receipts
+
+    def _prune_after_append(self) -> None:
+        # The rows are committed and their 250s are due: a failed clean-up is not a 451;
+        # the rows stay skipped under the mark and go with a later prune.
+        try:
+            self.prune()
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            log.warning("processed spool rows not deleted yet: %s", exc)
 
     def process(
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
@@ -236,7 +260,8 @@ class FileSpool:
         in the same transaction; then take the done rows off the spool file."""
         spool_file = self.uuid
         with self.reader.read() as session:
-            query = select(FILE_SPOOL).order_by(FILE_SPOOL.c.id).limit(limit)
+            query = select(FILE_SPOOL).where(FILE_SPOOL.c.id > self.done(spool_file))
+            query = query.order_by(FILE_SPOOL.c.id).limit(limit)
             rows = [_spooled(row) for row in session.execute(query)]
         if not rows:
             return []
@@ -250,26 +275,38 @@ class FileSpool:
                 session.merge(SpoolMark(spool_file=spool_file, last_id=last))
             return results
 
-        results = self.store.transaction(work)
-        self.files.transaction(
-            lambda session: session.execute(delete(FILE_SPOOL).where(FILE_SPOOL.c.id <= last))
-        )
-        return results
+        return self.store.transaction(work)
 
     @staticmethod
     def _mark(session: Session, spool_file: str) -> int:
         mark = session.get(SpoolMark, spool_file)
         return mark.last_id if mark is not None else 0
 
-    def backlog(self) -> int:
-        spool_file = self.uuid
+    def done(self, spool_file: str) -> int:
+        """The mark as committed: every row up to it has its delivery."""
         with self.store.read() as session:
-            done = self._mark(session, spool_file)
+            return self._mark(session, spool_file)
+
+    def backlog(self) -> int:
+        done = self.done(self.uuid)
         with self.reader.read() as session:
             waiting = select(func.count()).where(FILE_SPOOL.c.id > done)
             return session.scalar(waiting) or 0
 
+    def prune(self) -> int:
+        """Delete the rows the mark has passed; how many were deleted."""
+        done = self.done(self.uuid)
+        if done <= self._pruned_to:
+            return 0
+        gone = self.files.transaction(
+            lambda session: session.execute(delete(FILE_SPOOL).where(FILE_SPOOL.c.id <= done))
+        )
+        self._pruned_to = done
+        return int(gone.rowcount)
+
     def dispose(self) -> None:
+        if self._uuid is not None:  # this object used the file: leave it holding what waits
+            self._prune_after_append()
         self.appender.close()
         self.files.dispose()
         self.reader.dispose()
@@ -388,6 +425,7 @@ def drain(
     done = 0
     while True:
         results = spool.process(org, mime_limits)
+        spool.prune()
         if not results:
             if not spool.backlog():
                 return done
@@ -414,8 +452,8 @@ class ProcessorConfig:
 def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connection) -> None:
     """The processor's main loop, in its own process, until the listener closes the
     wake-up pipe (a clean stop) or dies (the kernel closes it)."""
-    os.nice(PROCESSOR_NICENESS)
     setup_logging(config.log_level)
+    _yield_the_cpu()
     store = Store(config.url, busy_timeout_ms=config.busy_timeout_ms)
     ready.send_bytes(b"ready")  # imports done: the listener may open its port
     ready.close()
@@ -438,6 +476,20 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
         if spool is not None:
             spool.dispose()
         store.dispose()
+
+
+def _yield_the_cpu() -> None:
+    """The lowest priority this process can give itself. On Linux SCHED_IDLE, beyond
+    nice 19: a waking listener or client always preempts it, and the scheduler
+    counts a core running only it as idle when it places them."""
+    os.nice(PROCESSOR_NICENESS)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:
+        return
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError as exc:  # a container may forbid it; nice 19 still holds
+        log.debug("spool processor stays at nice %d: %s", PROCESSOR_NICENESS, exc)
 
 
 def _listener_there(fd: int, timeout: float) -> bool:
@@ -499,6 +551,10 @@ class SpoolProcessor:
     @property
     def alive(self) -> bool:
         return self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
     def stop(self) -> None:
         """Close the pipe: the processor finishes the batch in hand and exits; what is

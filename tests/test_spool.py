@@ -25,9 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from simulator import spool
 from simulator.cli import app
 from simulator.org import Org, load_org
 from simulator.parse import DEFAULT_MIME_LIMITS
@@ -117,6 +119,21 @@ async def test_an_unwritable_spool_answers_451_then_recovers(sqlite_url: str) ->
         store.dispose()
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_the_processor_runs_only_on_cpu_nobody_else_wants(sqlite_url: str) -> None:
+    store, org = open_store(sqlite_url), load_org()
+    try:
+        await asyncio.to_thread(prepare, store, org)
+        async with intake_service(store, org, ListenerOptions(port=0), ack=Ack.SPOOL) as service:
+            assert service.processor is not None and service.processor.pid is not None
+            pid = service.processor.pid
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+            assert os.getpriority(os.PRIO_PROCESS, pid) == spool.PROCESSOR_NICENESS
+            assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the listener keeps its own
+    finally:
+        store.dispose()
+
+
 def _submission(n: int) -> Submission:
     raw = compose(f"c{n}@customer.example", f"Ticket {n}", f"t{n}@customer.example", to=INTAKE)
     return Submission(raw, f"c{n}@customer.example", [INTAKE], datetime.now(UTC))
@@ -145,6 +162,41 @@ def test_rows_past_the_mark_run_once_even_if_not_deleted(sqlite_url: str, tmp_pa
         assert delivery_count(store) == 6
     finally:
         spooled.dispose()
+        store.dispose()
+
+
+def _spool_file_rows(sqlite_url: str) -> list[int]:
+    with sqlite3.connect(spool_file_path(sqlite_url)) as connection:
+        ids = [row[0] for row in connection.execute("SELECT id FROM spool ORDER BY id")]
+    connection.close()
+    return ids
+
+
+def test_the_listener_not_the_processor_deletes_processed_rows(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The processor runs at the lowest priority, so it never takes the spool file's
+    write lock: it moves the mark, and the appending side deletes what the mark has
+    passed (at most every PRUNE_SECONDS, and when it is disposed of)."""
+    store, org = open_store(sqlite_url), load_org()
+    prepare(store, org)
+    listener_side, processor_side = FileSpool(store), FileSpool(store)
+    try:
+        listener_side.append([_submission(n) for n in range(4)])
+        assert len(processor_side.process(org, DEFAULT_MIME_LIMITS)) == 4
+        assert _spool_file_rows(sqlite_url) == [1, 2, 3, 4]  # done, but still on file
+        assert processor_side.process(org, DEFAULT_MIME_LIMITS) == []
+        monkeypatch.setattr(spool, "PRUNE_SECONDS", 0.0)
+        listener_side.append([_submission(4)])
+        assert _spool_file_rows(sqlite_url) == [5]  # the append pruned 1-4, not 5
+        assert processor_side.backlog() == 1
+        assert len(processor_side.process(org, DEFAULT_MIME_LIMITS)) == 1
+        listener_side.dispose()
+        assert _spool_file_rows(sqlite_url) == []
+        assert delivery_count(store) == 5
+    finally:
+        listener_side.dispose()
+        processor_side.dispose()
         store.dispose()
 
 
