@@ -15,8 +15,13 @@ peak RSS (VmHWM) can be read from /proc and no state carries over:
 
 Load comes from postfix's `smtp-source` when present (installed with apt-get when missing
 and we are root), and always from a built-in asyncio client too, which also measures the
-acknowledgement latency (end of DATA to the 250) that smtp-source cannot report. Rounds
-are interleaved (null, sqlite, postgresql, null, ...) and every figure is the median.
+acknowledgement latency (end of DATA to the 250) that smtp-source cannot report.
+
+A shared machine's speed drifts by tens of percent within minutes, so the servers
+of a round are all started first and each load is then run against them one after
+the other (null, sqlite, postgresql); a ratio is taken between two runs seconds
+apart, within a round, and the table shows the median over rounds of each figure
+and of each ratio.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +96,7 @@ class Server:
     host: str
     port: int
     log: Path
+    db_url: str | None = None  # set for --ack spool: wait until its spool is empty
 
     def peak_rss_kib(self) -> int:
         """Peak resident set of the server and its worker processes, summed."""
@@ -381,35 +387,46 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_target(
-    target: Target,
-    command: list[str],
-    args: argparse.Namespace,
-    tool: str | None,
-    work: Path,
-    db_url: str | None = None,
-) -> None:
-    server = start_server(target.name, command, work)
-    try:
-        for case in args.cases:
-            sample = target.samples.setdefault(case, Sample())
-            cpu_before, started = server.cpu_seconds(), time.perf_counter()
-            if tool:
-                sample.source_rate.append(smtp_source_rate(tool, server, case, args.messages))
-            run = client_run(server, case, args.messages)
-            wait_for_spool(db_url)
-            sent = args.messages * (2 if tool else 1)
-            sample.processed_rate.append(sent / (time.perf_counter() - started))
-            sample.client_rate.append(run.rate)
-            sample.p50.append(_percentile(run.latencies, 0.50) * 1000)
-            sample.p99.append(_percentile(run.latencies, 0.99) * 1000)
-            sample.cpu_ms.append((server.cpu_seconds() - cpu_before) * 1000 / sent)
-        target.rss_kib.append(server.peak_rss_kib())
-    finally:
-        server.stop()
-    if server.process.returncode not in (0, -signal.SIGTERM):
-        print(server.log.read_text(errors="replace")[-3000:])
-        raise SystemExit(f"{target.name} server exited with {server.process.returncode}")
+@contextmanager
+def serving(
+    target: Target, work: Path, org: Path, round_no: int, pg: str | None
+) -> Iterator[Server]:
+    """One fresh server for `target`: its own SQLite file or PostgreSQL database."""
+    with ExitStack() as stack:
+        if target.backend == "null":
+            command, target_db = null_command(), None
+        elif target.backend == "sqlite":
+            target_db = f"sqlite:///{work / f'round{round_no}-{uuid.uuid4().hex[:6]}.db'}"
+            command = intake_command(target_db, org, target.ack)
+        else:
+            target_db = stack.enter_context(fresh_pg_database(pg))  # type: ignore[arg-type]
+            command = intake_command(target_db, org, target.ack)
+        server = start_server(target.name, command, work)
+        server.db_url = target_db if target.ack == "spool" else None
+        try:
+            yield server
+            target.rss_kib.append(server.peak_rss_kib())
+        finally:
+            server.stop()
+        if server.process.returncode not in (0, -signal.SIGTERM):
+            print(server.log.read_text(errors="replace")[-3000:])
+            raise SystemExit(f"{target.name} server exited with {server.process.returncode}")
+
+
+def measure(target: Target, server: Server, case: Case, messages: int, tool: str | None) -> None:
+    """Both loads against one server; with --ack spool, until its spool is empty."""
+    sample = target.samples.setdefault(case, Sample())
+    cpu_before, started = server.cpu_seconds(), time.perf_counter()
+    if tool:
+        sample.source_rate.append(smtp_source_rate(tool, server, case, messages))
+    run = client_run(server, case, messages)
+    wait_for_spool(server.db_url)
+    sent = messages * (2 if tool else 1)
+    sample.processed_rate.append(sent / (time.perf_counter() - started))
+    sample.client_rate.append(run.rate)
+    sample.p50.append(_percentile(run.latencies, 0.50) * 1000)
+    sample.p99.append(_percentile(run.latencies, 0.99) * 1000)
+    sample.cpu_ms.append((server.cpu_seconds() - cpu_before) * 1000 / sent)
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -434,18 +451,15 @@ def throughput(args: argparse.Namespace) -> None:
         org = work / "bench-org.toml"
         org.write_text(BENCH_ORG)
         for round_no in range(1, args.rounds + 1):
-            for target in targets:
-                print(f"round {round_no}: {target.name}", flush=True)
-                if target.backend == "null":
-                    run_target(target, null_command(), args, tool, work)
-                elif target.backend == "sqlite":
-                    db = f"sqlite:///{work / f'round{round_no}-{uuid.uuid4().hex[:6]}.db'}"
-                    command = intake_command(db, org, target.ack)
-                    run_target(target, command, args, tool, work, db)
-                else:
-                    with fresh_pg_database(pg) as url:  # type: ignore[arg-type]
-                        command = intake_command(url, org, target.ack)
-                        run_target(target, command, args, tool, work, url)
+            with ExitStack() as round_servers:
+                servers = [
+                    round_servers.enter_context(serving(target, work, org, round_no, pg))
+                    for target in targets
+                ]
+                for case in args.cases:
+                    for target, server in zip(targets, servers, strict=True):
+                        print(f"round {round_no}, {case.label}: {target.name}", flush=True)
+                        measure(target, server, case, args.messages, tool)
     print_table(targets, args.cases, bool(tool))
 
 
@@ -463,11 +477,8 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
             s, b = target.samples[case], base.samples[case]
             row = [target.name, case.label]
             if with_source:
-                row += [
-                    f"{med(s.source_rate):,.0f}",
-                    f"{med(s.source_rate) / med(b.source_rate):.2f}",
-                ]
-            row += [f"{med(s.client_rate):,.0f}", f"{med(s.client_rate) / med(b.client_rate):.2f}"]
+                row += [f"{med(s.source_rate):,.0f}", f"{_ratio(s.source_rate, b.source_rate):.2f}"]
+            row += [f"{med(s.client_rate):,.0f}", f"{_ratio(s.client_rate, b.client_rate):.2f}"]
             row += [f"{med(s.p50):.2f}", f"{med(s.p99):.2f}", f"{med(s.cpu_ms):.3f}"]
             row += [f"{med(s.processed_rate):,.0f}"]
             row += [f"{rss:.1f}", f"{rss / (med(base.rss_kib) / 1024):.2f}"]
@@ -476,11 +487,16 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
     print()
     for row in [headers, ["-" * w for w in widths], *rows]:
         print(" | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
-    print("\nratio = this server's median / the do-nothing handler's median (same run);")
+    print("\nratio = median over rounds of this server's rate / the do-nothing handler's rate")
+    print("measured just before it in the same round;")
     print("CPU ms/msg = server processes' user+system CPU per message (less load-sensitive)")
     print("processed msg/s = all messages of a case over the time until the last is a delivery")
     print("(equal to the acknowledgement rate with --ack intake; with --ack spool it includes")
     print("the time the spool processor needs after the last 250)")
+
+
+def _ratio(rates: list[float], baseline: list[float]) -> float:
+    return statistics.median(r / b for r, b in zip(rates, baseline, strict=True))
 
 
 # --- RSS flatness ---------------------------------------------------------------------
