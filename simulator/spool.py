@@ -218,8 +218,10 @@ class FileSpool:
         self.store = store
         url = f"sqlite:///{spool_file_path(store.url)}"
         self.files = Store(url, busy_timeout_ms=store.busy_timeout_ms)
-        # Reads must not take the file's write lock, which the listener's appends need.
+        # Reads must not take the file's write lock, which the listener's appends need,
+        # nor the main database's, which a processor holds while it runs a batch.
         self.reader = Store(url, writer=False, busy_timeout_ms=store.busy_timeout_ms)
+        self.marks = Store(store.url, writer=False, busy_timeout_ms=store.busy_timeout_ms)
         self.appender = DriverAppender(self.files, _sqlite_append)
         self._uuid: str | None = None
         self._pruned_to = 0  # the mark of the last prune: nothing below it is left
@@ -284,7 +286,7 @@ class FileSpool:
 
     def done(self, spool_file: str) -> int:
         """The mark as committed: every row up to it has its delivery."""
-        with self.store.read() as session:
+        with self.marks.read() as session:
             return self._mark(session, spool_file)
 
     def backlog(self) -> int:
@@ -310,6 +312,7 @@ class FileSpool:
         self.appender.close()
         self.files.dispose()
         self.reader.dispose()
+        self.marks.dispose()
 
 
 SPOOL_INSERT = (

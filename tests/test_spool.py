@@ -200,6 +200,30 @@ def test_the_listener_not_the_processor_deletes_processed_rows(
         store.dispose()
 
 
+def test_pruning_does_not_wait_for_a_processor_holding_the_main_database(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A processor may hold the main database's write lock for a long batch (and at the
+    lowest priority, for longer): the listener only reads the mark, so it neither waits
+    for that lock nor fails to prune because of it."""
+    store, org = open_store(sqlite_url, busy_timeout_ms=200), load_org()
+    prepare(store, org)
+    spooled = FileSpool(store)
+    processor = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        spooled.append([_submission(n) for n in range(3)])
+        assert len(spooled.process(org, DEFAULT_MIME_LIMITS)) == 3
+        processor.execute("BEGIN IMMEDIATE")  # a batch in progress
+        monkeypatch.setattr(spool, "PRUNE_SECONDS", 0.0)
+        spooled.append([_submission(3)])
+        assert _spool_file_rows(sqlite_url) == [4]
+    finally:
+        processor.rollback()
+        processor.close()
+        spooled.dispose()
+        store.dispose()
+
+
 def _copy_sqlite(source: Path, target: Path) -> None:
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
