@@ -336,6 +336,7 @@ async def intake_service(
         prepared=prepared,
         on_queued=processor.wake if processor else outbox.wake if outbox else None,
         spool_batch=spooling.append if spooling else None,
+        spool_now=spooling.append_now if spooling else None,
     )
     if processor is not None:
         await asyncio.to_thread(processor.start)

@@ -144,6 +144,7 @@ class GroupCommitWriter:
         prepared: bool = True,
         on_queued: Callable[[], None] | None = None,
         spool_batch: Callable[[list[Submission]], list[Any]] | None = None,
+        spool_now: Callable[[list[Submission]], list[Any] | None] | None = None,
     ) -> None:
         self.store = store
         self.org = org
@@ -156,6 +157,8 @@ class GroupCommitWriter:
         self.on_queued = on_queued
         # `serve --ack spool`: store the raw messages only (spool.append), not run intake.
         self.spool_batch = spool_batch
+        # Its fast path, tried on the event loop first: None means "use the thread".
+        self.spool_now = spool_now
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-writer")
@@ -196,7 +199,9 @@ class GroupCommitWriter:
         items = [item for item, _ in pending]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self._write_batch, items)
+            results = self._spool_without_waiting(items)
+            if results is None:
+                results = await loop.run_in_executor(self._executor, self._write_batch, items)
         except Exception as exc:  # StoreUnavailable, or a bug: neither may kill the writer
             if not isinstance(exc, StoreUnavailable):
                 log.exception("batch of %d failed", len(items))
@@ -214,6 +219,11 @@ class GroupCommitWriter:
         for (_, future), result in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _spool_without_waiting(self, items: list[Submission]) -> list[Any] | None:
+        if self.spool_now is None or not self.prepared:
+            return None
+        return self.spool_now(items)
 
     def _write_batch(self, items: list[Submission]) -> list[Any]:
         """On the writer thread: prepare the store first if that has not worked yet."""

@@ -224,6 +224,53 @@ def test_pruning_does_not_wait_for_a_processor_holding_the_main_database(
         store.dispose()
 
 
+def test_append_now_never_waits_for_the_spool_files_lock(sqlite_url: str) -> None:
+    """The listener's event loop appends without waiting: while another writer holds the
+    spool file, append_now writes nothing and says so at once; append (the writer
+    thread's path) waits for the lock instead."""
+    store, org = open_store(sqlite_url), load_org()
+    prepare(store, org)
+    spooled = FileSpool(store)
+    other = None
+    try:
+        assert spooled.append_now([_submission(0)]) is None  # no file yet: the thread makes it
+        assert [r.spool_id for r in spooled.append([_submission(0)])] == [1]
+        assert [r.spool_id for r in spooled.append_now([_submission(1)]) or []] == [2]
+        other = sqlite3.connect(spool_file_path(sqlite_url), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert spooled.append_now([_submission(2)]) is None
+        assert time.monotonic() - started < 0.5
+        other.rollback()
+        assert [r.spool_id for r in spooled.append_now([_submission(2)]) or []] == [3]
+        assert _spool_file_rows(sqlite_url) == [1, 2, 3]
+    finally:
+        if other is not None:
+            other.close()
+        spooled.dispose()
+        store.dispose()
+
+
+async def test_a_busy_spool_file_is_waited_for_not_refused(sqlite_url: str) -> None:
+    """Another process holding the spool file for a moment: the listener's batch goes to
+    its writer thread, which waits, and the client still gets its 250."""
+    store, org = open_store(sqlite_url), load_org()
+    try:
+        async with spooling_listener(store, org) as listener:
+            code, reply = await listener.send(compose("a@customer.example", to=INTAKE))
+            assert code == 250, reply  # the file exists now
+            other = sqlite3.connect(spool_file_path(sqlite_url), isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            asyncio.get_running_loop().call_later(0.3, other.rollback)
+            code, reply = await listener.send(compose("b@customer.example", to=INTAKE))
+            other.close()
+            assert code == 250, reply
+            await asyncio.to_thread(wait_until_drained, store)
+        assert delivery_count(store) == 2
+    finally:
+        store.dispose()
+
+
 def _copy_sqlite(source: Path, target: Path) -> None:
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
