@@ -336,7 +336,7 @@ async def intake_service(
         prepared=prepared,
         on_queued=processor.wake if processor else outbox.wake if outbox else None,
         spool_batch=spooling.append if spooling else None,
-        spool_now=spooling.append_now if spooling else None,
+        spool_now=spooling.append_on_loop if spooling else None,
     )
     if processor is not None:
         await asyncio.to_thread(processor.start)
@@ -352,6 +352,7 @@ async def intake_service(
         if processor is not None:
             await asyncio.to_thread(processor.stop)
         if spooling is not None:
+            await spooling.close_on_loop()
             spooling.dispose()
         if outbox is not None:
             await outbox.close()

@@ -64,7 +64,7 @@ from simulator.intake import DeliveryResult
 from simulator.logs import setup_logging
 from simulator.org import Org
 from simulator.parse import MimeLimits
-from simulator.store.db import Store
+from simulator.store.db import PG_CONNECT_TIMEOUT_SECONDS, Store
 from simulator.store.models import Channel, SpooledMessage, SpoolMark, UTCDateTime
 from simulator.writer import DEFAULT_MAX_BATCH, Submission, process_batch
 
@@ -144,6 +144,10 @@ class Spool(Protocol):
 
     def append_now(self, items: list[Submission]) -> list[SpoolReceipt] | None: ...
 
+    async def append_on_loop(self, items: list[Submission]) -> list[SpoolReceipt] | None: ...
+
+    async def close_on_loop(self) -> None: ...
+
     def process(
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
     ) -> list[DeliveryResult]: ...
@@ -162,12 +166,19 @@ class TableSpool:
         self.store = store
         self.table = SpooledMessage.__table__
         self.appender = DriverAppender(store, _pg_append)
+        self.loop_appender = LoopAppender(store)
 
     def append(self, items: list[Submission]) -> list[SpoolReceipt]:
         return self.appender.append(items)
 
     def append_now(self, items: list[Submission]) -> list[SpoolReceipt] | None:
         return None  # a round trip and the server's COMMIT must not hold the event loop
+
+    async def append_on_loop(self, items: list[Submission]) -> list[SpoolReceipt] | None:
+        return await self.loop_appender.append(items)
+
+    async def close_on_loop(self) -> None:
+        await self.loop_appender.close()
 
     def process(
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
@@ -275,6 +286,12 @@ class FileSpool:
         self._prune_after_append(self.nowait)
         return receipts
 
+    async def append_on_loop(self, items: list[Submission]) -> list[SpoolReceipt] | None:
+        return self.append_now(items)  # never waits: see append_now
+
+    async def close_on_loop(self) -> None:
+        pass  # append_now's connection is a DriverAppender's, closed by dispose
+
     def _prune_after_append(self, appender: DriverAppender) -> None:
         """Prune at most every PRUNE_SECONDS. The rows are committed and their 250s are
         due: a failed clean-up is not a 451; the rows stay skipped under the mark and go
@@ -293,7 +310,8 @@ class FileSpool:
         self, org: Org, mime_limits: MimeLimits, limit: int = DEFAULT_MAX_BATCH
     ) -> list[DeliveryResult]:
         """Run the oldest spooled messages past the mark through intake, moving the mark
-        in the same transaction; then take the done rows off the spool file."""
+        in the same transaction. The done rows stay in the spool file until the
+        listener prunes them, so the processor never takes the file's write lock."""
         spool_file = self.uuid
         with self.reader.read() as session:
             query = select(FILE_SPOOL).where(FILE_SPOOL.c.id > self.done(spool_file))
@@ -404,6 +422,43 @@ def _sqlite_busy(exc: BaseException) -> bool:
     return code is not None and code & 0xFF == SQLITE_BUSY
 
 
+class LoopAppender:
+    """PostgreSQL appends on the listener's event loop, through psycopg's asyncio
+    connection kept open between batches. Handing each batch to the writer thread
+    costs the listener more CPU than the INSERT itself: the thread and the event loop
+    pass the GIL back and forth around every network wait. Here the loop awaits the
+    round trips and the COMMIT and serves other sessions meanwhile. A connection
+    that fails is closed and the next batch opens a new one; the failure is a 451."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.connection: Any = None
+
+    async def append(self, items: list[Submission]) -> list[SpoolReceipt]:
+        import psycopg
+
+        if self.connection is None or self.connection.closed:
+            self.connection = None
+            dialect, url = self.store.engine.dialect, self.store.engine.url
+            args, options = dialect.create_connect_args(url)
+            options["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+            try:
+                self.connection = await psycopg.AsyncConnection.connect(*args, **options)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(self.store.failure("cannot open the spool", exc)) from exc
+        try:
+            ids = await _pg_append_on_loop(self.connection, items)
+        except psycopg.Error as exc:
+            await self.close()  # whatever state it is in, it is not reused
+            raise StoreUnavailable(self.store.failure("cannot write the spool", exc)) from exc
+        return [SpoolReceipt(i) for i in ids]
+
+    async def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.close()
+
+
 def _utc(item: Submission) -> datetime:
     """The receive time as naive UTC, the way UTCDateTime columns hold it."""
     return item.received_at.astimezone(UTC).replace(tzinfo=None)
@@ -434,17 +489,32 @@ def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
     return list(range(last - len(items) + 1, last + 1))
 
 
+PG_APPEND = SPOOL_INSERT.format("%s") + " RETURNING id"
+
+
+PG_APPEND = SPOOL_INSERT.format("%s") + " RETURNING id"
+
+
 def _pg_append(connection: Any, items: list[Submission]) -> list[int]:
     cursor = connection.cursor()
-    statement = SPOOL_INSERT.format("%s") + " RETURNING id"
     # psycopg pipelines the statements and keeps one result set per row, in order.
-    cursor.executemany(statement, [_values(item, _utc(item)) for item in items], returning=True)
-    ids = []
-    while True:
+    cursor.executemany(PG_APPEND, [_values(item, _utc(item)) for item in items], returning=True)
+    ids = [cursor.fetchone()[0]]
+    while cursor.nextset():
         ids.append(cursor.fetchone()[0])
-        if not cursor.nextset():
-            break
     connection.commit()
+    return ids
+
+
+async def _pg_append_on_loop(connection: Any, items: list[Submission]) -> list[int]:
+    """_pg_append through an asyncio connection."""
+    cursor = connection.cursor()
+    rows = [_values(item, _utc(item)) for item in items]
+    await cursor.executemany(PG_APPEND, rows, returning=True)
+    ids = [(await cursor.fetchone())[0]]
+    while cursor.nextset():
+        ids.append((await cursor.fetchone())[0])
+    await connection.commit()
     return ids
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,7 +144,7 @@ class GroupCommitWriter:
         prepared: bool = True,
         on_queued: Callable[[], None] | None = None,
         spool_batch: Callable[[list[Submission]], list[Any]] | None = None,
-        spool_now: Callable[[list[Submission]], list[Any] | None] | None = None,
+        spool_now: Callable[[list[Submission]], Awaitable[list[Any] | None]] | None = None,
     ) -> None:
         self.store = store
         self.org = org
@@ -157,7 +157,7 @@ class GroupCommitWriter:
         self.on_queued = on_queued
         # `serve --ack spool`: store the raw messages only (spool.append), not run intake.
         self.spool_batch = spool_batch
-        # Its fast path, tried on the event loop first: None means "use the thread".
+        # Its fast path, awaited on the event loop first: None means "use the thread".
         self.spool_now = spool_now
         # None is the stop sign: everything queued before it is still written.
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
@@ -199,7 +199,7 @@ class GroupCommitWriter:
         items = [item for item, _ in pending]
         loop = asyncio.get_running_loop()
         try:
-            results = self._spool_without_waiting(items)
+            results = await self._spool_on_loop(items)
             if results is None:
                 results = await loop.run_in_executor(self._executor, self._write_batch, items)
         except Exception as exc:  # StoreUnavailable, or a bug: neither may kill the writer
@@ -220,10 +220,10 @@ class GroupCommitWriter:
             if not future.done():
                 future.set_result(result)
 
-    def _spool_without_waiting(self, items: list[Submission]) -> list[Any] | None:
+    async def _spool_on_loop(self, items: list[Submission]) -> list[Any] | None:
         if self.spool_now is None or not self.prepared:
             return None
-        return self.spool_now(items)
+        return await self.spool_now(items)
 
     def _write_batch(self, items: list[Submission]) -> list[Any]:
         """On the writer thread: prepare the store first if that has not worked yet."""

@@ -12,9 +12,11 @@ import asyncio
 import os
 import re
 import signal
+import smtplib
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -269,6 +272,80 @@ async def test_a_busy_spool_file_is_waited_for_not_refused(sqlite_url: str) -> N
         assert delivery_count(store) == 2
     finally:
         store.dispose()
+
+
+async def test_a_postgresql_append_waiting_for_a_lock_leaves_the_listener_serving(
+    pg_url: str,
+) -> None:
+    """The PostgreSQL spool append is awaited on the listener's event loop: while one
+    waits for the server, other sessions are still answered, and its 250 follows."""
+    store, org = open_store(pg_url), load_org()
+    locked, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_the_spool_table() -> None:
+        with psycopg.connect(_libpq_url(pg_url)) as connection:
+            connection.execute("LOCK TABLE spool IN EXCLUSIVE MODE")  # INSERTs wait
+            locked.set()
+            release.wait(timeout=5)  # also ends on its own, should the listener hang
+            released.set()
+            connection.rollback()
+
+    holder = threading.Thread(target=hold_the_spool_table)
+    try:
+        async with spooling_listener(store, org) as listener:
+            holder.start()
+            assert await asyncio.to_thread(locked.wait, 10)
+            waiting = asyncio.create_task(listener.send(compose("a@customer.example", to=INTAKE)))
+            await asyncio.sleep(0.3)
+            code, _ = await asyncio.to_thread(_noop, listener)
+            assert code == 250
+            assert not released.is_set(), "no other session was served while the append waited"
+            assert not waiting.done(), "the append did not wait for the table lock"
+            release.set()
+            code, reply = await asyncio.wait_for(waiting, timeout=30)
+            assert code == 250, reply
+            await asyncio.to_thread(wait_until_drained, store)
+        assert delivery_count(store) == 1
+    finally:
+        release.set()
+        if holder.is_alive():
+            holder.join()
+        store.dispose()
+
+
+async def test_a_lost_postgresql_spool_connection_is_reopened(pg_url: str) -> None:
+    """The server ends the listener's connection: at most one batch gets a 451, the next
+    opens a new connection, and every 250 becomes one delivery."""
+    store, org = open_store(pg_url), load_org()
+    try:
+        async with spooling_listener(store, org) as listener:
+            code, reply = await listener.send(compose("a@customer.example", to=INTAKE))
+            assert code == 250, reply
+            with psycopg.connect(_libpq_url(pg_url), autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+            assert ended is not None and ended[0] >= 1
+            codes = []
+            for n in range(3):
+                message = compose(f"b{n}@customer.example", to=INTAKE)
+                codes.append((await listener.send(message))[0])
+            await asyncio.to_thread(wait_until_drained, store)
+        assert codes.count(451) <= 1 and codes[-1] == 250, codes
+        assert delivery_count(store) == 1 + codes.count(250)
+    finally:
+        store.dispose()
+
+
+def _libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _noop(listener: Listener) -> tuple[int, bytes]:
+    with smtplib.SMTP(listener.host, listener.port, timeout=5) as client:
+        client.ehlo("tests.localhost")
+        return client.noop()
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
