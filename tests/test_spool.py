@@ -137,9 +137,10 @@ async def test_the_processor_runs_only_on_cpu_nobody_else_wants(sqlite_url: str)
         store.dispose()
 
 
-def _submission(n: int) -> Submission:
-    raw = compose(f"c{n}@customer.example", f"Ticket {n}", f"t{n}@customer.example", to=INTAKE)
-    return Submission(raw, f"c{n}@customer.example", [INTAKE], datetime.now(UTC))
+def _submission(n: int, body: str = "Hello, something is broken.") -> Submission:
+    sender = f"c{n}@customer.example"
+    raw = compose(sender, f"Ticket {n}", f"t{n}@customer.example", to=INTAKE, body=body)
+    return Submission(raw, sender, [INTAKE], datetime.now(UTC))
 
 
 def test_rows_past_the_mark_run_once_even_if_not_deleted(sqlite_url: str, tmp_path: Path) -> None:
@@ -200,6 +201,31 @@ def test_the_listener_not_the_processor_deletes_processed_rows(
     finally:
         listener_side.dispose()
         processor_side.dispose()
+        store.dispose()
+
+
+def test_the_processor_not_the_listener_checkpoints_the_spool_file(sqlite_url: str) -> None:
+    """Copying the WAL back into the spool file (with its fsync) is left to the
+    processor: appends well past SQLite's default of 1,000 pages leave the file as it
+    was, and processing one batch copies everything in."""
+    store, org = open_store(sqlite_url), load_org()
+    prepare(store, org)
+    spooled = FileSpool(store)
+    spool_path = spool_file_path(sqlite_url)
+    body = "Attached is the whole log again.\r\n" * 250  # about 8 KB: two pages a row
+    try:
+        assert spooled.uuid  # creates the file
+        before = spool_path.stat().st_size
+        for start in range(0, 800, 50):
+            batch = [_submission(n, body) for n in range(start, start + 50)]
+            assert spooled.append_now(batch) is not None
+        wal = Path(f"{spool_path}-wal").stat().st_size
+        assert wal > 1_500 * 4096, wal
+        assert spool_path.stat().st_size == before  # no append checkpointed
+        assert spooled.process(org, DEFAULT_MIME_LIMITS)
+        assert spool_path.stat().st_size > before + 1_500 * 4096
+    finally:
+        spooled.dispose()
         store.dispose()
 
 
