@@ -150,8 +150,6 @@ class SpoolBusy(StoreUnavailable):
 class Spool(Protocol):
     def append(self, items: list[Submission]) -> list[SpoolReceipt]: ...
 
-    def append_now(self, items: list[Submission]) -> list[SpoolReceipt] | None: ...
-
     async def append_on_loop(self, items: list[Submission]) -> list[SpoolReceipt] | None: ...
 
     async def close_on_loop(self) -> None: ...
@@ -178,9 +176,6 @@ class TableSpool:
 
     def append(self, items: list[Submission]) -> list[SpoolReceipt]:
         return self.appender.append(items)
-
-    def append_now(self, items: list[Submission]) -> list[SpoolReceipt] | None:
-        return None  # a round trip and the server's COMMIT must not hold the event loop
 
     async def append_on_loop(self, items: list[Submission]) -> list[SpoolReceipt] | None:
         return await self.loop_appender.append(items)
@@ -522,13 +517,14 @@ def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
 PG_APPEND = SPOOL_INSERT.format("%s") + " RETURNING id"
 
 
-PG_APPEND = SPOOL_INSERT.format("%s") + " RETURNING id"
+def _pg_rows(items: list[Submission]) -> list[tuple[object, ...]]:
+    return [_values(item, _utc(item)) for item in items]
 
 
 def _pg_append(connection: Any, items: list[Submission]) -> list[int]:
     cursor = connection.cursor()
     # psycopg pipelines the statements and keeps one result set per row, in order.
-    cursor.executemany(PG_APPEND, [_values(item, _utc(item)) for item in items], returning=True)
+    cursor.executemany(PG_APPEND, _pg_rows(items), returning=True)
     ids = [cursor.fetchone()[0]]
     while cursor.nextset():
         ids.append(cursor.fetchone()[0])
@@ -539,8 +535,7 @@ def _pg_append(connection: Any, items: list[Submission]) -> list[int]:
 async def _pg_append_on_loop(connection: Any, items: list[Submission]) -> list[int]:
     """_pg_append through an asyncio connection."""
     cursor = connection.cursor()
-    rows = [_values(item, _utc(item)) for item in items]
-    await cursor.executemany(PG_APPEND, rows, returning=True)
+    await cursor.executemany(PG_APPEND, _pg_rows(items), returning=True)
     ids = [(await cursor.fetchone())[0]]
     while cursor.nextset():
         ids.append((await cursor.fetchone())[0])

@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import signal
-import smtplib
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from simulator.web import WebOptions, web_service
 from simulator.writer import GroupCommitWriter, Submission, prepare
 from tests.conftest import Listener, compose, smtp_transaction
 from tests.test_fixtures import CASES, expected_for, stored_rows
+from tests.test_outages import still_answers
 from tests.test_web import CSRF_FIELD, form
 
 SPOOLED = re.compile(r"^2\.0\.0 Queued as spool (\d+)$")
@@ -323,8 +323,7 @@ async def test_a_postgresql_append_waiting_for_a_lock_leaves_the_listener_servin
             assert await asyncio.to_thread(locked.wait, 10)
             waiting = asyncio.create_task(listener.send(compose("a@customer.example", to=INTAKE)))
             await asyncio.sleep(0.3)
-            code, _ = await asyncio.to_thread(_noop, listener)
-            assert code == 250
+            await still_answers(listener)
             assert not released.is_set(), "no other session was served while the append waited"
             assert not waiting.done(), "the append did not wait for the table lock"
             release.set()
@@ -366,12 +365,6 @@ async def test_a_lost_postgresql_spool_connection_is_reopened(pg_url: str) -> No
 
 def _libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _noop(listener: Listener) -> tuple[int, bytes]:
-    with smtplib.SMTP(listener.host, listener.port, timeout=5) as client:
-        client.ehlo("tests.localhost")
-        return client.noop()
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
