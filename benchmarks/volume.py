@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from simulator import volume
 from simulator.org import load_org
-from simulator.simulation import run_direct
+from simulator.simulation import sweep as volume
+from simulator.simulation.run import run_direct
+from simulator.simulation.traffic import TrafficParams, build_message, plan
 from simulator.store.db import open_store
-from simulator.traffic import TrafficParams, build_message, plan
 
 VOLUMES = [100, 1_000, 10_000, 100_000, 1_000_000]
 

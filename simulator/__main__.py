@@ -1,3 +1,3 @@
-from simulator.cli import app
+from simulator.cli.app import app
 
 app(prog_name="intake-sim")

@@ -15,13 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator import reports
 from simulator.org import Org
-from simulator.outbox import Relay
-from simulator.sending import MailFile, SendResult, SmtpSender, load_mail
-from simulator.smtp import ListenerOptions, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.reports import rows as reports
+from simulator.smtp.mailfiles import MailFile, SendResult, SmtpSender, load_mail
+from simulator.smtp.relay import Relay
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store.db import Store
-from simulator.writer import prepare
 
 Progress = Callable[[SendResult], None]
 DRAIN_SECONDS = 30.0
@@ -39,7 +39,7 @@ class DemoResult:
 
 
 def sample_emails_dir() -> Path:
-    return Path(str(resources.files("simulator") / "samples" / "emails"))
+    return Path(str(resources.files("simulator.samples") / "emails"))
 
 
 def sample_mail() -> list[MailFile]:

@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import IntakeSimError, OrgFileError
+from simulator.licensing.prices import (
+    Band,
+    Billing,
+    LicensingRules,
+    PriceRule,
+    PriceShape,
+    Pricing,
+    TeamCountsFrom,
+)
 
 SAMPLE_ORG_NAME = "org.toml"
 
@@ -31,64 +40,6 @@ class DirectoryEntry:
     name: str
     role: str  # "agent" or "employee"
     logs_in: bool
-
-
-class PriceShape(StrEnum):
-    FLAT = "flat"  # every billable seat at the unit price
-    STEP = "step"  # pay for the whole band the count falls in, at that band's price
-    GRADUATED = "graduated"  # each seat at the price of the band it falls in
-
-
-@dataclass(frozen=True)
-class Band:
-    up_to: int | None  # the band's last seat; None: no upper end (only the last band)
-    price: float
-
-
-@dataclass(frozen=True)
-class PriceRule:
-    """How one model turns seats into money: shape, bands and free seats."""
-
-    unit_price: float
-    shape: PriceShape = PriceShape.FLAT
-    bands: tuple[Band, ...] = ()
-    free: int = 0  # the first N seats cost nothing
-
-
-@dataclass(frozen=True)
-class Pricing:
-    currency: str = "USD"
-    period: str = "month"
-    support_per_agent: float = 25.0
-    team_per_user: float = 10.0
-    support_rule: PriceRule | None = None
-    team_rule: PriceRule | None = None
-
-    @property
-    def support(self) -> PriceRule:
-        return self.support_rule or PriceRule(self.support_per_agent)
-
-    @property
-    def team(self) -> PriceRule:
-        return self.team_rule or PriceRule(self.team_per_user)
-
-
-class TeamCountsFrom(StrEnum):
-    CREATION = "creation"  # a Team user is billed from the moment the account exists
-    FIRST_EMAIL = "first_email"  # ... from their first counted email (the ledger's rule)
-    FIRST_LOGIN = "first_login"  # ... only once they log in: email-only users are free
-
-
-class Billing(StrEnum):
-    MONTHLY = "monthly"  # each month bills the highest count reached in that month
-    ANNUAL = "annual"  # the highest count reached so far in the contract year
-
-
-@dataclass(frozen=True)
-class LicensingRules:
-    team_counts_from: TeamCountsFrom = TeamCountsFrom.FIRST_EMAIL
-    inactive_after_days: int = 0  # a Team seat lapses after N days without mail; 0 = never
-    billing: Billing = Billing.MONTHLY
 
 
 @dataclass(frozen=True)
@@ -141,7 +92,7 @@ class Org:
 
 def sample_org_path() -> Path:
     """The sample org that ships inside the package (works from any directory)."""
-    return Path(str(resources.files("simulator") / "samples" / SAMPLE_ORG_NAME))
+    return Path(str(resources.files("simulator.samples") / SAMPLE_ORG_NAME))
 
 
 def read_toml(file: Path, what: str, error: type[IntakeSimError]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-from simulator.smtp import ListenerOptions, smtp_listener
+from simulator.smtp.server import ListenerOptions, smtp_listener
 
 
 @dataclass(frozen=True)

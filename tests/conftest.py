@@ -23,10 +23,10 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from simulator.org import Org, load_org
-from simulator.parse import MimeLimits
-from simulator.smtp import ListenerOptions, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.pipeline.parse import MimeLimits
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store.db import Store, open_store
-from simulator.writer import prepare
 
 ORGS = Path(__file__).parent / "orgs"
 PG_ENV = "INTAKE_SIM_TEST_PG"

@@ -19,7 +19,7 @@ def test_bench_script_runs() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_SIM_")}
     options = ["--messages", "20", "--rounds", "1", "--cases", "2", "--no-smtp-source"]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), *options],
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), *options],
         env=env,
         capture_output=True,
         text=True,

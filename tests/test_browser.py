@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from tests.conftest import compose, smtp_transaction
 from tests.processes import SMTP_LINE, WEB_LINE, intake_sim
 

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from simulator.chaos import Chaos, Stage, parse_rule
 from simulator.errors import ConfigError
-from simulator.loadclient import LoadClient
 from simulator.org import Org
-from simulator.smtp import ListenerOptions
+from simulator.smtp.chaos import Chaos, Stage, parse_rule
+from simulator.smtp.client import LoadClient
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
 from tests.conftest import compose, running_listener
@@ -72,7 +72,7 @@ async def test_retrying_client_stores_every_message_once(db_url: str, org: Org) 
 def test_serve_refuses_a_bad_rule_in_one_line() -> None:
     from typer.testing import CliRunner
 
-    from simulator.cli import app
+    from simulator.cli.app import app
 
     result = CliRunner().invoke(app, ["serve", "--port", "0", "--chaos", "helo:451:0.1"])
     assert result.exit_code == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from tests.conftest import BACKENDS, fresh_database
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from typer.exceptions import TyperException
 
-from simulator.cli import app
+from simulator.cli.app import app
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

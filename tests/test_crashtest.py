@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.crashtest import CrashTestOptions, run_crash_test
-from simulator.spool import Ack
+from simulator.delivery.spool import Ack
+from simulator.reliability.crashtest import CrashTestOptions, run_crash_test
 
 SHORT = {"kills": 3, "clients": 3, "seed": 1, "max_uptime": 0.6}
 

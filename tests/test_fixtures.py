@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from simulator.demo import run_demo
 from simulator.org import load_org
-from simulator.sending import MailFile, load_mail
+from simulator.smtp.mailfiles import MailFile, load_mail
 from simulator.store.db import Store
 from simulator.store.models import Delivery, User
 from tests.conftest import BACKENDS, fresh_database

@@ -18,14 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from simulator import classify, intake
-from simulator.fuzz import FuzzOptions, run_fuzz
-from simulator.fuzzmail import CHARSETS, MailFuzzer
+from simulator.domain import Outcome
 from simulator.org import load_org
-from simulator.parse import PROBLEMS, InboundMail, parse_message
+from simulator.pipeline import classify, intake
+from simulator.pipeline.batch import prepare
+from simulator.pipeline.parse import PROBLEMS, InboundMail, parse_message
+from simulator.reliability.fuzz import FuzzOptions, run_fuzz
+from simulator.reliability.fuzzmail import CHARSETS, MailFuzzer
 from simulator.store.db import Store, open_store
-from simulator.store.models import Delivery, Outcome
-from simulator.writer import prepare
+from simulator.store.models import Delivery
 from tests.conftest import Listener
 
 NOISE_REASONS = {"loop", "bounce", "auto_reply", "list", "no_reply"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.licensing import Evidence, breakeven_team_seats, compare, cost
-from simulator.org import Pricing
+from simulator.licensing.advice import Evidence, compare
+from simulator.licensing.costs import breakeven_team_seats
+from simulator.licensing.prices import Pricing, cost
 
 PRICES = Pricing(currency="USD", period="month", support_per_agent=25.0, team_per_user=10.0)
 

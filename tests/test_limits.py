@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager, suppress
 import pytest
 from sqlalchemy import select
 
-from simulator import replies
 from simulator.org import Org
-from simulator.parse import MimeLimits
-from simulator.smtp import ListenerOptions, header_section, is_loopback
+from simulator.pipeline.parse import MimeLimits
+from simulator.smtp import replies
+from simulator.smtp.server import ListenerOptions, header_section, is_loopback
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
 from tests.conftest import Listener, compose, running_listener

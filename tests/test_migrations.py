@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.demo import sample_emails_dir
 from simulator.store import schema
 from simulator.store.db import Store

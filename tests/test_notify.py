@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from simulator import reports
 from simulator.org import Org, load_org
-from simulator.outbox import Relay, RetryPolicy
-from simulator.smtp import ListenerOptions, RunningService, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.reports import rows as reports
+from simulator.smtp.relay import Relay, RetryPolicy
+from simulator.smtp.server import ListenerOptions, RunningService, intake_service
 from simulator.store.db import Store, open_store
-from simulator.writer import prepare
 from tests.catcher import CatcherHandler, Caught, catcher
 from tests.conftest import compose, org_file, smtp_transaction
 

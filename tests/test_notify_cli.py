@@ -16,7 +16,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from tests.catcher import CatcherHandler, catcher
 from tests.conftest import smtp_transaction
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from simulator import reports
+from simulator.domain import Submission
 from simulator.errors import OrgFileError
-from simulator.notify import NotificationKind, Outgoing, compose, tagged_subject
 from simulator.org import load_org
-from simulator.parse import parse_message
-from simulator.signing import MessageIdSigner
+from simulator.pipeline.batch import prepare, write_batch
+from simulator.pipeline.notify import NotificationKind, Outgoing, compose, tagged_subject
+from simulator.pipeline.parse import parse_message
+from simulator.pipeline.signing import MessageIdSigner
+from simulator.reports import rows as reports
 from simulator.store.db import open_store
 from simulator.store.models import Issue
-from simulator.writer import Submission, prepare, write_batch
 from tests.conftest import compose as compose_mail
 from tests.conftest import org_file
 

@@ -24,9 +24,9 @@ import sqlalchemy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from simulator.listener_process import ListenerProcess
-from simulator.loadclient import LoadClient
 from simulator.org import Org
+from simulator.reliability.listener import ListenerProcess
+from simulator.smtp.client import LoadClient
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery
 from tests.conftest import Listener, compose, running_listener

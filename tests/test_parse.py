@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from simulator import parse
-from simulator.parse import (
+from simulator.pipeline import parse
+from simulator.pipeline.parse import (
     MAX_MIME_DEPTH,
     Attachment,
     InboundMail,

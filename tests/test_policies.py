@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from simulator import reports
-from simulator.ledger import reconcile_directory
+from simulator.domain import Origin
 from simulator.org import load_org
+from simulator.pipeline.ledger import reconcile_directory
+from simulator.reports import rows as reports
 from simulator.store.db import open_store
-from simulator.store.models import Origin, User
+from simulator.store.models import User
 from tests.conftest import Listener, compose
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import licensing, timeline
 from simulator.errors import OrgFileError
-from simulator.org import (
+from simulator.licensing import advice, costs, timeline
+from simulator.licensing.prices import (
     Band,
     Billing,
     LicensingRules,
@@ -17,8 +17,9 @@ from simulator.org import (
     PriceShape,
     Pricing,
     TeamCountsFrom,
-    load_org,
+    price,
 )
+from simulator.org import load_org
 
 BANDS = (Band(10, 5.0), Band(25, 4.0), Band(None, 4.0))
 
@@ -49,17 +50,17 @@ def rule(shape: PriceShape, free: int = 0) -> PriceRule:
     ],
 )
 def test_price_shapes(shape: PriceShape, free: int, seats: int, expected: float) -> None:
-    assert licensing.price(seats, rule(shape, free)) == expected
+    assert price(seats, rule(shape, free)) == expected
 
 
 def test_breakeven_under_each_shape() -> None:
     support = PriceRule(unit_price=25.0)  # 4 agents: 100.00
     flat = Pricing(support_rule=support, team_rule=PriceRule(unit_price=10.0, free=5))
-    assert licensing.breakeven_team_seats(4, flat) == 15  # 5 free + 100 / 10
+    assert costs.breakeven_team_seats(4, flat) == 15  # 5 free + 100 / 10
     graduated = Pricing(support_rule=support, team_rule=rule(PriceShape.GRADUATED))
-    assert licensing.breakeven_team_seats(4, graduated) == 22  # 50 + 12 x 4 = 98; 23 costs 102
+    assert costs.breakeven_team_seats(4, graduated) == 22  # 50 + 12 x 4 = 98; 23 costs 102
     step = Pricing(support_rule=support, team_rule=rule(PriceShape.STEP))
-    assert licensing.breakeven_team_seats(4, step) == 25  # 25 seats bill 100.00 exactly
+    assert costs.breakeven_team_seats(4, step) == 25  # 25 seats bill 100.00 exactly
 
 
 def test_compare_uses_the_shapes() -> None:
@@ -69,7 +70,7 @@ def test_compare_uses_the_shapes() -> None:
         support_rule=PriceRule(unit_price=25.0, free=1),
         team_rule=rule(PriceShape.GRADUATED),
     )
-    result = licensing.compare(3, 11, pricing, licensing.Evidence(customers_submitting=0))
+    result = advice.compare(3, 11, pricing, advice.Evidence(customers_submitting=0))
     assert (result.support.cost, result.team.cost) == (50.0, 54.0)
     assert result.cheaper_model == "support"
     assert "graduated prices" in result.reasons[1] and "the first 1 free" in result.reasons[1]

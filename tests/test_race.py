@@ -29,10 +29,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from simulator import ledger
-from simulator.ledger import SeatChange
+from simulator.domain import LicenseModel
+from simulator.pipeline import ledger
+from simulator.pipeline.ledger import SeatChange
 from simulator.store.db import Store, open_store
-from simulator.store.models import Delivery, Issue, Model, SeatEvent, User
+from simulator.store.models import Delivery, Issue, SeatEvent, User
 from tests.conftest import BACKENDS, PG_ENV, PG_SKIP, compose, fresh_database
 from tests.test_spool import wait_until_drained
 
@@ -235,7 +236,7 @@ def test_racing_transactions_append_a_seat_change_once(tmp_path: Path) -> None:
 
             def append(session: Session) -> None:
                 user = session.get_one(User, user_id)
-                change = ledger.set_seat(session, user, Model.TEAM, True, "first_email", at)
+                change = ledger.set_seat(session, user, LicenseModel.TEAM, True, "first_email", at)
                 runs.append(change)
                 if len(runs) <= 2:
                     both_read.wait(timeout=30)  # neither commits before both have read

@@ -7,7 +7,7 @@ import socket
 
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.store import schema
 from tests.conftest import Listener
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from simulator import replies
+from simulator.smtp import replies
 
 NAMED = re.compile(r"^S(\d{3})_[A-Z0-9_]+$")
 LINE = re.compile(r"^(\d{3}) (\d)\.\d{1,3}\.\d{1,3} \S")

@@ -8,8 +8,8 @@ import json
 
 from typer.testing import CliRunner
 
-from simulator.cli import app
-from simulator.render import csv_cell, safe_text
+from simulator.cli.app import app
+from simulator.cli.render import csv_cell, safe_text
 from tests.conftest import Listener
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from simulator import reports
+from simulator.reports import rows as reports
 from tests.conftest import Listener, compose
 
 pytestmark = pytest.mark.org("globex.toml")

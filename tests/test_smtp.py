@@ -10,11 +10,11 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from simulator import reports
-from simulator.smtp import ListenerOptions, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.reports import rows as reports
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
-from simulator.writer import prepare
 from tests.conftest import Listener, compose
 
 
@@ -135,7 +135,7 @@ async def test_swaks_as_a_foreign_client(listener: Listener) -> None:
 
 
 async def test_unexpected_errors_answer_451_not_500(listener: Listener) -> None:
-    from simulator.smtp import IntakeHandler
+    from simulator.smtp.server import IntakeHandler
 
     handler = IntakeHandler(listener.org, writer=None)  # type: ignore[arg-type]
     reply = await handler.handle_exception(RuntimeError("boom"))

@@ -31,17 +31,19 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from simulator import spool
-from simulator.cli import app
+from simulator.cli.app import app
+from simulator.delivery import spool
+from simulator.delivery.spool import Ack, FileSpool, open_spool, spool_file_path
+from simulator.delivery.writer import GroupCommitWriter
+from simulator.domain import Submission
 from simulator.org import Org, load_org
-from simulator.parse import DEFAULT_MIME_LIMITS
-from simulator.sending import load_mail
-from simulator.smtp import ListenerOptions, intake_service
-from simulator.spool import Ack, FileSpool, open_spool, spool_file_path
+from simulator.pipeline.batch import prepare
+from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
+from simulator.smtp.mailfiles import load_mail
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery
-from simulator.web import WebOptions, web_service
-from simulator.writer import GroupCommitWriter, Submission, prepare
+from simulator.web.app import WebOptions, web_service
 from tests.conftest import Listener, compose, smtp_transaction
 from tests.test_fixtures import CASES, expected_for, stored_rows
 from tests.test_outages import still_answers

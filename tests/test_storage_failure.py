@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.demo import sample_emails_dir
 from simulator.store.models import Delivery, Issue, KnownMessage, SeatEvent, User
 from tests.conftest import Listener, backend_of, compose, pg_admin

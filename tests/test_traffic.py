@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator import reports
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.org import Org, load_org
-from simulator.parse import parse_message
-from simulator.simulation import final_report, run_direct, send_smtp
-from simulator.smtp import ListenerOptions, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.pipeline.parse import parse_message
+from simulator.reports import rows as reports
+from simulator.simulation.run import final_report, run_direct, send_smtp
+from simulator.simulation.traffic import TrafficParams, build_message, plan, seat_counts
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store.db import open_store
-from simulator.traffic import TrafficParams, build_message, plan, seat_counts
-from simulator.writer import prepare
 
 ORG_HEAD = """
 [organization]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator import replies
-from simulator.classify import noise_reason
+from simulator.cli.render import csv_cell, safe_text, to_csv
 from simulator.errors import OrgFileError
 from simulator.org import load_org
-from simulator.parse import parse_message
-from simulator.render import csv_cell, safe_text, to_csv
+from simulator.pipeline.classify import noise_reason
+from simulator.pipeline.parse import parse_message
+from simulator.smtp import replies
 
 OUR_DOMAIN = "intake-sim.invalid"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.errors import ConfigError
-from simulator.scenario import load_scenario
-from simulator.volume import crossover, parse_volumes
+from simulator.simulation.scenario import load_scenario
+from simulator.simulation.sweep import crossover, parse_volumes
 
 runner = CliRunner()
 SCENARIOS = Path(__file__).parent.parent / "fixtures" / "scenarios"

@@ -18,13 +18,13 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from simulator import __version__
-from simulator.cli import app
+from simulator.cli.app import app
 from simulator.org import Org
-from simulator.smtp import ListenerOptions, intake_service
+from simulator.pipeline.batch import prepare
+from simulator.smtp.server import ListenerOptions, intake_service
 from simulator.store import schema
 from simulator.store.db import open_store
-from simulator.web import API_ROUTES, CSRF_COOKIE, WebOptions, openapi_document, web_service
-from simulator.writer import prepare
+from simulator.web.app import API_ROUTES, CSRF_COOKIE, WebOptions, openapi_document, web_service
 from tests.conftest import Listener, compose
 from tests.processes import SMTP_LINE, WEB_LINE, intake_sim
 

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from simulator import charts, classify
 from simulator.org import Org
-from simulator.parse import parse_message
-from simulator.webform import CsrfTokens, FormInput, RateLimiter, build_message, read_form
+from simulator.pipeline import classify
+from simulator.pipeline.parse import parse_message
+from simulator.web import charts
+from simulator.web.form import CsrfTokens, FormInput, RateLimiter, build_message, read_form
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 

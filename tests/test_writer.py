@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from simulator import notify
+from simulator.domain import Submission
 from simulator.org import Org
-from simulator.parse import DEFAULT_MIME_LIMITS
+from simulator.pipeline import notify
+from simulator.pipeline.batch import prepare, process_batch, write_batch
+from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
 from simulator.store.db import Store
 from simulator.store.models import Delivery, SeatEvent, User
-from simulator.writer import Submission, prepare, process_batch, write_batch
 from tests.conftest import compose
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

@@ -11,7 +11,6 @@ The seat ledger is append-only: there is no code path that updates it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
@@ -27,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from simulator.domain import Channel
 
 
 class CleanText(TypeDecorator[str]):
@@ -75,53 +76,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
-
-
-class Role(StrEnum):
-    AGENT = "agent"
-    EMPLOYEE = "employee"
-    CUSTOMER = "customer"
-
-
-class Origin(StrEnum):
-    DIRECTORY = "directory"  # listed in the org file
-    SENDER = "sender"  # auto-created from a counted email's sender
-    CC = "cc"  # auto-created from a counted email's To/Cc
-    SHARED = "shared"  # the one account strangers map to under `shared_user`
-    NOTIFIED = "notified"  # auto-created because the system sent them an automatic update
-
-
-class Outcome(StrEnum):
-    CREATED_ISSUE = "created_issue"
-    THREADED = "threaded"
-    DUPLICATE = "duplicate"
-    FILTERED = "filtered"
-    QUARANTINED = "quarantined"
-
-
-class Channel(StrEnum):
-    """How a delivery reached intake."""
-
-    SMTP = "smtp"  # the SMTP listener
-    WEB_FORM = "web_form"  # the customer web form (the submitter logs in to a portal)
-    INGEST = "ingest"  # `intake-sim ingest`, files through the pipeline without SMTP
-
-
-class OutboxStatus(StrEnum):
-    PENDING = "pending"  # waiting for its (next) attempt
-    SENT = "sent"  # the relay accepted it
-    FAILED = "failed"  # refused for good, or out of attempts
-    SUPPRESSED = "suppressed"  # never sent: the recipient was over the per-recipient cap
-
-
-class NotificationKind(StrEnum):
-    ACKNOWLEDGEMENT = "acknowledgement"  # to the submitter of a new issue
-    UPDATE = "update"  # to the other participants when someone replies
-
-
-class Model(StrEnum):
-    SUPPORT = "support"
-    TEAM = "team"
 
 
 NAMING = {

@@ -1,0 +1,109 @@
+"""The vocabulary every layer speaks: roles, origins, outcomes, channels, licensing
+models, reason codes and the submission that enters intake.
+
+Plain enums and one frozen dataclass. This module imports nothing of ours, so any
+layer may use it; the store keeps these values as strings, the reports print them,
+and the JSON contract is made of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    EMPLOYEE = "employee"
+    CUSTOMER = "customer"
+
+
+class Origin(StrEnum):
+    DIRECTORY = "directory"  # listed in the org file
+    SENDER = "sender"  # auto-created from a counted email's sender
+    CC = "cc"  # auto-created from a counted email's To/Cc
+    SHARED = "shared"  # the one account strangers map to under `shared_user`
+    NOTIFIED = "notified"  # auto-created because the system sent them an automatic update
+
+
+class Outcome(StrEnum):
+    CREATED_ISSUE = "created_issue"
+    THREADED = "threaded"
+    DUPLICATE = "duplicate"
+    FILTERED = "filtered"
+    QUARANTINED = "quarantined"
+
+
+class Channel(StrEnum):
+    """How a delivery reached intake."""
+
+    SMTP = "smtp"  # the SMTP listener
+    WEB_FORM = "web_form"  # the customer web form (the submitter logs in to a portal)
+    INGEST = "ingest"  # `intake-sim ingest`, files through the pipeline without SMTP
+
+
+class LicenseModel(StrEnum):
+    """The two ways the vendor licenses users."""
+
+    SUPPORT = "support"  # per agent: only agents are paid seats
+    TEAM = "team"  # per user: everyone who logs in or sends an email is a paid seat
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENT = "sent"  # the relay accepted it
+    FAILED = "failed"  # refused for good, or out of attempts
+    SUPPRESSED = "suppressed"  # never sent: the recipient was over the per-recipient cap
+
+
+class NotificationKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"  # to the submitter of a new issue
+    UPDATE = "update"  # to the other participants when someone replies
+
+
+class Reason(StrEnum):
+    """Why a delivery was filtered or quarantined (the `reason` of a delivery)."""
+
+    # filtered: noise, stored and recorded, but no issue, no user, no seat
+    LOOP = "loop"
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    LIST = "list"
+    NO_REPLY = "no_reply"
+    FLOOD = "flood"
+    UNKNOWN_SENDER = "unknown_sender"
+    # quarantined: could not be understood; the raw bytes are kept for a look
+    NO_HEADERS = "no_headers"
+    NO_SENDER = "no_sender"
+    BROKEN_MIME = "broken_mime"
+    TOO_DEEP = "too_deep"
+    TOO_MANY_PARTS = "too_many_parts"
+    UNPARSEABLE = "unparseable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class SeatReason(StrEnum):
+    """Why a seat event was written (the `reason` of a ledger row)."""
+
+    DIRECTORY_AGENT = "directory_agent"  # a directory agent's Support seat
+    ROLE_CHANGED = "role_changed"  # an agent who is no longer one
+    DIRECTORY_LOGIN = "directory_login"  # a directory user who logs in
+    DIRECTORY_REMOVED = "directory_removed"  # gone from the org file
+    NO_LOGIN = "no_login"  # a directory employee who no longer logs in
+    FIRST_EMAIL = "first_email"  # a user's first counted email
+    WEB_FORM = "web_form"  # a web-form submitter, who logs in to the portal
+    SHARED_USER = "shared_user"  # the shared account strangers map to
+    CC_CREATED = "cc_created"  # auto-created from a counted email's To/Cc
+    NOTIFIED = "notified"  # auto-created to receive an automatic update
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One message handed to intake: its bytes and envelope, whatever the transport."""
+
+    raw: bytes
+    envelope_from: str | None
+    recipients: list[str]
+    received_at: datetime
+    channel: Channel = Channel.SMTP

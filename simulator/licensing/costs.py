@@ -1,0 +1,62 @@
+"""Licensing arithmetic: what a model costs, which is cheaper, and where they break even.
+
+Nothing here reads or writes the database; reports pass in counts taken from
+the ledger, so every figure can be traced back to ledger rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.licensing.prices import PriceRule, PriceShape, Pricing, cost, price
+
+SUPPORT = "support"
+TEAM = "team"
+EQUAL = "equal"
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    seats: int
+    unit_price: float
+    cost: float
+
+
+def model_cost(seats: int, unit_price: float, rule: PriceRule | None = None) -> ModelCost:
+    amount = price(seats, rule) if rule else cost(seats, unit_price)
+    return ModelCost(seats=seats, unit_price=unit_price, cost=amount)
+
+
+def breakeven_team_seats(support_seats: int, pricing: Pricing) -> int | None:
+    """The most Team seats that cost no more than Support's bill; None if Team is free."""
+    rule, support_bill = pricing.team, price(support_seats, pricing.support)
+    if rule.shape is PriceShape.FLAT:
+        if rule.unit_price <= 0:
+            return None
+        # A small epsilon keeps 75.0 / 2.5 from landing on 29.999999.
+        return rule.free + math.floor(support_bill / rule.unit_price + 1e-9)
+    if all(b.price <= 0 for b in rule.bands[-1:]):
+        return None  # seats above the last edge are free: Team never gets dearer
+    # Banded prices only rise with the count: double, then bisect.
+    high = 1
+    while price(high, rule) <= support_bill + 1e-9:
+        high *= 2
+    low = high // 2 if high > 1 else 0
+    while low < high - 1:
+        middle = (low + high) // 2
+        if price(middle, rule) <= support_bill + 1e-9:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def cheaper_model(support: ModelCost, team: ModelCost) -> str:
+    if math.isclose(support.cost, team.cost):
+        return EQUAL
+    return SUPPORT if support.cost < team.cost else TEAM
+
+
+def money(amount: float, pricing: Pricing) -> str:
+    return f"{amount:,.2f} {pricing.currency}"

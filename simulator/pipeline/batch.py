@@ -1,0 +1,138 @@
+"""Batches through the pipeline: the unit of work at the pipeline's edge.
+
+`process_batch` runs deliveries inside the caller's open transaction, each in a
+SAVEPOINT of its own, so one delivery that trips an unexpected error is rolled
+back alone and stored as quarantined while its batch-mates go on; it never
+commits. `write_batch` and `ingest` are the edge: they open one transaction per
+batch through `Store.transaction` and commit it. `ingest` is what every path that
+is not the listener (files, `simulate --via direct`) feeds its submissions to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from simulator.domain import Outcome, Reason, Submission
+from simulator.org import Org
+from simulator.pipeline import intake, signing
+from simulator.pipeline.intake import DeliveryResult
+from simulator.pipeline.ledger import SeatChange, reconcile_directory
+from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits
+from simulator.store.db import Store
+from simulator.store.models import Delivery
+
+log = logging.getLogger("intake_sim.writer")
+DEFAULT_BATCH = 200
+
+
+def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
+    """Bring the schema up (or refuse an old one), make the signing secret, and
+    reconcile the directory from the org file."""
+    store.ensure_schema()
+    moment = at or datetime.now(UTC)
+
+    def work(session: Session) -> list[SeatChange]:
+        signing.database_secret(session, moment)
+        return reconcile_directory(session, org, moment)
+
+    return store.transaction(work)
+
+
+def write_batch(
+    store: Store,
+    org: Org,
+    batch: list[Submission],
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> list[DeliveryResult]:
+    """Process a batch in one transaction; raises StoreUnavailable if it cannot commit.
+
+    A batch that loses a race to another listener on the same database is
+    rolled back whole and run again (Store.transaction).
+    """
+    return store.transaction(lambda session: process_batch(session, org, batch, mime_limits))
+
+
+def process_batch(
+    session: Session,
+    org: Org,
+    batch: list[Submission],
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> list[DeliveryResult]:
+    """Run every delivery of `batch` inside the caller's open transaction; never commits.
+
+    Each delivery gets its own SAVEPOINT (see the module docstring). A storage
+    error propagates, and the caller must roll the whole transaction back.
+    """
+    return [_process_one(session, org, item, mime_limits) for item in batch]
+
+
+def _process_one(
+    session: Session, org: Org, item: Submission, mime_limits: MimeLimits
+) -> DeliveryResult:
+    try:
+        with session.begin_nested():
+            return intake.process(
+                session,
+                org,
+                item.raw,
+                item.envelope_from,
+                item.recipients,
+                item.received_at,
+                item.channel,
+                mime_limits,
+            )
+    except SQLAlchemyError:
+        # Storage trouble is not the message's fault: fail the batch (451, retry).
+        raise
+    except Exception:
+        log.exception("intake failed on one delivery; storing it as quarantined")
+        with session.begin_nested():
+            return _quarantine_raw(session, item)
+
+
+def _quarantine_raw(session: Session, item: Submission) -> DeliveryResult:
+    """Keep the bytes of a delivery the pipeline could not handle, for a later look."""
+    delivery = Delivery(
+        received_at=item.received_at,
+        envelope_from=item.envelope_from or "",
+        recipients=",".join(item.recipients),
+        message_id=intake.derived_message_id(item.raw),
+        outcome=Outcome.QUARANTINED.value,
+        reason=Reason.INTERNAL_ERROR.value,
+        size=len(item.raw),
+        channel=item.channel.value,
+        raw=item.raw,
+    )
+    session.add(delivery)
+    session.flush()
+    return DeliveryResult(delivery.id, Outcome.QUARANTINED, Reason.INTERNAL_ERROR, None)
+
+
+def ingest(
+    store: Store,
+    org: Org,
+    submissions: Iterable[Submission],
+    on_batch: Callable[[Sequence[DeliveryResult]], None] | None = None,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    batch_size: int = DEFAULT_BATCH,
+) -> int:
+    """Run `submissions` through intake, one committed transaction per batch.
+
+    `submissions` is consumed lazily, so a generator of a million messages never
+    sits in memory at once. `on_batch` sees each batch's results after its commit.
+    Returns how many submissions were processed.
+    """
+    done = 0
+    items = iter(submissions)
+    while batch := list(islice(items, batch_size)):
+        results = write_batch(store, org, batch, mime_limits)
+        done += len(results)
+        if on_batch is not None:
+            on_batch(results)
+    return done

@@ -1,0 +1,82 @@
+"""Dedupe and threading: which issue a delivery belongs to, if any.
+
+Named `conversations` so it never shadows the standard library's `threading`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from simulator.pipeline.parse import InboundMail
+from simulator.pipeline.signing import MessageIdSigner
+from simulator.store.models import Issue, KnownMessage
+
+KNOWN_MESSAGES = KnownMessage.__table__
+INSERT_ISSUE = insert(Issue.__table__)
+KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
+    KNOWN_MESSAGES.c.message_id == bindparam("message_id")
+)
+SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Thread:
+    issue_number: int
+    reason: str  # "in_reply_to" or "subject_tag"
+
+
+def known_message(session: Session, message_id: str) -> Row[tuple[int | None]] | None:
+    """The issue a Message-ID seen before belongs to (`.issue_number`, None for
+    mail that joined none); None when the id is new."""
+    # Known ids are written with Core inserts (intake.py), never left pending in the session.
+    return session.connection().execute(KNOWN_ISSUE, {"message_id": message_id}).first()
+
+
+def reply_candidates(mail: InboundMail) -> list[str]:
+    """Ids this mail answers, nearest first: In-Reply-To names the direct parent;
+    References lists oldest first."""
+    return list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))
+
+
+def find_thread(
+    session: Session, mail: InboundMail, signer: MessageIdSigner | None = None
+) -> Thread | None:
+    """The issue this mail answers: reply headers first (newest first), then the tag.
+
+    An id in our own domain is one of our automatic emails: it threads only when
+    its signature holds (and `signer` is given); a forged one is ignored.
+    """
+    for message_id in reply_candidates(mail):
+        if signer is not None and signer.is_ours(message_id):
+            number = signer.issue_of(message_id)
+            if number is not None and session.get(Issue, number) is not None:
+                return Thread(number, "in_reply_to")
+            continue
+        known = known_message(session, message_id)
+        if known is not None and known.issue_number is not None:
+            return Thread(known.issue_number, "in_reply_to")
+    for match in SUBJECT_TAG.finditer(mail.subject):
+        number = int(match.group(1))
+        if session.get(Issue, number) is not None:
+            return Thread(number, "subject_tag")
+    return None
+
+
+def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> int:
+    """A new issue's number; the database numbers it.
+
+    SQLite gives the next rowid (the highest number + 1, inside the writer's
+    lock); PostgreSQL draws from the column's sequence, so listeners side by
+    side never pick the same number. A sequence does not roll back: after a
+    batch that failed (451) PostgreSQL's numbering skips the numbers it drew.
+    """
+    inserted = session.connection().execute(
+        INSERT_ISSUE,
+        {"subject": subject or "(no subject)", "submitter_id": submitter_id, "created_at": at},
+    )
+    return int(inserted.inserted_primary_key[0])

@@ -1,0 +1,326 @@
+"""The intake pipeline: one function every transport calls.
+
+`process()` turns the bytes of one delivery into stored facts inside the
+caller's transaction: the delivery row (raw bytes included), its outcome and
+reason, the issue it created or joined, the users it created and the seat
+events it caused. It never commits: `serve`, `ingest` and `demo` decide when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, func, insert, select
+from sqlalchemy.orm import Session
+
+from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
+from simulator.org import Org, UnknownSenders
+from simulator.pipeline import classify, conversations, ledger, notify, roles, signing
+from simulator.pipeline.ledger import SeatChange
+from simulator.pipeline.parse import (
+    DEFAULT_MIME_LIMITS,
+    InboundMail,
+    MimeLimits,
+    derived_message_id,
+    parse_message,
+)
+from simulator.store.models import Delivery, KnownMessage, User
+
+MESSAGE_ID_MAX = 255
+NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
+# Core inserts: nothing reads these rows back through the session's identity map.
+INSERT_DELIVERY = insert(Delivery.__table__)
+INSERT_KNOWN_MESSAGE = insert(KnownMessage.__table__)
+_DELIVERY = Delivery.__table__.c
+# Earlier deliveries of a sender inside the flood window, counted up to the limit only:
+# a sender far over it costs no more to check than one just at it.
+FLOOD_WINDOW = select(func.count()).select_from(
+    select(_DELIVERY.id)
+    .where(
+        _DELIVERY.sender == bindparam("sender"),
+        _DELIVERY.received_at > bindparam("since"),
+        _DELIVERY.received_at <= bindparam("at"),
+        _DELIVERY.outcome != Outcome.DUPLICATE.value,
+    )
+    .limit(bindparam("limit", type_=Integer))
+    .subquery()
+)
+
+
+@dataclass
+class DeliveryResult:
+    """What intake did with one delivery; enough for the SMTP reply and the log line."""
+
+    delivery_id: int
+    outcome: Outcome
+    reason: str | None
+    sender: str | None
+    role: str | None = None
+    issue: int | None = None
+    new_user: bool = False
+    seat_changes: list[SeatChange] = field(default_factory=list)
+    notifications: int = 0  # automatic emails queued in the outbox by this delivery
+
+    def log_line(self) -> str:
+        seats = " ".join(str(c) for c in self.seat_changes) or "none"
+        issue = f"#{self.issue}" if self.issue is not None else "-"
+        outcome = self.outcome.value + (f"/{self.reason}" if self.reason else "")
+        line = (
+            f"delivery={self.delivery_id} outcome={outcome} issue={issue} "
+            f"sender={self.sender or '-'} role={self.role or '-'} seats={seats}"
+        )
+        return line + (f" queued={self.notifications}" if self.notifications else "")
+
+
+def effective_message_id(mail: InboundMail, raw: bytes) -> str:
+    """The dedupe key: the Message-ID, or a hash of the bytes when there is none.
+
+    Over-long ids are hashed so they fit the unique key on every backend.
+    """
+    if not mail.message_id:
+        return derived_message_id(raw)
+    if len(mail.message_id) > MESSAGE_ID_MAX:
+        digest = hashlib.sha256(mail.message_id.encode("utf-8", "replace")).hexdigest()
+        return f"{digest[:32]}@long.intake-sim.invalid"
+    return mail.message_id
+
+
+def process(
+    session: Session,
+    org: Org,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str],
+    received_at: datetime,
+    channel: Channel = Channel.SMTP,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> DeliveryResult:
+    """Run one delivery through parse, dedupe, noise, roles, threading and seats.
+
+    The outcome is decided first and the delivery row written once, with it;
+    the rows that point at the delivery (known id, seat events, outbox) follow.
+    """
+    mail = parse_message(raw, envelope_from, mime_limits)
+    row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
+    result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
+
+    known = conversations.known_message(session, row["message_id"])
+    if known is not None:
+        # Attribute the resend to its sender when known; it changes nothing else.
+        user = roles.find_user(session, mail.sender) if mail.sender else None
+        if user is not None:
+            result.role = user.role
+        _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
+        return result
+
+    if mail.problem is not None or mail.sender is None:
+        _store_new(session, row, result, Outcome.QUARANTINED, mail.problem or Reason.NO_SENDER)
+        return result
+
+    noise = classify.noise_reason(mail, envelope_from, org.message_id_domain)
+    if noise is None and _is_flooding(session, org, mail.sender, received_at):
+        noise = Reason.FLOOD
+    if noise is not None:
+        _store_noise(session, org, mail, row, result, noise)
+        return result
+
+    user, created = roles.resolve_sender(session, mail.sender, mail.sender_name, org, received_at)
+    if user is None:
+        _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
+        return result
+    result.role, result.new_user = user.role, created
+    if created:
+        ledger.new_user(session, user)
+
+    signer = _signer(session, org, mail, received_at)
+    thread = conversations.find_thread(session, mail, signer)
+    if thread is not None:
+        outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
+    else:
+        number = conversations.create_issue(session, mail.subject, user.id, received_at)
+        outcome, reason = Outcome.CREATED_ISSUE, None
+    delivery_id = _store_new(session, row, result, outcome, reason, number, user)
+
+    seat_reason = _team_seat_reason(user, channel)
+    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, seat_reason)
+    if org.intake.create_users_from_cc:
+        result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery_id)
+    if signer is not None and org.notify.enabled:
+        created = outcome is Outcome.CREATED_ISSUE
+        # A derived id is ours alone; the sender's mail never carried it.
+        answers = mail.message_id if mail.message_id == row["message_id"] else None
+        sent = notify.after_intake(
+            session, org, signer, mail, user, number, created, delivery_id, received_at, answers
+        )
+        result.seat_changes += sent.seat_changes
+        result.notifications = sent.queued
+    return result
+
+
+def _team_seat_reason(user: User, channel: Channel) -> str:
+    """Why a counted sender is a Team seat: a web-form submitter logs in to the portal."""
+    if user.origin == Origin.SHARED:
+        return SeatReason.SHARED_USER
+    return SeatReason.WEB_FORM if channel is Channel.WEB_FORM else SeatReason.FIRST_EMAIL
+
+
+def _signer(
+    session: Session, org: Org, mail: InboundMail, at: datetime
+) -> signing.MessageIdSigner | None:
+    """The Message-ID signer, when this delivery may be answered or names one of our ids."""
+    ours = "@" + org.message_id_domain
+    if org.notify.enabled or any(
+        i.lower().endswith(ours) for i in conversations.reply_candidates(mail)
+    ):
+        return signing.signer_for(session, org, at)
+    return None
+
+
+def _delivery_row(
+    mail: InboundMail,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str],
+    received_at: datetime,
+    channel: Channel,
+) -> dict[str, Any]:
+    """The delivery's columns as far as parsing decides them; `_store` adds the outcome."""
+    attachments = [
+        {"name": a.name, "content_type": a.content_type, "size": a.size} for a in mail.attachments
+    ]
+    return {
+        "received_at": received_at,
+        "envelope_from": envelope_from or "",
+        "recipients": ",".join(recipients),
+        "message_id": effective_message_id(mail, raw),
+        "sender": mail.sender,
+        "sender_name": mail.sender_name,
+        "subject": mail.subject,
+        "body_text": mail.text,
+        "attachments": json.dumps(attachments),
+        "in_reply_to": " ".join(mail.in_reply_to),
+        "references": " ".join(mail.references),
+        "sent_at": mail.date,
+        "size": len(raw),
+        "channel": channel.value,
+        "raw": raw,
+    }
+
+
+def _store(
+    session: Session,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None = None,
+    user: User | None = None,
+) -> int:
+    """Write the delivery row, outcome included, in one INSERT; its id goes in `result`."""
+    row.update(
+        outcome=outcome.value,
+        reason=reason,
+        issue_number=issue,
+        user_id=user.id if user is not None else None,
+    )
+    inserted = session.connection().execute(INSERT_DELIVERY, row)
+    delivery_id = int(inserted.inserted_primary_key[0])
+    result.delivery_id = delivery_id
+    result.outcome, result.reason, result.issue = outcome, reason, issue
+    return delivery_id
+
+
+def _store_new(
+    session: Session,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None = None,
+    user: User | None = None,
+) -> int:
+    """`_store` for a Message-ID seen for the first time: it becomes known, with its issue."""
+    delivery_id = _store(session, row, result, outcome, reason, issue, user)
+    session.connection().execute(
+        INSERT_KNOWN_MESSAGE,
+        {"message_id": row["message_id"], "delivery_id": delivery_id, "issue_number": issue},
+    )
+    return delivery_id
+
+
+def _is_flooding(session: Session, org: Org, sender: str, at: datetime) -> bool:
+    """More than flood_limit earlier deliveries from this sender inside the window
+    (0 turns it off); this delivery is not written yet, so it is not among them."""
+    limit = org.intake.flood_limit
+    if limit <= 0:
+        return False
+    since = at - timedelta(minutes=org.intake.flood_window_minutes)
+    window = {"sender": sender, "since": since, "at": at, "limit": limit}
+    # Deliveries are written with Core inserts, never left pending: no flush needed.
+    earlier = session.connection().execute(FLOOD_WINDOW, window).scalar_one()
+    return earlier >= limit
+
+
+def _store_noise(
+    session: Session,
+    org: Org,
+    mail: InboundMail,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    noise: str,
+) -> None:
+    """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
+    system would."""
+    if not org.intake.noise_creates_users:
+        _store_new(session, row, result, Outcome.FILTERED, noise)
+        return
+    assert mail.sender is not None
+    at = row["received_at"]
+    user = roles.find_user(session, mail.sender)
+    if user is None:
+        user = roles.create_user(
+            session, mail.sender, mail.sender_name, org, Origin.SENDER, at, first_seen=at
+        )
+        ledger.new_user(session, user)
+        result.new_user = True
+    result.role = user.role
+    delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
+    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, "noise_sender")
+
+
+def _create_cc_users(
+    session: Session, org: Org, mail: InboundMail, at: datetime, delivery_id: int
+) -> list[SeatChange]:
+    """`create_users_from_cc`: everyone on To/Cc becomes a user (and a Team seat)."""
+    changes: list[SeatChange] = []
+    created = 0
+    for address in dict.fromkeys((*mail.to, *mail.cc)):
+        if created >= org.intake.cc_users_per_message:
+            break
+        if not _is_cc_candidate(org, mail, address):
+            continue
+        if roles.find_user(session, address) is not None:
+            continue
+        user = roles.create_user(session, address, "", org, Origin.CC, at)
+        ledger.new_user(session, user)
+        created += 1
+        # Not a sender yet (no first_seen), but billed under Team from now on.
+        change = ledger.set_seat(
+            session, user, LicenseModel.TEAM, True, SeatReason.CC_CREATED, at, delivery_id
+        )
+        changes += [change] if change else []
+    return changes
+
+
+def _is_cc_candidate(org: Org, mail: InboundMail, address: str) -> bool:
+    if address == mail.sender or org.is_intake_address(address):
+        return False
+    if address.rpartition("@")[0] in NO_REPLY:
+        return False
+    # Strangers on Cc are only created when strangers may become users at all.
+    stranger = roles.role_for(address, org) is Role.CUSTOMER
+    return not stranger or org.intake.unknown_senders is UnknownSenders.CREATE

@@ -1,0 +1,180 @@
+"""The seat ledger: append-only events that say who is a paid seat, and why.
+
+Support bills agents; Team bills every user who logs in or sends an email.
+Nothing here updates or deletes an event: a seat ends with a -1 row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
+
+from simulator.domain import LicenseModel, Origin, Role, SeatReason
+from simulator.org import Org
+from simulator.pipeline.roles import role_for
+from simulator.store.models import SeatEvent, User
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    user: str
+    model: str
+    delta: int
+    reason: str
+
+    def __str__(self) -> str:
+        sign = "+" if self.delta > 0 else "-"
+        return f"{self.model}{sign}1({self.reason})"
+
+
+# Seat states this transaction has written (or created the user of), by (user id, model).
+STATES_KEY = "ledger.seat_states"
+SEAT_EVENTS = SeatEvent.__table__
+SEAT_STATE = select(
+    func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
+).where(SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model"))
+SeatKey = tuple[int, str]
+
+
+def _states(session: Session) -> dict[SeatKey, tuple[bool, int]]:
+    states: dict[SeatKey, tuple[bool, int]] = session.info.setdefault(STATES_KEY, {})
+    return states
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # A rolled-back SAVEPOINT takes its seat events with it: what was remembered may be gone.
+    session.info.pop(STATES_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    # The next transaction (a rerun after a lost race, say) must read what is committed.
+    if transaction.parent is None:
+        session.info.pop(STATES_KEY, None)
+
+
+def new_user(session: Session, user: User) -> None:
+    """Remember that a user created in this transaction holds no seat yet: no
+    event can name a row that no other transaction sees."""
+    states = _states(session)
+    for model in LicenseModel:
+        states[(user.id, model.value)] = (False, 0)
+
+
+def seat_state(session: Session, user_id: int, model: LicenseModel) -> tuple[bool, int]:
+    """Whether the user holds a seat under `model`, and how many changes it has had.
+
+    `set_seat` is the only writer of seat events and remembers what it appends,
+    so a seat this transaction changed is answered from memory, its events
+    flushed or not. Any other seat is read from the database each time (another
+    listener may have changed it since), without an autoflush: none of its
+    events can be waiting in the session.
+    """
+    remembered = _states(session).get((user_id, model.value))
+    if remembered is not None:
+        return remembered
+    found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": model.value})
+    changes, total = found.one()
+    return bool(total and total > 0), int(changes)
+
+
+def set_seat(
+    session: Session,
+    user: User,
+    model: LicenseModel,
+    wanted: bool,
+    reason: str,
+    at: datetime,
+    delivery_id: int | None = None,
+) -> SeatChange | None:
+    """Append +1 or -1 when the seat's state must change; None when it already matches.
+
+    The event carries the next transition number; a concurrent writer that
+    appends the same change first makes this insert fail on the unique key.
+    """
+    held, changes = seat_state(session, user.id, model)
+    if held == wanted:
+        return None
+    delta = 1 if wanted else -1
+    session.add(
+        SeatEvent(
+            at=at,
+            user_id=user.id,
+            model=model.value,
+            transition=changes + 1,
+            delta=delta,
+            reason=reason,
+            delivery_id=delivery_id,
+        )
+    )
+    _states(session)[(user.id, model.value)] = (wanted, changes + 1)
+    return SeatChange(user.email, model.value, delta, reason)
+
+
+def count_sender(
+    session: Session,
+    user: User,
+    at: datetime,
+    delivery_id: int,
+    reason: str = SeatReason.FIRST_EMAIL,
+) -> list[SeatChange]:
+    """A counted message makes its sender a Team user from now on."""
+    if user.first_seen is None:
+        user.first_seen = at
+    change = set_seat(session, user, LicenseModel.TEAM, True, reason, at, delivery_id)
+    return [change] if change else []
+
+
+def reconcile_directory(session: Session, org: Org, at: datetime) -> list[SeatChange]:
+    """Bring users and seats in line with the org file's agents and employees."""
+    changes: list[SeatChange] = []
+    users = {u.email: u for u in session.scalars(select(User).where(User.in_directory))}
+    for entry in org.directory.values():
+        user = (
+            users.pop(entry.email, None)
+            or session.scalars(select(User).where(User.email == entry.email)).one_or_none()
+        )
+        if user is None:
+            user = User(email=entry.email, origin=Origin.DIRECTORY.value, created_at=at)
+            session.add(user)
+        user.name = entry.name or user.name or ""
+        user.role = entry.role
+        user.in_directory = True
+        user.logs_in = entry.logs_in
+        session.flush()
+        changes += _align_seats(session, user, at)
+    for user in users.values():  # in the directory before, gone from the org file now
+        user.in_directory = False
+        user.logs_in = False
+        user.role = role_for(user.email, org).value
+        changes += _align_seats(session, user, at, removed=True)
+    return changes
+
+
+def _align_seats(
+    session: Session, user: User, at: datetime, removed: bool = False
+) -> list[SeatChange]:
+    wants_support = user.role == Role.AGENT and not removed
+    wants_team = not removed and (user.logs_in or user.first_seen is not None)
+    support_reason = (
+        SeatReason.DIRECTORY_AGENT
+        if wants_support
+        else (SeatReason.DIRECTORY_REMOVED if removed else SeatReason.ROLE_CHANGED)
+    )
+    if wants_team:
+        team_reason = SeatReason.DIRECTORY_LOGIN if user.logs_in else SeatReason.FIRST_EMAIL
+    else:
+        team_reason = SeatReason.DIRECTORY_REMOVED if removed else SeatReason.NO_LOGIN
+
+    return [
+        change
+        for change in (
+            set_seat(session, user, LicenseModel.SUPPORT, wants_support, support_reason, at),
+            set_seat(session, user, LicenseModel.TEAM, wants_team, team_reason, at),
+        )
+        if change is not None
+    ]

@@ -1,0 +1,333 @@
+"""Automatic email to customers: acknowledgements and updates, decided at intake.
+
+Runs inside the delivery's transaction (called from `intake.process`), so an
+outgoing email exists exactly when the delivery that caused it is committed:
+each one becomes a row of the `outbox` table, with its bytes already built, and
+the sender task (`outbox.py`) delivers it after COMMIT.
+
+Loop protection, as mature helpdesks do it:
+- only deliveries that created or joined an issue are answered; noise, our own
+  mail coming back and quarantined mail never are (they never get here);
+- nothing goes to our intake addresses, our own domain, no-reply or bounce
+  addresses, or agents (they work in the agent UI);
+- every message says it is automatic (`Auto-Submitted`, `Precedence: bulk`,
+  `X-Auto-Response-Suppress: All`) and carries our loop marker, so well-behaved
+  auto-responders stay quiet and our own mail is recognised if it comes back;
+- a recipient gets at most `per_recipient_cap` messages per `cap_window_hours`;
+  the rest are recorded as `suppressed` and not sent. That is what ends a
+  ping-pong with an auto-responder that ignores all of the above.
+
+Licensing: a person who receives automatic updates must be a user. A recipient
+who is not one yet becomes one (origin `notified`) and, like every user, a Team
+seat (ledger reason `notified`). Strangers are only made users when the org's
+`unknown_senders` policy is `create`; otherwise they get no mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
+from simulator.org import Org, UnknownSenders
+from simulator.pipeline import classify, ledger, roles
+from simulator.pipeline.conversations import SUBJECT_TAG
+from simulator.pipeline.ledger import SeatChange
+from simulator.pipeline.parse import InboundMail
+from simulator.pipeline.signing import MessageIdSigner
+from simulator.store.models import Issue, IssueParticipant, OutboxMessage, User
+
+log = logging.getLogger("intake_sim.notify")
+SUBJECT_MAX = 200
+QUOTE_MAX = 4000
+REFERENCES_MAX = 10
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: none may reach
+# a header, where a CR or LF would start a header of the attacker's choosing.
+HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SAFE_MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}$")  # printable, no < or >
+NEVER_NOTIFIED = classify.NO_REPLY_LOCAL_PARTS | classify.BOUNCE_SENDERS
+
+
+@dataclass
+class Notified:
+    """What notifications one delivery caused: queued, suppressed, seat changes."""
+
+    queued: int = 0
+    suppressed: int = 0
+    seat_changes: list[SeatChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    kind: NotificationKind
+    issue: Issue
+    recipient: str
+    recipient_name: str
+    mail: InboundMail
+    reply_to_id: str | None  # the incoming Message-ID this answers, when it had a real one
+
+
+def header_text(value: str, limit: int = SUBJECT_MAX) -> str:
+    """Text safe for a header: controls out, whitespace folded, length bounded."""
+    return " ".join(HEADER_UNSAFE.sub(" ", value).split())[:limit]
+
+
+def after_intake(
+    session: Session,
+    org: Org,
+    signer: MessageIdSigner,
+    mail: InboundMail,
+    sender: User,
+    issue_number: int,
+    created: bool,
+    delivery_id: int,
+    at: datetime,
+    reply_to_id: str | None,
+) -> Notified:
+    """Record participants and queue the acknowledgement or updates this delivery calls for."""
+    policy = org.notify
+    result = Notified()
+    issue = session.get(Issue, issue_number)
+    if not policy.enabled or issue is None:
+        return result
+    if policy.notify_participants_on_reply:
+        _record_participants(session, org, mail, sender, issue_number, delivery_id, at)
+    if created and policy.acknowledge:
+        kind, addresses = NotificationKind.ACKNOWLEDGEMENT, [mail.sender or ""]
+    elif not created and policy.notify_participants_on_reply:
+        kind, addresses = NotificationKind.UPDATE, _others(session, issue, mail, sender)
+    else:
+        return result
+    # The sender was just resolved and counted (a Team seat already): no need to look again.
+    known = {mail.sender: sender} if mail.sender == sender.email else {}
+    for address in addresses:
+        user = known[address] if address in known else roles.find_user(session, address)
+        name = _eligible(org, address, user)
+        if name is None:
+            continue
+        outgoing = Outgoing(kind, issue, address, name, mail, reply_to_id)
+        suppressed = _over_cap(session, org, address, at)
+        # Built before anything is written, so a failure to build costs only this email.
+        row = _outbox_row(org, signer, outgoing, delivery_id, at, suppressed)
+        if row is None:
+            continue
+        if not suppressed and address not in known:
+            result.seat_changes += _as_user(session, org, address, user, at, delivery_id)
+        session.add(row)
+        result.suppressed += suppressed
+        result.queued += not suppressed
+    return result
+
+
+def _record_participants(
+    session: Session,
+    org: Org,
+    mail: InboundMail,
+    sender: User,
+    issue_number: int,
+    delivery_id: int,
+    at: datetime,
+) -> None:
+    """The sender and the To/Cc people of counted mail are who later updates go to."""
+    copied = [a for a in dict.fromkeys((*mail.to, *mail.cc)) if _may_receive(org, a)]
+    # The real sender, not the account it maps to (the shared account is nobody's mailbox).
+    author = mail.sender or sender.email
+    for address in dict.fromkeys([author, *copied[: org.intake.cc_users_per_message]]):
+        if session.get(IssueParticipant, (issue_number, address)) is None:
+            session.add(
+                IssueParticipant(
+                    issue_number=issue_number, email=address, added_at=at, delivery_id=delivery_id
+                )
+            )
+    session.flush()  # so the next delivery of the batch sees them (get() reads flushed rows)
+
+
+def _others(session: Session, issue: Issue, mail: InboundMail, sender: User) -> list[str]:
+    """Participants other than this mail's author and those it already reached directly."""
+    participants = session.scalars(
+        select(IssueParticipant.email)
+        .where(IssueParticipant.issue_number == issue.number)
+        .order_by(IssueParticipant.added_at, IssueParticipant.email)
+    ).all()
+    submitter = session.get(User, issue.submitter_id)
+    everyone = [submitter.email] if submitter else []
+    reached = {mail.sender, sender.email, *mail.to, *mail.cc}
+    return [a for a in dict.fromkeys([*everyone, *participants]) if a not in reached]
+
+
+def _may_receive(org: Org, address: str) -> bool:
+    if not address or address.count("@") != 1:
+        return False
+    local, _, domain = address.rpartition("@")
+    if org.is_intake_address(address) or address == org.notify.from_address:
+        return False
+    if domain == org.message_id_domain or domain.endswith("." + org.message_id_domain):
+        return False
+    return local not in NEVER_NOTIFIED
+
+
+def _eligible(org: Org, address: str, user: User | None) -> str | None:
+    """The display name to address someone by, or None when they get no automatic mail."""
+    if not _may_receive(org, address) or not _addressable(address):
+        return None
+    if user is None:
+        stranger = roles.role_for(address, org) is Role.CUSTOMER
+        # Only users get updates, and other policies make no users of strangers.
+        return "" if not stranger or org.intake.unknown_senders is UnknownSenders.CREATE else None
+    # Agents work in the agent UI; the shared account is a placeholder, not a mailbox.
+    if user.role == Role.AGENT.value or user.origin == Origin.SHARED.value:
+        return None
+    return user.name
+
+
+def _as_user(
+    session: Session, org: Org, address: str, user: User | None, at: datetime, delivery_id: int
+) -> list[SeatChange]:
+    """Whoever receives automatic updates is a user, and under Team a paid seat."""
+    if user is None:
+        user = roles.create_user(session, address, "", org, Origin.NOTIFIED, at)
+        ledger.new_user(session, user)
+    change = ledger.set_seat(
+        session, user, LicenseModel.TEAM, True, SeatReason.NOTIFIED, at, delivery_id
+    )
+    return [change] if change else []
+
+
+MAX_PATH_OCTETS = 256
+
+
+def _addressable(address: str) -> bool:
+    """Whether the address stands in a To header exactly as it goes in the envelope.
+
+    The header parser drops comments and refuses some local parts (non-ASCII ones
+    among them); mail whose header and envelope would disagree is not sent.
+    An address longer than RFC 5321 allows a path (256 octets) is never sent to
+    either: no relay would take it, and it would not fit the stored columns.
+    """
+    if len(address.encode("utf-8")) > MAX_PATH_OCTETS:
+        return False
+    try:
+        probe = EmailMessage(policy=SMTP)
+        probe["To"] = Address(addr_spec=address)
+        return str(probe["To"]) == address
+    except Exception:  # ValueError, HeaderParseError and header defects alike
+        return False
+
+
+def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
+    cap = org.notify.per_recipient_cap
+    if cap <= 0:
+        return False
+    since = at - timedelta(hours=org.notify.cap_window_hours)
+    recent = session.scalar(
+        select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.recipient == address,
+            OutboxMessage.created_at > since,
+            OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
+        )
+    )
+    return (recent or 0) >= cap
+
+
+def _outbox_row(
+    org: Org,
+    signer: MessageIdSigner,
+    outgoing: Outgoing,
+    delivery_id: int,
+    at: datetime,
+    suppressed: bool,
+) -> OutboxMessage | None:
+    """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
+    message_id = signer.new_id(outgoing.issue.number)
+    try:
+        message = compose(org, outgoing, message_id, at)
+        raw = message.as_bytes()
+    except Exception:  # a surprise in odd input must not cost the delivery that caused it
+        log.exception("no %s to %s: building it failed", outgoing.kind.value, outgoing.recipient)
+        return None
+    return OutboxMessage(
+        created_at=at,
+        kind=outgoing.kind.value,
+        issue_number=outgoing.issue.number,
+        delivery_id=delivery_id,
+        recipient=outgoing.recipient,
+        message_id=message_id,
+        subject=str(message["Subject"]),
+        raw=raw,
+        status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
+        attempts=0,
+        next_attempt_at=at,
+        last_error=(
+            f"per-recipient cap: {org.notify.per_recipient_cap} "
+            f"in {org.notify.cap_window_hours:g} h"
+            if suppressed
+            else ""
+        ),
+    )
+
+
+def tagged_subject(number: int, subject: str) -> str:
+    """ "[Issue #N] subject", without doubling a tag the subject already has."""
+    clean = header_text(subject) or "(no subject)"
+    if any(int(m.group(1)) == number for m in SUBJECT_TAG.finditer(clean)):
+        return clean
+    return f"[Issue #{number}] {clean}"
+
+
+def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> EmailMessage:
+    """The whole outgoing message. Every header value from incoming mail is cleaned, and
+    the SMTP policy refuses CR/LF in any header, so nothing from a customer can add one."""
+    issue, mail = outgoing.issue, outgoing.mail
+    acknowledgement = outgoing.kind is NotificationKind.ACKNOWLEDGEMENT
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(display_name=header_text(org.name), addr_spec=org.notify.from_address)
+    message["To"] = Address(
+        display_name=header_text(outgoing.recipient_name), addr_spec=outgoing.recipient
+    )
+    message["Subject"] = tagged_subject(
+        issue.number, mail.subject if acknowledgement else issue.subject
+    )
+    message["Date"] = format_datetime(at)
+    message["Message-ID"] = f"<{message_id}>"
+    references = [i for i in mail.references if SAFE_MESSAGE_ID.match(i)][-REFERENCES_MAX:]
+    if outgoing.reply_to_id and SAFE_MESSAGE_ID.match(outgoing.reply_to_id):
+        message["In-Reply-To"] = f"<{outgoing.reply_to_id}>"
+        references.append(outgoing.reply_to_id)
+    if references:
+        message["References"] = " ".join(f"<{i}>" for i in dict.fromkeys(references))
+    # RFC 3834: an acknowledgement answers a message; an update is generated by an event.
+    message["Auto-Submitted"] = "auto-replied" if acknowledgement else "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["Precedence"] = "bulk"
+    message[classify.LOOP_HEADER] = org.message_id_domain
+    message.set_content(_body(org, outgoing))
+    return message
+
+
+def _body(org: Org, outgoing: Outgoing) -> str:
+    issue, mail = outgoing.issue, outgoing.mail
+    tag = f"[Issue #{issue.number}]"
+    footer = (
+        f"\n-- \n{header_text(org.name)}\n"
+        "This message was sent automatically. Reply to it to add to the issue; "
+        f"keep {tag} in the subject.\n"
+    )
+    if outgoing.kind is NotificationKind.ACKNOWLEDGEMENT:
+        return (
+            f'Hello,\n\nwe have received your message "{header_text(mail.subject)}" '
+            f"and opened issue #{issue.number} for it.\n" + footer
+        )
+    quoted = "\n".join("> " + line for line in mail.text[:QUOTE_MAX].splitlines())
+    return (
+        f'There is a new message on issue #{issue.number} "{header_text(issue.subject)}" '
+        f"from {header_text(mail.sender_name or mail.sender or '')}:\n\n{quoted}\n" + footer
+    )

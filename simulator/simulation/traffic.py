@@ -1,0 +1,378 @@
+"""Synthetic intake traffic: a seeded plan of messages, and the RFC 5322 bytes of each.
+
+The plan is driven by parameters a desk can reason about: how many emails, how
+many customers and how often they write again (a Zipf law over the customer
+population plus a chance of a brand-new sender), the share of colleagues
+writing in, of replies, of each kind of noise, and of Cc'd colleagues.
+
+Only `random.Random(seed)` decides anything, and the clock is simulated, so
+the same parameters and seed give the same traffic, byte for byte.
+
+The plan also carries what intake will make of each message under the org's
+rules (noise, flood guard, unknown-sender policy, Cc users). That is what lets
+replies name an `[Issue #N]` that exists, lets a concurrent SMTP run send a
+reply only after its conversation was acknowledged, and lets `sweep` count
+seats for a million messages without building them. A test checks that model
+against the real pipeline.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.policy import compat32
+from email.utils import format_datetime
+
+from simulator.domain import Role
+from simulator.errors import ConfigError
+from simulator.org import Org, UnknownSenders
+from simulator.pipeline.roles import role_for
+
+NOISE_KINDS = ("auto_reply", "bounce", "list", "no_reply")
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+MESSAGE_ID_DOMAIN = "traffic.intake-sim.test"
+NOISE_SOURCES = 40  # distinct mailer daemons, lists and no-reply senders
+RECENT_CONVERSATIONS = 200  # replies go to one of the latest conversations
+CRLF = compat32.clone(linesep="\r\n")
+TOPICS = (
+    "Cannot log in",
+    "Invoice question",
+    "Printer on fire",
+    "Export fails",
+    "Feature request",
+    "Password reset",
+    "Slow dashboard",
+    "Order missing",
+)
+
+
+@dataclass(frozen=True)
+class TrafficParams:
+    """What the traffic looks like; every share is a probability per message."""
+
+    emails: int = 1000
+    days: float = 30.0
+    seed: int = 1
+    start: datetime = DEFAULT_START
+    customers: int = 500  # the population that writes again and again
+    companies: int = 50  # customer domains; Cc'd colleagues share one
+    zipf_exponent: float = 1.1  # higher: a few customers write most of the mail
+    new_sender_share: float = 0.05  # a customer message from someone never seen before
+    internal_share: float = 0.1  # a message from a colleague on an internal domain
+    internal_staff: int = 10  # colleagues besides the directory who may write in
+    reply_share: float = 0.3  # a follow-up on an earlier conversation
+    tag_reply_share: float = 0.5  # of replies: `[Issue #N]` in the subject, not In-Reply-To
+    noise: dict[str, float] = field(
+        default_factory=lambda: {"auto_reply": 0.04, "bounce": 0.02, "list": 0.02, "no_reply": 0.02}
+    )
+    cc_per_message: float = 0.3  # mean Cc'd colleagues on a message
+
+    def validate(self) -> TrafficParams:
+        if self.emails < 0:
+            raise ConfigError("traffic: emails must not be negative")
+        if self.days <= 0:
+            raise ConfigError("traffic: days must be positive")
+        if self.customers < 1 or self.companies < 1:
+            raise ConfigError("traffic: customers and companies must be at least 1")
+        unknown = set(self.noise) - set(NOISE_KINDS)
+        if unknown:
+            raise ConfigError(
+                f"traffic: unknown noise kind(s) {sorted(unknown)}; known: {list(NOISE_KINDS)}"
+            )
+        shares = {
+            "new_sender_share": self.new_sender_share,
+            "internal_share": self.internal_share,
+            "reply_share": self.reply_share,
+            "tag_reply_share": self.tag_reply_share,
+            **{f"noise.{k}": v for k, v in self.noise.items()},
+        }
+        for name, share in shares.items():
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"traffic: {name} must be between 0 and 1, not {share}")
+        if sum(self.noise.values()) + self.reply_share + self.internal_share > 1.0:
+            raise ConfigError("traffic: noise, reply and internal shares add up to more than 1")
+        if self.cc_per_message < 0:
+            raise ConfigError("traffic: cc_per_message must not be negative")
+        return self
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=self.days)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMail:
+    """One message of the plan, and what intake is expected to do with it."""
+
+    index: int
+    at: int  # simulated receive time, Unix seconds
+    sender: str
+    kind: str  # "new", "reply", "tag" or a noise kind
+    cc: tuple[str, ...]
+    root: int  # index of the conversation's first message (itself for "new")
+    issue: int | None  # the issue a "tag" reply names
+    counted: bool  # intake creates or threads an issue (not filtered)
+
+
+@dataclass
+class SeatState:
+    """Who is a user and who holds a Team seat, as the pipeline would have it."""
+
+    users: set[str]
+    team: set[str]
+    support: int
+    counted_senders: set[str] = field(default_factory=set)
+
+
+class TrafficPlan:
+    """Draws the messages one by one and applies intake's seat rules as it goes."""
+
+    def __init__(self, params: TrafficParams, org: Org) -> None:
+        self.params = params.validate()
+        self.org = org
+        self.rng = random.Random(params.seed)
+        weights = [1.0 / (rank**params.zipf_exponent) for rank in range(1, params.customers + 1)]
+        total = 0.0
+        self._cumulative = []
+        for weight in weights:
+            total += weight
+            self._cumulative.append(total)
+        domain = org.internal_domains[0] if org.internal_domains else None
+        staff = [f"staff{n}@{domain}" for n in range(params.internal_staff)] if domain else []
+        self._colleagues = sorted(org.directory) + staff
+        self._new_senders = 0
+        self._issues = 0
+        self._conversations: deque[tuple[int, int, str]] = deque(maxlen=RECENT_CONVERSATIONS)
+        self._recent: dict[str, deque[int]] = {}
+        self.seats = SeatState(
+            users=set(org.directory),
+            team={e.email for e in org.directory.values() if e.logs_in},
+            support=sum(1 for e in org.directory.values() if e.role == Role.AGENT.value),
+        )
+        self._noise_bands = self._bands()
+
+    def _bands(self) -> list[tuple[float, str]]:
+        """Cumulative shares: each noise kind, then replies, then colleagues."""
+        bands, edge = [], 0.0
+        for kind in NOISE_KINDS:
+            edge += self.params.noise.get(kind, 0.0)
+            bands.append((edge, kind))
+        edge += self.params.reply_share
+        bands.append((edge, "reply"))
+        edge += self.params.internal_share if self._colleagues else 0.0
+        bands.append((edge, "internal"))
+        return bands
+
+    def __iter__(self) -> Iterator[PlannedMail]:
+        p = self.params
+        start = int(p.start.timestamp())
+        slot = p.days * 86400 / p.emails if p.emails else 0.0
+        for index in range(p.emails):
+            # One message per slot, placed at random inside it: times never go backwards.
+            at = start + int((index + self.rng.random()) * slot)
+            yield self._draw(index, at)
+
+    def _draw(self, index: int, at: int) -> PlannedMail:
+        roll = self.rng.random()
+        kind = "new"
+        for edge, band in self._noise_bands:
+            if roll < edge:
+                kind = band
+                break
+        if kind in NOISE_KINDS:
+            return self._noise(index, at, kind)
+        if kind == "reply" and self._conversations:
+            return self._reply(index, at)
+        sender = self._colleague() if kind == "internal" else self._customer()
+        cc = self._cc(sender)
+        counted = self._accept(sender, at, cc)
+        if counted:
+            self._issues += 1
+            self._conversations.append((index, self._issues, sender))
+        return PlannedMail(index, at, sender, "new", cc, index, None, counted)
+
+    def _reply(self, index: int, at: int) -> PlannedMail:
+        root, issue, sender = self.rng.choice(self._conversations)
+        kind = "tag" if self.rng.random() < self.params.tag_reply_share else "reply"
+        cc = self._cc(sender)
+        counted = self._accept(sender, at, cc)
+        return PlannedMail(index, at, sender, kind, cc, root, issue, counted)
+
+    def _noise(self, index: int, at: int, kind: str) -> PlannedMail:
+        source = self.rng.randrange(NOISE_SOURCES)
+        if kind == "auto_reply":
+            sender = self._customer()
+        elif kind == "bounce":
+            sender = f"mailer-daemon@mx{source}.example"
+        elif kind == "list":
+            sender = f"news@list{source}.example"
+        else:
+            sender = f"noreply@vendor{source}.example"
+        self._remember(sender, at)
+        self._noise_sender(sender)
+        return PlannedMail(index, at, sender, kind, (), index, None, False)
+
+    def _customer(self) -> str:
+        p = self.params
+        if self.rng.random() < p.new_sender_share:
+            self._new_senders += 1
+            return f"new{self._new_senders}@{_company(self.rng.randrange(p.companies))}"
+        rank = bisect.bisect_left(self._cumulative, self.rng.random() * self._cumulative[-1])
+        rank = min(rank, p.customers - 1)
+        return f"c{rank}@{_company(rank % p.companies)}"
+
+    def _colleague(self) -> str:
+        return self.rng.choice(self._colleagues)
+
+    def _cc(self, sender: str) -> tuple[str, ...]:
+        """Colleagues of the sender: people at the same company, or internal staff."""
+        mean = self.params.cc_per_message
+        if mean <= 0:
+            return ()
+        count = int(mean) + (self.rng.random() < mean - int(mean))
+        if not count:
+            return ()
+        domain = sender.rpartition("@")[2]
+        if self.org.is_internal(sender):
+            return tuple(self.rng.choice(self._colleagues) for _ in range(count))
+        company = int(domain.removeprefix("cust").partition(".")[0])
+        per_company = max(1, self.params.customers // self.params.companies)
+        return tuple(
+            f"c{self.rng.randrange(per_company) * self.params.companies + company}@{domain}"
+            for _ in range(count)
+        )
+
+    # -- intake's rules, as far as seats and issues go ---------------------------------
+
+    def _remember(self, sender: str, at: int) -> bool:
+        """Record the delivery; True when it is over the flood limit."""
+        limit = self.org.intake.flood_limit
+        if limit <= 0:
+            return False
+        window = self.org.intake.flood_window_minutes * 60
+        times = self._recent.setdefault(sender, deque())
+        while times and times[0] <= at - window:
+            times.popleft()
+        flooding = len(times) >= limit
+        times.append(at)
+        return flooding
+
+    def _noise_sender(self, sender: str) -> None:
+        if self.org.intake.noise_creates_users:
+            self.seats.users.add(sender)
+            self.seats.team.add(sender)
+
+    def _accept(self, sender: str, at: int, cc: tuple[str, ...]) -> bool:
+        """Flood guard, unknown-sender policy, Team seat, Cc users: True if counted."""
+        if self._remember(sender, at):
+            self._noise_sender(sender)
+            return False
+        seats, intake = self.seats, self.org.intake
+        user = sender
+        if sender not in seats.users:
+            customer = role_for(sender, self.org) is Role.CUSTOMER
+            if customer and intake.unknown_senders is UnknownSenders.EXISTING_ONLY:
+                return False
+            if customer and intake.unknown_senders is UnknownSenders.SHARED_USER:
+                user = intake.shared_user
+            seats.users.add(user)
+        seats.team.add(user)
+        seats.counted_senders.add(user)
+        if intake.create_users_from_cc:
+            self._cc_users(sender, cc)
+        return True
+
+    def _cc_users(self, sender: str, cc: tuple[str, ...]) -> None:
+        created = 0
+        for address in dict.fromkeys(cc):
+            if created >= self.org.intake.cc_users_per_message:
+                break
+            if address == sender or self.org.is_intake_address(address):
+                continue
+            stranger = role_for(address, self.org) is Role.CUSTOMER
+            if stranger and self.org.intake.unknown_senders is not UnknownSenders.CREATE:
+                continue
+            if address in self.seats.users:
+                continue
+            self.seats.users.add(address)
+            self.seats.team.add(address)
+            created += 1
+
+
+def _company(number: int) -> str:
+    return f"cust{number}.example"
+
+
+def message_id(params: TrafficParams, index: int) -> str:
+    return f"m{index}.s{params.seed}@{MESSAGE_ID_DOMAIN}"
+
+
+def display_name(address: str) -> str:
+    local = address.partition("@")[0]
+    return local.replace(".", " ").title()
+
+
+def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[bytes, str]:
+    """The RFC 5322 bytes of a planned message and its envelope sender ("" is <>)."""
+    rng = random.Random(f"{params.seed}:{mail.index}")  # the words, independent of the plan
+    topic = TOPICS[rng.randrange(len(TOPICS))]
+    msg = Message()
+    msg["From"] = f"{display_name(mail.sender)} <{mail.sender}>"
+    msg["To"] = org.intake_addresses[0]
+    if mail.cc:
+        msg["Cc"] = ", ".join(dict.fromkeys(mail.cc))
+    msg["Date"] = format_datetime(datetime.fromtimestamp(mail.at, UTC))
+    msg["Message-ID"] = f"<{message_id(params, mail.index)}>"
+    envelope_from = mail.sender
+    subject = f"{topic} (ref {mail.index})"
+    signature = display_name(mail.sender)
+    body = f"Hello,\n\n{topic.lower()} since this morning. Can you help?\n\n{signature}\n"
+    if mail.kind in ("reply", "tag"):
+        root_id = f"<{message_id(params, mail.root)}>"
+        subject = f"Re: {topic}"
+        if mail.kind == "reply":
+            msg["In-Reply-To"] = root_id
+            msg["References"] = root_id
+        else:
+            subject += f" [Issue #{mail.issue}]"
+        body = "Any news on this one?\n"
+    elif mail.kind == "auto_reply":
+        msg["Auto-Submitted"] = "auto-replied"
+        subject = f"Automatic reply: {topic}"
+        body = "I am out of the office until Monday.\n"
+    elif mail.kind == "bounce":
+        envelope_from = ""
+        subject = "Undelivered Mail Returned to Sender"
+        msg["X-Failed-Recipients"] = f"gone{mail.index}@{mail.sender.partition('@')[2]}"
+        body = "This is the mail system. Your message could not be delivered.\n"
+    elif mail.kind == "list":
+        msg["List-Id"] = f"<news.{mail.sender.partition('@')[2]}>"
+        subject = "Monthly newsletter"
+        body = "What is new this month.\n"
+    elif mail.kind == "no_reply":
+        subject = "Your receipt"
+        body = "Do not reply to this message.\n"
+    msg["Subject"] = subject
+    msg["MIME-Version"] = "1.0"
+    msg["Content-Type"] = "text/plain; charset=us-ascii"
+    msg["Content-Transfer-Encoding"] = "7bit"
+    msg.set_payload(body)
+    # compat32 is the stdlib's fast path for plain ASCII headers like these.
+    return msg.as_bytes(policy=CRLF), envelope_from
+
+
+def plan(params: TrafficParams, org: Org) -> TrafficPlan:
+    return TrafficPlan(params, org)
+
+
+def seat_counts(params: TrafficParams, org: Org) -> SeatState:
+    """Seats after the traffic, from the plan alone: no message is built or stored."""
+    traffic = TrafficPlan(params, org)
+    for _ in traffic:
+        pass
+    return traffic.seats
