@@ -25,8 +25,9 @@ from pathlib import Path
 
 from simulator.org import NotifyPolicy, Org, load_org
 from simulator.pipeline.batch import prepare
+from simulator.service import intake_service
 from simulator.smtp.relay import Relay
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import open_store
 
 CATCHER = """

@@ -18,9 +18,10 @@ from typing import Any
 from simulator.org import Org
 from simulator.pipeline.batch import prepare
 from simulator.reports import rows as reports
+from simulator.service import intake_service
 from simulator.smtp.mailfiles import MailFile, SendResult, SmtpSender, load_mail
 from simulator.smtp.relay import Relay
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store
 
 Progress = Callable[[SendResult], None]

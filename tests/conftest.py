@@ -25,7 +25,8 @@ from sqlalchemy.engine import make_url
 from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import MimeLimits
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.service import intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store, open_store
 
 ORGS = Path(__file__).parent / "orgs"

@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, text
 from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare
 from simulator.reports import rows as reports
+from simulator.service import RunningService, intake_service
 from simulator.smtp.relay import Relay, RetryPolicy
-from simulator.smtp.server import ListenerOptions, RunningService, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store, open_store
 from tests.catcher import CatcherHandler, Caught, catcher
 from tests.conftest import compose, org_file, smtp_transaction

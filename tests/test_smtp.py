@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from simulator.pipeline.batch import prepare
 from simulator.reports import rows as reports
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.service import intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
 from tests.conftest import Listener, compose

@@ -39,11 +39,12 @@ from simulator.domain import Submission
 from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
+from simulator.service import intake_service, web_service
 from simulator.smtp.mailfiles import load_mail
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery
-from simulator.web.app import WebOptions, web_service
+from simulator.web.app import WebOptions
 from tests.conftest import Listener, compose, smtp_transaction
 from tests.test_fixtures import CASES, expected_for, stored_rows
 from tests.test_outages import still_answers

@@ -16,9 +16,10 @@ from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import parse_message
 from simulator.reports import rows as reports
+from simulator.service import intake_service
 from simulator.simulation.run import final_report, run_direct, send_smtp
 from simulator.simulation.traffic import TrafficParams, build_message, plan, seat_counts
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import open_store
 
 ORG_HEAD = """

@@ -21,10 +21,11 @@ from simulator import __version__
 from simulator.cli.app import app
 from simulator.org import Org
 from simulator.pipeline.batch import prepare
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.service import intake_service, web_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store import schema
 from simulator.store.db import open_store
-from simulator.web.app import API_ROUTES, CSRF_COOKIE, WebOptions, openapi_document, web_service
+from simulator.web.app import API_ROUTES, CSRF_COOKIE, WebOptions, openapi_document
 from tests.conftest import Listener, compose
 from tests.processes import SMTP_LINE, WEB_LINE, intake_sim
 

@@ -8,9 +8,7 @@ INTAKE_SIM_ + the long flag in UPPER_SNAKE; the flag wins over the variable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import tempfile
 import time
 from collections import Counter
@@ -32,7 +30,7 @@ from simulator.delivery import spool
 from simulator.delivery.spool import Ack
 from simulator.demo import expected_outcome, run_demo, sample_mail
 from simulator.domain import Channel, OutboxStatus, Submission
-from simulator.errors import ConfigError, IntakeSimError, StoreUnavailable
+from simulator.errors import ConfigError, IntakeSimError
 from simulator.logs import setup_logging
 from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare, write_batch
@@ -46,6 +44,7 @@ from simulator.reliability.crashtest import CrashTestOptions, run_crash_test
 from simulator.reliability.fuzz import FuzzOptions, run_fuzz
 from simulator.reports import rows as reports
 from simulator.reports.plots import plot_months, plot_sweep
+from simulator.service import prepare_or_wait, run_listener, run_web
 from simulator.simulation import sweep as volume
 from simulator.simulation.run import final_report, run_direct, run_own_listener, send_smtp
 from simulator.simulation.scenario import load_scenario, traffic_params
@@ -54,6 +53,7 @@ from simulator.simulation.traffic import TrafficParams
 from simulator.smtp.chaos import Chaos, parse_rule
 from simulator.smtp.mailfiles import SendResult, SmtpSender, load_mail
 from simulator.smtp.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
+from simulator.smtp.relay import Relay
 from simulator.smtp.server import (
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -65,12 +65,10 @@ from simulator.smtp.server import (
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
     ListenerOptions,
-    Relay,
-    intake_service,
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.store.schema import head_revision
-from simulator.web.app import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions, web_service
+from simulator.web.app import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
 
 app = typer.Typer(
     help="Email-intake licensing simulator: SMTP intake to issues, users and a seat ledger, "
@@ -345,7 +343,7 @@ def serve(
         store = Store(db, busy_timeout_ms=db_busy_timeout)
         if ack is Ack.SPOOL and store.is_sqlite:
             spool.spool_file_path(db)  # refuses :memory: before anything is written
-        prepared = _prepare_or_wait(store, organisation)
+        prepared = prepare_or_wait(store, organisation)
         options = ListenerOptions(
             host=host,
             port=port,
@@ -363,98 +361,14 @@ def serve(
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
             asyncio.run(
-                _serve(store, organisation, options, limits, prepared, web_options, relay_to, ack)
+                run_listener(
+                    store, organisation, options, limits, prepared, web_options, relay_to, ack
+                )
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         finally:
             store.dispose()
-
-
-def _prepare_or_wait(store: Store, organisation: Org) -> bool:
-    """Prepare the store; if it is down, say so and listen anyway (451 until it is back)."""
-    try:
-        changes = prepare(store, organisation)
-    except StoreUnavailable as exc:
-        logging.warning("storage unavailable, answering 451 until it is back: %s", exc)
-        return False
-    for change in changes:
-        logging.info("directory: %s %s", change.user, change)
-    return True
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
-async def _serve(
-    store: Store,
-    organisation: Org,
-    options: ListenerOptions,
-    limits: MimeLimits,
-    prepared: bool,
-    web: WebOptions | None = None,
-    relay: Relay | None = None,
-    ack: Ack = Ack.INTAKE,
-) -> None:
-    stop = _stop_on_signals()
-    # The web server (if any) stops first, then the listener, then the writer drains.
-    async with (
-        intake_service(
-            store,
-            organisation,
-            options,
-            mime_limits=limits,
-            prepared=prepared,
-            relay=relay,
-            ack=ack,
-        ) as service,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        logging.info(
-            "listening on smtp://%s:%d (org %s, db %s)",
-            service.host,
-            service.port,
-            organisation.name,
-            store.display_url,
-        )
-        if web is not None:
-            address = await stack.enter_async_context(
-                web_service(store, organisation, web, service.writer)
-            )
-            logging.info("web view on http://%s:%d/", *address)
-        if organisation.notify.enabled:
-            logging.info(
-                "automatic email: %s",
-                f"through relay {relay}" if relay else "queued in the outbox (no --relay)",
-            )
-        await stop.wait()
-        logging.info("stopping: finishing queued deliveries")
-    logging.info("stopped after %d deliveries", service.handler.accepted)
-    if ack is Ack.SPOOL:
-        _report_backlog(store)
-
-
-def _report_backlog(store: Store) -> None:
-    spooling = spool.open_spool(store)
-    try:
-        left = spooling.backlog()
-    except StoreUnavailable as exc:
-        logging.warning("cannot count the spool: %s", exc)
-        return
-    finally:
-        spooling.dispose()
-    if left:
-        logging.warning(
-            "%d acknowledged message(s) wait in the spool: `intake-sim drain --db %s` "
-            "(or the next `serve --ack spool`) runs them through intake",
-            left,
-            store.display_url,
-        )
 
 
 @app.command("crash-test")
@@ -598,22 +512,9 @@ def web(
         store = open_store(db)
         prepare(store, organisation)
         try:
-            asyncio.run(_web(store, organisation, WebOptions(host, port, form_rate_limit)))
+            asyncio.run(run_web(store, organisation, WebOptions(host, port, form_rate_limit)))
         finally:
             store.dispose()
-
-
-async def _web(store: Store, organisation: Org, options: WebOptions) -> None:
-    stop = _stop_on_signals()
-    async with web_service(store, organisation, options) as address:
-        logging.info(
-            "web view on http://%s:%d/ (org %s, db %s)",
-            *address,
-            organisation.name,
-            store.display_url,
-        )
-        await stop.wait()
-        logging.info("stopping")
 
 
 @app.command()

@@ -24,9 +24,10 @@ from simulator.domain import Submission
 from simulator.org import Org
 from simulator.pipeline.batch import prepare, write_batch
 from simulator.reports import rows as reports
+from simulator.service import intake_service
 from simulator.simulation.traffic import PlannedMail, TrafficParams, build_message, plan
 from simulator.smtp.mailfiles import MailFile, SmtpSender
-from simulator.smtp.server import ListenerOptions, intake_service
+from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store
 
 Advance = Callable[[int], None]

@@ -26,16 +26,14 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 
-from simulator.delivery import spool
-from simulator.delivery.spool import Ack, ProcessorConfig, SpoolProcessor, SpoolReceipt
+from simulator.delivery.spool import SpoolReceipt
 from simulator.delivery.writer import GroupCommitWriter
 from simulator.domain import Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
-from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits, date_header, normalise_address
+from simulator.pipeline.parse import date_header, normalise_address
 from simulator.smtp import replies
 from simulator.smtp.chaos import NO_CHAOS, Chaos, Stage
-from simulator.smtp.relay import OutboxSender, Relay, RetryPolicy
 
 log = logging.getLogger("intake_sim.smtp")
 
@@ -294,72 +292,3 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     finally:
         server.close()
         await server.wait_closed()
-
-
-@dataclass(frozen=True)
-class RunningService:
-    host: str
-    port: int
-    handler: IntakeHandler
-    writer: GroupCommitWriter
-    outbox: OutboxSender | None = None
-    processor: SpoolProcessor | None = None
-
-
-@asynccontextmanager
-async def intake_service(
-    store: Any,
-    org: Org,
-    options: ListenerOptions,
-    *,
-    mime_limits: MimeLimits | None = None,
-    prepared: bool = True,
-    relay: Relay | None = None,
-    retry: RetryPolicy | None = None,
-    ack: Ack = Ack.INTAKE,
-) -> AsyncIterator[RunningService]:
-    """Writer plus listener, plus the outbox sender when there is a relay, plus the
-    spool processor with `ack=Ack.SPOOL`.
-
-    On exit the listener stops first, then queued deliveries are written, then
-    the processor finishes its batch (the rest stays spooled for the next run)
-    and the sender its round; unsent mail stays pending in the outbox.
-    `prepared=False` says the store could not be prepared yet (down at start):
-    the writer prepares it before its first batch, answering 451 until then.
-    """
-    limits = mime_limits or DEFAULT_MIME_LIMITS
-    outbox = OutboxSender(store, relay, retry) if relay is not None else None
-    processor = _spool_processor(store, org, limits) if ack is Ack.SPOOL else None
-    spooling = spool.open_spool(store) if processor else None
-    writer = GroupCommitWriter(
-        store,
-        org,
-        mime_limits=limits,
-        prepared=prepared,
-        on_queued=processor.wake if processor else outbox.wake if outbox else None,
-        spool_batch=spooling.append if spooling else None,
-        spool_now=spooling.append_on_loop if spooling else None,
-    )
-    if processor is not None:
-        await asyncio.to_thread(processor.start)
-    await writer.start()
-    if outbox is not None:
-        await outbox.start()
-    handler = IntakeHandler(org, writer, options)
-    try:
-        async with smtp_listener(handler, options) as (host, port):
-            yield RunningService(host, port, handler, writer, outbox, processor)
-    finally:
-        await writer.close()
-        if processor is not None:
-            await asyncio.to_thread(processor.stop)
-        if spooling is not None:
-            await spooling.close_on_loop()
-            spooling.dispose()
-        if outbox is not None:
-            await outbox.close()
-
-
-def _spool_processor(store: Any, org: Org, limits: MimeLimits) -> SpoolProcessor:
-    level = logging.getLogger().getEffectiveLevel()
-    return SpoolProcessor(ProcessorConfig(store.url, org, limits, store.busy_timeout_ms, level))

@@ -450,29 +450,3 @@ async def web_server(app: ASGIApp, host: str, port: int) -> AsyncIterator[tuple[
         server.should_exit = True
         await task
         sock.close()
-
-
-@contextlib.asynccontextmanager
-async def web_service(
-    store: Store, org: Org, options: WebOptions, writer: GroupCommitWriter | None = None
-) -> AsyncIterator[tuple[str, int]]:
-    """The web app on its own port, reading through a read-only engine on `store`'s URL.
-
-    Given the SMTP listener's writer, form submissions join its group commits;
-    without one (`intake-sim web` alone) the web app runs a writer of its own.
-    """
-    reader = Store(store.url, writer=False)
-    own = writer is None
-    active = writer or GroupCommitWriter(store, org)
-    if own:
-        await active.start()
-    try:
-        app = create_app(
-            reader, org, active, host=options.host, form_rate_limit=options.form_rate_limit
-        )
-        async with web_server(app, options.host, options.port) as address:
-            yield address
-    finally:
-        if own:
-            await active.close()
-        reader.dispose()
