@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from simulator.cli.app import app
@@ -21,6 +23,9 @@ from tests.conftest import BACKENDS, fresh_database
 runner = CliRunner()
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "fixtures" / "emails"
+DOCS = ROOT / "docs"
+CLI_DOC = DOCS / "cli.md"
+README_MAX_BYTES = 12 * 1024  # the README is the PyPI description; the rest is in docs/
 
 CONTRACT = {
     "messages": {
@@ -133,30 +138,147 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert "no database at" in missing.stderr
 
 
-def test_every_command_has_help_and_is_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def _cli_sections() -> dict[str, str]:
+    """docs/cli.md cut at its `## intake-sim NAME` headings: NAME -> that section's text."""
+    text = CLI_DOC.read_text(encoding="utf-8")
+    sections = {}
+    for part in re.split(r"^(?=## )", text, flags=re.MULTILINE):
+        heading = re.match(r"## intake-sim (.+)\n", part)
+        if heading:
+            sections[heading.group(1).strip()] = part
+    return sections
+
+
+def _click_commands() -> list[tuple[str, Any]]:
+    """Every command behind the Typer app, as (`serve` or `db upgrade`, click command)."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(group: Any, prefix: str) -> None:
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):  # a group such as `db`
+                walk(command, f"{prefix}{name} ")
+            else:
+                found.append((f"{prefix}{name}", command))
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def _long_options(command: Any) -> list[str]:
+    return [
+        opt
+        for param in command.params
+        for opt in param.opts
+        if opt.startswith("--") and opt != "--help"
+    ]
+
+
+def _mentions(text: str, word: str) -> bool:
+    """`word` in `text`, not as the start of a longer flag or name (`--db` in `--db-x`)."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+def test_every_command_has_help_and_is_in_the_cli_reference() -> None:
+    sections = _cli_sections()
     for command in app.registered_commands:
         name = command.name or command.callback.__name__
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0
         assert command.help or command.callback.__doc__, name
-        assert f"intake-sim {name}" in readme, f"README does not mention `intake-sim {name}`"
+        assert name in sections, f"docs/cli.md has no section `## intake-sim {name}`"
 
 
-def test_every_command_group_and_its_commands_are_in_the_readme() -> None:
+def test_every_command_group_and_its_commands_are_in_the_cli_reference() -> None:
     """Sub-apps (`intake-sim db ...`) are groups, not commands: check them and theirs."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    reference = CLI_DOC.read_text(encoding="utf-8")
+    sections = _cli_sections()
     assert app.registered_groups
     for group in app.registered_groups:
         assert group.name and group.typer_instance.info.help, group
-        assert f"intake-sim {group.name}" in readme, f"README lacks `intake-sim {group.name}`"
+        assert f"intake-sim {group.name}" in reference, (
+            f"docs/cli.md lacks `intake-sim {group.name}`"
+        )
         for command in group.typer_instance.registered_commands:
             name = command.name or command.callback.__name__
             result = runner.invoke(app, [group.name, name, "--help"])
             assert result.exit_code == 0, result.output
             assert command.help or command.callback.__doc__, name
-            usage = f"intake-sim {group.name} {name}"
-            assert usage in readme, f"README does not mention `{usage}`"
+            usage = f"{group.name} {name}"
+            assert usage in sections, f"docs/cli.md has no section `## intake-sim {usage}`"
+
+
+def test_every_option_is_in_its_commands_section_of_the_cli_reference() -> None:
+    sections = _cli_sections()
+    missing, unknown = [], []
+    for name, command in _click_commands():
+        section = sections.get(name, "")
+        options = _long_options(command)
+        missing += [f"{name} {opt}" for opt in options if not _mentions(section, opt)]
+        # Each bullet of a section starts with one of that command's own options.
+        listed = re.findall(r"^- `(--[\w-]+)", section, flags=re.MULTILINE)
+        unknown += [f"{name} {opt}" for opt in listed if opt not in options]
+    assert not missing, f"options missing from their section of docs/cli.md: {missing}"
+    assert not unknown, f"docs/cli.md lists options the command does not have: {unknown}"
+
+
+def test_readme_is_short_names_every_command_and_links_every_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    size = len(readme.encode("utf-8"))
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes, more than {README_MAX_BYTES}"
+    for name, _ in _click_commands():
+        assert _mentions(readme, f"intake-sim {name}"), (
+            f"README does not mention `intake-sim {name}`"
+        )
+    linked = {target.split("#")[0] for _, target in _links(readme)}
+    pages = sorted(DOCS.glob("*.md"))
+    assert pages
+    for page in pages:
+        assert f"docs/{page.name}" in linked, f"README does not link docs/{page.name}"
+
+
+def _strip_code(text: str) -> str:
+    """The text without fenced code blocks and inline code, where links and headings are not."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _links(text: str) -> list[tuple[str, str]]:
+    """(text, target) of every inline link and image outside code."""
+    return re.findall(r"!?\[([^\]]*)\]\(([^)\s]+)\)", _strip_code(text))
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The ids GitHub gives a page's headings: lower case, punctuation dropped, spaces to -."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", prose, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_every_relative_link_in_the_documentation_resolves() -> None:
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for page in pages:
+        for _, target in _links(page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            where = f"{page.relative_to(ROOT)}: {target}"
+            if not file.is_file():
+                broken.append(f"{where} (no such file)")
+            elif (
+                anchor
+                and file.suffix == ".md"
+                and anchor not in _anchors(file.read_text(encoding="utf-8"))
+            ):
+                broken.append(f"{where} (no such heading)")
+    assert not broken, broken
 
 
 def test_serve_process_end_to_end(tmp_path: Path) -> None:
