@@ -1,5 +1,9 @@
-"""The command line (Typer): parses options, calls the library, renders the result."""
+"""The command line (Typer): parses options, calls the library, renders the result.
 
+Split by command family, with one `app`. It holds no loop over messages, no SQL
+and no date parsing; library errors become one `Error:` line and exit status 1.
+Only this package imports typer and rich. Nothing imports it but __main__.
+"""
 from simulator.cli.app import app
 
 __all__ = ["app"]
