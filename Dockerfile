@@ -2,9 +2,10 @@
 FROM python:3.12-slim
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY simulator ./simulator
-RUN pip install --no-cache-dir . \
+COPY fixtures ./fixtures
+RUN pip install --no-cache-dir ".[postgresql]" \
     && useradd --system --no-create-home intake
 USER intake
 

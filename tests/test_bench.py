@@ -1,7 +1,7 @@
 """A tiny run of the benchmark script, so that `make bench` cannot rot unnoticed.
 
 It checks that the script runs and prints its table, not any speed: figures
-come from `make bench` runs, quoted in the README.
+come from `make bench` runs, quoted in docs/benchmarks.md.
 """
 
 from __future__ import annotations

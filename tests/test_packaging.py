@@ -6,6 +6,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -50,3 +51,18 @@ def test_changelog_top_entry_is_the_current_version() -> None:
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     top = re.search(r"^## (\S+) \((\d{4}-\d\d-\d\d)\)$", text, re.MULTILINE)
     assert top is not None and top.group(1) == __version__
+
+
+def test_the_runtime_installs_only_what_the_demo_needs() -> None:
+    """Browser, lint, build and chart tools, and PostgreSQL's driver, are extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = {
+        re.split(r"[<>=\[ ]", dependency)[0].lower() for dependency in project["dependencies"]
+    }
+    assert not runtime & {"playwright", "ruff", "pytest", "setuptools", "pyyaml", "matplotlib"}
+    assert "psycopg" not in runtime
+    test_extra = [
+        re.split(r"[<>=\[ ]", d)[0].lower() for d in project["optional-dependencies"]["test"]
+    ]
+    assert len(test_extra) == len(set(test_extra)), "a test dependency is listed twice"
+    assert {"license", "authors", "urls"} <= project.keys()

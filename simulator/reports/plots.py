@@ -21,7 +21,11 @@ LINES = (
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        # Charts are an extra, so the demo's install stays small.
+        raise ConfigError("PNG charts need matplotlib: pip install 'intake-sim[plots]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -88,7 +88,15 @@ def make_engine(
     try:
         # pre_ping: after a PostgreSQL restart, the next batch reconnects instead of failing.
         engine = create_engine(parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args)
-    except (ImportError, ArgumentError) as exc:
+    except ImportError as exc:
+        # PostgreSQL's driver is an extra, so the demo's install stays small.
+        hint = (
+            " (install it with: pip install 'intake-sim[postgresql]')"
+            if backend != "sqlite"
+            else ""
+        )
+        raise ConfigError(f"cannot use database URL {url!r}: {exc}{hint}") from None
+    except ArgumentError as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from None
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -2,7 +2,7 @@
 
 No alembic.ini is needed: the script location is the package's own
 `migrations/` folder, so an installed intake-sim can upgrade any database it
-is pointed at. Policy (see README, "Schema migrations"): an empty database is
+is pointed at. Policy (see docs/deploying.md): an empty database is
 created by upgrading it to head; an older SQLite file is upgraded by the
 commands that write; any other older database is refused until
 `intake-sim db upgrade` has run.
