@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -44,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RCPT = "support@acme.example"
-LISTENING = re.compile(rb"listening on smtp://([^:\s]+):(\d+)")
 BODY_LINE = "The quick brown fox files a ticket about the lazy dog's printer again. "
 BENCH_ORG = """\
 # The sample org with the flood filter off: smtp-source sends every message from one
@@ -147,14 +145,16 @@ def _children(pid: int) -> list[int]:
 
 
 def start_server(name: str, command: list[str], workdir: Path) -> Server:
+    from simulator.reliability.listener import listening_address
+
     log = workdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        match = LISTENING.search(log.read_bytes())
-        if match:
-            return Server(name, process, match.group(1).decode(), int(match.group(2)), log)
+        address = listening_address(log.read_text(errors="replace"))
+        if address:
+            return Server(name, process, *address, log)
         if process.poll() is not None:
             break
         time.sleep(0.05)

@@ -1,3 +1,3 @@
-from simulator.cli.app import app
+from simulator.cli import app
 
 app(prog_name="intake-sim")

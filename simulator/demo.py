@@ -17,9 +17,10 @@ from typing import Any
 
 from simulator.org import Org
 from simulator.pipeline.batch import prepare
-from simulator.reports import rows as reports
+from simulator.reports import rows, summary
 from simulator.service import intake_service
-from simulator.smtp.mailfiles import MailFile, SendResult, SmtpSender, load_mail
+from simulator.smtp.client import SendResult, send_all
+from simulator.smtp.mailfiles import MailFile, load_mail
 from simulator.smtp.relay import Relay
 from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store
@@ -37,6 +38,43 @@ class DemoResult:
     users: list[dict[str, Any]]
     report: dict[str, Any]
     outbox: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole result as `demo --format json` prints it."""
+        return {
+            "listener": self.listener,
+            "messages": self.deliveries,
+            "issues": self.issues,
+            "users": self.users,
+            "report": self.report,
+            "outbox": self.outbox,
+        }
+
+    def outcomes(self, mail: list[MailFile]) -> list[dict[str, Any]]:
+        """One row per sample email: its reply, outcome and whether it is as expected."""
+        found = []
+        for item, sent, delivery in zip(mail, self.sent, self.deliveries, strict=False):
+            expected = expected_outcome(item) or {}
+            outcome = delivery["outcome"] + (f"/{delivery['reason']}" if delivery["reason"] else "")
+            matches = (
+                expected.get("outcome") in (None, delivery["outcome"])
+                and expected.get("reason") == delivery["reason"]
+            )
+            found.append(
+                {
+                    "email": Path(item.source).stem,
+                    "reply": sent.code,
+                    "outcome": outcome,
+                    "issue": delivery["issue"],
+                    "sender": delivery["sender"],
+                    "as expected": matches,
+                }
+            )
+        return found
+
+    def waiting(self) -> int:
+        """Automatic emails still pending in the outbox."""
+        return sum(row["status"] == "pending" for row in self.outbox)
 
 
 def sample_emails_dir() -> Path:
@@ -57,16 +95,7 @@ def expected_outcome(mail: MailFile) -> dict[str, Any] | None:
 async def _send_all(
     host: str, port: int, mail: list[MailFile], recipient: str, progress: Progress
 ) -> list[SendResult]:
-    def send_blocking() -> list[SendResult]:
-        results = []
-        with SmtpSender(host, port) as sender:
-            for item in mail:
-                result = sender.send(item, [recipient])
-                progress(result)
-                results.append(result)
-        return results
-
-    return await asyncio.to_thread(send_blocking)
+    return await asyncio.to_thread(send_all, host, port, mail, [recipient], progress)
 
 
 def run_demo(
@@ -93,9 +122,9 @@ def run_demo(
         return DemoResult(
             listener=listener,
             sent=sent,
-            deliveries=reports.messages(session),
-            issues=reports.issues(session),
-            users=reports.users(session),
-            report=reports.report(session, org),
-            outbox=reports.outbox(session),
+            deliveries=rows.messages(session),
+            issues=rows.issues(session),
+            users=rows.users(session),
+            report=summary.report(session, org),
+            outbox=rows.outbox(session),
         )

@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.delivery import spool
-from simulator.delivery.spool import Ack, ProcessorConfig, SpoolProcessor
+from simulator.delivery.processor import ProcessorConfig, SpoolProcessor
+from simulator.delivery.spool import Ack
 from simulator.delivery.writer import GroupCommitWriter
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
 from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits
+from simulator.smtp.handler import IntakeHandler
 from simulator.smtp.relay import OutboxSender, Relay, RetryPolicy
-from simulator.smtp.server import IntakeHandler, ListenerOptions, smtp_listener
+from simulator.smtp.server import ListenerOptions, smtp_listener
 from simulator.store.db import Store
-from simulator.web.app import WebOptions, create_app, web_server
+from simulator.web.app import WebOptions, create_app
+from simulator.web.server import web_server
 
 log = logging.getLogger("intake_sim.service")
 

@@ -3,18 +3,17 @@
 Every test that takes `db_url` (and so every `listener` test) runs twice: on a
 fresh SQLite file, and on a fresh PostgreSQL database created for that test on
 the server named by INTAKE_SIM_TEST_PG (skipped when it is unset).
+
+Only fixtures and pytest hooks live here; the helpers behind them are in
+tests/support/.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import smtplib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtpd
@@ -23,23 +22,10 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from simulator.org import Org, load_org
-from simulator.pipeline.batch import prepare
-from simulator.pipeline.parse import MimeLimits
-from simulator.service import intake_service
-from simulator.smtp.server import ListenerOptions
-from simulator.store.db import Store, open_store
-
-ORGS = Path(__file__).parent / "orgs"
-PG_ENV = "INTAKE_SIM_TEST_PG"
-PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://... to run the PostgreSQL suite"
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_SKIP),
-    ),
-]
+from simulator.store.db import open_store
+from tests.support.databases import BACKENDS, PG_ENV, PG_SKIP, fresh_database
+from tests.support.listeners import Listener, running_listener
+from tests.support.samples import org_file
 
 
 def pytest_report_header() -> list[str]:
@@ -50,75 +36,6 @@ def pytest_report_header() -> list[str]:
         f"aiosmtpd {aiosmtpd.__version__}",
         f"PostgreSQL under test: {shown}",
     ]
-
-
-def pg_admin() -> sqlalchemy.Engine:
-    """An autocommit engine on the server of INTAKE_SIM_TEST_PG, for CREATE/DROP DATABASE."""
-    return sqlalchemy.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
-
-
-@contextmanager
-def fresh_database(backend: str, folder: Path) -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards (PostgreSQL) or left in tmp."""
-    if backend == "sqlite":
-        yield f"sqlite:///{folder / 'intake.db'}"
-        return
-    name = f"intake_sim_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    admin = pg_admin()
-    try:
-        with admin.connect() as connection:
-            # template0: never connected to, so a CREATE elsewhere cannot make this one fail.
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        url = make_url(os.environ[PG_ENV]).set(database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def backend_of(url: str) -> str:
-    return make_url(url).get_backend_name()
-
-
-@dataclass
-class Listener:
-    host: str
-    port: int
-    store: Store
-    org: Org
-
-    async def send(
-        self, raw: bytes, mail_from: str = "someone@customer.example", rcpt: str | None = None
-    ) -> tuple[int, str]:
-        """One SMTP transaction from a real client in a worker thread: (code, reply)."""
-        return await asyncio.to_thread(
-            smtp_transaction,
-            self.host,
-            self.port,
-            raw,
-            mail_from,
-            rcpt or self.org.intake_addresses[0],
-        )
-
-
-def smtp_transaction(
-    host: str, port: int, raw: bytes, mail_from: str, rcpt: str
-) -> tuple[int, str]:
-    with smtplib.SMTP(host, port, timeout=30) as client:
-        client.ehlo("tests.localhost")
-        options = ["BODY=8BITMIME"] if any(b > 0x7F for b in raw) else []
-        code, reply = client.mail(mail_from, options)
-        assert code == 250, reply
-        code, reply = client.rcpt(rcpt)
-        if code != 250:
-            return code, reply.decode()
-        code, reply = client.data(raw)
-        return code, reply.decode()
-
-
-def org_file(name: str) -> Path:
-    return ORGS / name
 
 
 @pytest.fixture(params=BACKENDS)
@@ -148,26 +65,6 @@ async def listener(db_url: str, org: Org) -> AsyncIterator[Listener]:
     store.dispose()
 
 
-@asynccontextmanager
-async def running_listener(
-    store: Store,
-    org: Org,
-    options: ListenerOptions | None = None,
-    *,
-    prepared: bool | None = None,
-    mime_limits: MimeLimits | None = None,
-) -> AsyncIterator[Listener]:
-    """A listener on a free loopback port; prepares the store unless told whether it is."""
-    if prepared is None:
-        await asyncio.to_thread(prepare, store, org)
-        prepared = True
-    options = options or ListenerOptions(port=0)
-    async with intake_service(
-        store, org, options, mime_limits=mime_limits, prepared=prepared
-    ) as service:
-        yield Listener(service.host, service.port, store, org)
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database of its own, dropped afterwards (INTAKE_SIM_TEST_PG)."""
@@ -186,26 +83,3 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
-
-
-def compose(
-    sender: str,
-    subject: str = "Help",
-    message_id: str | None = None,
-    *,
-    to: str = "desk@globex.test",
-    headers: dict[str, str] | None = None,
-    body: str = "Hello, something is broken.",
-) -> bytes:
-    """A small RFC 5322 message with CRLF line endings."""
-    lines = [
-        f"From: {sender}",
-        f"To: {to}",
-        f"Subject: {subject}",
-        "Date: Sat, 28 Nov 2026 10:00:00 +0000",
-    ]
-    if message_id:
-        lines.append(f"Message-ID: <{message_id}>")
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", body, ""]
-    return "\r\n".join(lines).encode()

@@ -3,28 +3,20 @@ order into one fresh database, must get the outcome written beside it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from simulator.demo import run_demo
 from simulator.org import load_org
 from simulator.smtp.mailfiles import MailFile, load_mail
 from simulator.store.db import Store
-from simulator.store.models import Delivery, User
-from tests.conftest import BACKENDS, fresh_database
+from tests.support.databases import BACKENDS, fresh_database
+from tests.support.samples import CASES, expected_for, stored_rows
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "emails"
-CASES = sorted(FIXTURES.glob("*.eml"))
 EXPECTED_KEYS = {"outcome", "reason", "role", "issue", "new_user", "sender", "note"}
-
-
-def expected_for(path: Path) -> dict[str, Any]:
-    return json.loads(path.with_name(path.stem + ".expected.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -41,33 +33,6 @@ def _deliver_all(store: Store) -> dict[str, dict[str, Any]]:
     result = run_demo(store, load_org(), mail, lambda _: None)
     rows = stored_rows(store, mail, [sent.code for sent in result.sent])
     store.dispose()
-    return rows
-
-
-def stored_rows(store: Store, mail: list[MailFile], codes: list[int]) -> dict[str, dict[str, Any]]:
-    """Per sample file: its SMTP reply code and what intake stored for it."""
-    with store.sessions() as session:
-        deliveries = session.scalars(select(Delivery).order_by(Delivery.id)).all()
-        users = {u.id: u for u in session.scalars(select(User))}
-        first_delivery_of = {}
-        for delivery in deliveries:
-            first_delivery_of.setdefault(delivery.user_id, delivery.id)
-        rows = {}
-        for item, code, delivery in zip(mail, codes, deliveries, strict=True):
-            user = users.get(delivery.user_id) if delivery.user_id else None
-            rows[Path(item.source).name] = {
-                "code": code,
-                "outcome": delivery.outcome,
-                "reason": delivery.reason,
-                "issue": delivery.issue_number,
-                "sender": delivery.sender,
-                "role": user.role if user else None,
-                "new_user": bool(
-                    user
-                    and user.origin != "directory"
-                    and first_delivery_of[user.id] == delivery.id
-                ),
-            }
     return rows
 
 

@@ -4,6 +4,17 @@ Split by command family, with one `app`. It holds no loop over messages, no SQL
 and no date parsing; library errors become one `Error:` line and exit status 1.
 Only this package imports typer and rich. Nothing imports it but __main__.
 """
+
+# Importing a command module registers its commands on `app`.
+from simulator.cli import (  # noqa: F401
+    database,
+    demo,
+    listener,
+    listings,
+    mail,
+    reliability,
+    simulate,
+)
 from simulator.cli.app import app
 
 __all__ = ["app"]

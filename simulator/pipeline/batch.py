@@ -5,30 +5,43 @@ SAVEPOINT of its own, so one delivery that trips an unexpected error is rolled
 back alone and stored as quarantined while its batch-mates go on; it never
 commits. `write_batch` and `ingest` are the edge: they open one transaction per
 batch through `Store.transaction` and commit it. `ingest` is what every path that
-is not the listener (files, `simulate --via direct`) feeds its submissions to.
+is not the listener (files, `simulate --via direct`) feeds its submissions to;
+`file_submissions` turns mail read from files into them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from simulator.domain import Outcome, Reason, Submission
+from simulator.domain import Channel, Outcome, Reason, Submission
 from simulator.org import Org
 from simulator.pipeline import intake, signing
 from simulator.pipeline.intake import DeliveryResult
 from simulator.pipeline.ledger import SeatChange, reconcile_directory
-from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits
+from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits, receive_time
 from simulator.store.db import Store
 from simulator.store.models import Delivery
 
 log = logging.getLogger("intake_sim.writer")
 DEFAULT_BATCH = 200
+
+
+class RawMail(Protocol):
+    """A message as read from a file: its bytes and its envelope sender."""
+
+    @property
+    def raw(self) -> bytes: ...
+
+    @property
+    def envelope_from(self) -> str: ...
 
 
 def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
@@ -136,3 +149,19 @@ def ingest(
         if on_batch is not None:
             on_batch(results)
     return done
+
+
+def file_submissions(
+    mail: Iterable[RawMail], org: Org, use_date_header: bool = False
+) -> Iterator[Submission]:
+    """Mail read from files as `ingest` submissions: to the org's first intake address,
+    received now, or at its Date header with `use_date_header` (historical mail)."""
+    recipients = [org.intake_addresses[0]]
+    for item in mail:
+        received_at = receive_time(item.raw, use_date_header)
+        yield Submission(item.raw, item.envelope_from, recipients, received_at, Channel.INGEST)
+
+
+def outcome_counts(results: Iterable[DeliveryResult]) -> Counter[str]:
+    """How many of `results` got each outcome."""
+    return Counter(result.outcome.value for result in results)

@@ -135,6 +135,13 @@ def date_header(raw: bytes) -> datetime | None:
     return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
 
 
+def receive_time(raw: bytes, use_date_header: bool) -> datetime:
+    """When a delivery counts as received: its Date header when `use_date_header` is
+    set and the header reads as a time (replaying dated mail), else now."""
+    dated = date_header(raw) if use_date_header else None
+    return dated or datetime.now(UTC)
+
+
 def derived_message_id(raw: bytes) -> str:
     """A stable stand-in Message-ID, so resends of an id-less message still dedupe."""
     return f"{hashlib.sha256(raw).hexdigest()[:32]}@derived.intake-sim.invalid"

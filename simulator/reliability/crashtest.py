@@ -31,7 +31,8 @@ from simulator.errors import IntakeSimError
 from simulator.org import load_org
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
 from simulator.reliability.listener import ListenerProcess
-from simulator.smtp.client import LoadClient
+from simulator.smtp.client import RETRY_TIMEOUT_SECONDS, SmtpClient
+from simulator.smtp.mailfiles import MailFile
 from simulator.store.db import Store
 from simulator.store.models import Delivery
 
@@ -149,7 +150,7 @@ class _Client(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        client = LoadClient()
+        client = SmtpClient(timeout=RETRY_TIMEOUT_SECONDS)
         number = 0
         try:
             while not self.stop.is_set():
@@ -160,11 +161,11 @@ class _Client(threading.Thread):
         finally:
             client.close()
 
-    def _deliver(self, client: LoadClient, message_id: str, raw: bytes) -> None:
-        sender = f"c{self.index}@customer.example"
+    def _deliver(self, client: SmtpClient, message_id: str, raw: bytes) -> None:
+        mail = MailFile(message_id, raw, f"c{self.index}@customer.example")
         while True:
             self.attempts += 1
-            reply = client.deliver(self.listener.address(), sender, INTAKE_ADDRESS, raw)
+            reply = client.attempt(self.listener.address(), mail, INTAKE_ADDRESS)
             if reply.code == 250 and (reply.delivery_id is not None or reply.spooled):
                 self.acked[message_id] = reply.delivery_id
                 return

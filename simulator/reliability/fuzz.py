@@ -9,7 +9,6 @@ answers, and no message got a 451 (which here could only be an internal error).
 from __future__ import annotations
 
 import random
-import smtplib
 import tempfile
 import threading
 import time
@@ -22,7 +21,8 @@ from sqlalchemy import select
 from simulator.domain import Outcome
 from simulator.reliability.fuzzmail import MailFuzzer
 from simulator.reliability.listener import ListenerProcess
-from simulator.smtp.client import LoadClient
+from simulator.smtp.client import RETRY_TIMEOUT_SECONDS, NoSession, SmtpClient
+from simulator.smtp.mailfiles import MailFile
 from simulator.store.db import Store
 from simulator.store.models import Delivery
 
@@ -83,12 +83,13 @@ class _Sender(threading.Thread):
         self.accepted: list[int] = []
 
     def run(self) -> None:
-        client = LoadClient()
+        client = SmtpClient(timeout=RETRY_TIMEOUT_SECONDS)
         try:
             for _ in range(self.count):
                 raw = self.fuzzer.message()
                 sender = self.fuzzer.rng.choice(ENVELOPE_SENDERS)
-                reply = client.deliver(self.address, sender, INTAKE_ADDRESS, raw)
+                mail = MailFile("fuzz", raw, sender)
+                reply = client.attempt(self.address, mail, INTAKE_ADDRESS)
                 self.replies[reply.code] += 1
                 if reply.delivery_id is not None:
                     self.accepted.append(reply.delivery_id)
@@ -138,9 +139,9 @@ def _send_all(options: FuzzOptions, address: tuple[str, int]) -> FuzzReport:
 
 def _answers(address: tuple[str, int]) -> bool:
     try:
-        with smtplib.SMTP(*address, timeout=10) as client:
-            return client.noop()[0] == 250
-    except (OSError, smtplib.SMTPException):
+        with SmtpClient(*address, timeout=10) as client:
+            return client.noop() == 250
+    except NoSession:
         return False
 
 

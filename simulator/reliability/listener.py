@@ -1,8 +1,9 @@
 """A real `intake-sim serve` process, for tests and commands that must kill it.
 
 The listener runs as a child process (`python -m simulator serve --port 0`);
-its bound address is read from the "listening on smtp://HOST:PORT" log line,
-and its log is drained by a thread so the pipe never fills up and stalls it.
+its bound address is read from the "listening on smtp://HOST:PORT" log line
+(`listening_address`, for every reader of that line), and its log is drained
+by a thread so the pipe never fills up and stalls it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ LISTENING = re.compile(r"listening on smtp://(\S+):(\d+)")
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 60
 LOG_TAIL_LINES = 50
+
+
+def listening_address(log: str) -> tuple[str, int] | None:
+    """(host, port) of the first "listening on smtp://HOST:PORT" line in `log` (one line
+    or a whole log); None when there is none."""
+    found = LISTENING.search(log)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 class ListenerProcess:
@@ -68,9 +76,9 @@ class ListenerProcess:
         with process.stderr:
             for line in process.stderr:
                 self.tail.append(line.rstrip("\n"))
-                found = LISTENING.search(line) if not ready.is_set() else None
+                found = listening_address(line) if not ready.is_set() else None
                 if found:
-                    address.append((found.group(1), int(found.group(2))))
+                    address.append(found)
                     ready.set()
         ready.set()  # the process ended: stop waiting, start() reports it
 

@@ -1,7 +1,8 @@
 """Running synthetic traffic through intake: in-process, or over SMTP.
 
-`direct` hands the built messages to the same group-commit `write_batch` the
-listener uses, with the simulated receive time. `smtp` sends them to a
+`direct` hands the built messages to the pipeline's `ingest`, one committed
+transaction per batch as the listener's group commit, with the simulated
+receive time. `smtp` sends them to a
 listener from several client threads. Both end with the same report when the
 listener takes the receive time from the Date header (`serve
 --use-date-header`, and always for the listener `simulate` starts itself).
@@ -22,16 +23,16 @@ from typing import Any
 
 from simulator.domain import Submission
 from simulator.org import Org
-from simulator.pipeline.batch import prepare, write_batch
-from simulator.reports import rows as reports
+from simulator.pipeline.batch import ingest, prepare
+from simulator.reports.summary import data_end, report
 from simulator.service import intake_service
 from simulator.simulation.traffic import PlannedMail, TrafficParams, build_message, plan
-from simulator.smtp.mailfiles import MailFile, SmtpSender
+from simulator.smtp.client import SmtpClient
+from simulator.smtp.mailfiles import MailFile
 from simulator.smtp.server import ListenerOptions
 from simulator.store.db import Store
 
 Advance = Callable[[int], None]
-BATCH = 200
 
 
 @dataclass
@@ -51,18 +52,15 @@ def _planned(params: TrafficParams, org: Org) -> Iterator[tuple[PlannedMail, Mai
 def run_direct(store: Store, org: Org, params: TrafficParams, advance: Advance) -> None:
     """The traffic through the real pipeline in-process, in batches of one transaction."""
     prepare(store, org, params.start)
+    ingest(store, org, _submissions(params, org), on_batch=lambda done: advance(len(done)))
+
+
+def _submissions(params: TrafficParams, org: Org) -> Iterator[Submission]:
+    """The planned traffic as submissions, each received at its simulated time."""
     recipients = [org.intake_addresses[0]]
-    batch: list[Submission] = []
     for mail, file in _planned(params, org):
         received_at = datetime.fromtimestamp(mail.at, UTC)
-        batch.append(Submission(file.raw, file.envelope_from, recipients, received_at))
-        if len(batch) >= BATCH:
-            write_batch(store, org, batch)
-            advance(len(batch))
-            batch = []
-    if batch:
-        write_batch(store, org, batch)
-        advance(len(batch))
+        yield Submission(file.raw, file.envelope_from, recipients, received_at)
 
 
 class _Acknowledged:
@@ -98,7 +96,7 @@ def send_smtp(
     recipients = [org.intake_addresses[0]]
 
     def client() -> None:
-        with SmtpSender(host, port) as sender:
+        with SmtpClient(host, port) as sender:
             while True:
                 with take:
                     item = next(source, None)
@@ -151,6 +149,6 @@ def run_own_listener(
 def final_report(store: Store, org: Org, params: TrafficParams) -> dict[str, Any]:
     """The report as of the end of the span, or of the data if that is later."""
     with store.read() as session:
-        end = reports.data_end(session)
+        end = data_end(session)
         as_of = max(params.end, end) if end else params.end
-        return reports.report(session, org, as_of)
+        return report(session, org, as_of)

@@ -10,11 +10,15 @@ seed = 7
 [traffic.noise]
 auto_reply = 0.03
 ```
+
+`merge_traffic` lays values given elsewhere (the command line's traffic flags)
+over a scenario's traffic, or over the defaults when there is no scenario.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -41,6 +45,33 @@ def load_scenario(path: str | Path) -> Scenario:
     org = _org(data.get("org", {}), file)
     traffic = traffic_params(data.get("traffic", {}), str(file))
     return Scenario(str(data.get("name", file.stem)), org, traffic, str(file))
+
+
+def merge_traffic(
+    scenario: str | Path | None, org: str | Path | None, overrides: Mapping[str, Any]
+) -> tuple[Org, TrafficParams]:
+    """The org and traffic: the scenario's (if any), then `overrides`, whose None
+    values mean "not given". An `org` file replaces the scenario's org."""
+    if scenario is not None:
+        loaded = load_scenario(scenario)
+        organisation = load_org(org) if org else loaded.org
+        base = loaded.traffic
+    else:
+        organisation, base = load_org(org), TrafficParams()
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return organisation, traffic_params(given, "options", base)
+
+
+def parse_noise(text: str) -> dict[str, float]:
+    """'auto_reply=0.05,bounce=0.02' -> {'auto_reply': 0.05, 'bounce': 0.02}."""
+    shares = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, value = part.partition("=")
+        try:
+            shares[kind.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"noise shares are kind=share pairs, not {part!r}") from None
+    return shares
 
 
 def _org(table: Any, file: Path) -> Org:

@@ -29,9 +29,7 @@ def parse_volumes(text: str) -> list[int]:
         try:
             value = float(part.strip().replace("_", ""))
         except ValueError:
-            raise ConfigError(
-                f"--volumes wants numbers such as 100,1000,1e4, not {part!r}"
-            ) from None
+            raise ConfigError(f"volumes are numbers such as 100,1000,1e4, not {part!r}") from None
         if value != int(value) or not 1 <= value <= MAX_VOLUME:
             raise ConfigError(f"each volume must be a whole number from 1 to {MAX_VOLUME:,}")
         volumes.add(int(value))

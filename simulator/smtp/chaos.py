@@ -45,21 +45,21 @@ def parse_rule(text: str) -> ChaosRule:
     """`data:451:0.2` -> ChaosRule; anything malformed is a ConfigError naming the rule."""
     parts = text.strip().split(":")
     if len(parts) != 3:
-        raise ConfigError(f"--chaos wants STAGE:CODE:PROBABILITY, not {text!r}")
+        raise ConfigError(f"a chaos rule is STAGE:CODE:PROBABILITY, not {text!r}")
     stage_text, code_text, probability_text = parts
     stages = ", ".join(s.value for s in Stage)
     try:
         stage = Stage(stage_text.lower())
     except ValueError:
-        raise ConfigError(f"--chaos stage {stage_text!r} is not one of {stages}") from None
+        raise ConfigError(f"chaos stage {stage_text!r} is not one of {stages}") from None
     if not code_text.isdigit() or not 400 <= int(code_text) <= 599:
-        raise ConfigError(f"--chaos code {code_text!r} is not a 4xx or 5xx reply code")
+        raise ConfigError(f"chaos code {code_text!r} is not a 4xx or 5xx reply code")
     try:
         probability = float(probability_text)
     except ValueError:
         probability = -1.0
     if not 0.0 <= probability <= 1.0:
-        raise ConfigError(f"--chaos probability {probability_text!r} is not between 0 and 1")
+        raise ConfigError(f"chaos probability {probability_text!r} is not between 0 and 1")
     return ChaosRule(stage, int(code_text), probability)
 
 

@@ -1,85 +1,190 @@
-"""An SMTP client for load runs: one reused connection, reopened after any failure.
+"""The one SMTP client: one connection reused for many messages, reopened after a failure.
 
-`deliver()` makes one attempt and returns the final reply of the transaction;
-a refused connection, a reset or a timeout comes back as code 0, so callers
-can decide to retry. Used by `crash-test` and `fuzz`.
+`send()` makes one transaction and returns the server's final reply; a listener
+that cannot be reached at all is an IntakeSimError. It is what `send`, `demo`,
+`simulate` and the outbox's relay sender use. `attempt()` is its retry mode, for
+callers that retry on their own (`crash-test`, `fuzz`, the outbox): it never
+raises, and no connection at all comes back as code 0. `noop()` is the whole
+session of the readiness check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-ACCEPTED = re.compile(r"delivery (\d+)")
-SPOOLED = re.compile(r"Queued as spool \d+")
-CLIENT_TIMEOUT_SECONDS = 30
+from simulator.errors import IntakeSimError
+from simulator.smtp import replies
+from simulator.smtp.mailfiles import MailFile
+
+SEND_TIMEOUT_SECONDS = 60
+RETRY_TIMEOUT_SECONDS = 30
+HELO_NAME = "intake-sim-sender.localhost"
 
 
 @dataclass(frozen=True)
-class Reply:
+class SendResult:
+    """The server's final reply to one message (`reply` is its text, without the code)."""
+
+    source: str
     code: int  # 0: no reply (connection refused, reset or timed out)
-    text: str
+    reply: str
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300
 
     @property
     def delivery_id(self) -> int | None:
         """The delivery id of a 250 "Accepted as delivery N" reply."""
-        found = ACCEPTED.search(self.text) if self.code == 250 else None
-        return int(found.group(1)) if found else None
+        return replies.delivery_id(self.reply) if self.code == 250 else None
 
     @property
     def spooled(self) -> bool:
         """A 250 from a `serve --ack spool`: the delivery id is not known yet."""
-        return self.code == 250 and SPOOLED.search(self.text) is not None
+        return self.code == 250 and replies.spool_id(self.reply) is not None
 
 
-class LoadClient:
-    def __init__(self, timeout: float = CLIENT_TIMEOUT_SECONDS) -> None:
-        self.timeout = timeout
+class NoSession(IntakeSimError):
+    """No SMTP session could be opened: no listener, or a greeting other than 220."""
+
+    def __init__(self, host: str, port: int, cause: OSError | smtplib.SMTPException) -> None:
+        super().__init__(f"cannot connect to an SMTP listener at {host}:{port}: {cause}")
+        self.cause = cause
+
+    @property
+    def greeting_code(self) -> int | None:
+        """The code of a greeting other than 220; None when nothing answered."""
+        return self.cause.smtp_code if isinstance(self.cause, smtplib.SMTPConnectError) else None
+
+
+class SmtpClient:
+    """One SMTP connection to host:port, reused for many messages, reopened after a failure."""
+
+    def __init__(self, host: str = "", port: int = 0, timeout: float = SEND_TIMEOUT_SECONDS):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.greeting = ""  # the text of the last session's 220
         self._client: smtplib.SMTP | None = None
-        self._address: tuple[str, int] | None = None
 
-    def deliver(self, address: tuple[str, int], mail_from: str, rcpt: str, raw: bytes) -> Reply:
+    def __enter__(self) -> SmtpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.quit()
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._client is None:
+            client = smtplib.SMTP(timeout=self.timeout)
+            try:
+                code, greeting = client.connect(self.host, self.port)
+                if code != 220:
+                    raise smtplib.SMTPConnectError(code, greeting)
+                client.ehlo(HELO_NAME)
+            except (OSError, smtplib.SMTPException) as exc:
+                client.close()
+                raise NoSession(self.host, self.port, exc) from None
+            self._client, self.greeting = client, _text(greeting)
+        return self._client
+
+    def send(self, mail: MailFile, recipients: Sequence[str]) -> SendResult:
+        """One SMTP transaction; the result carries the server's final reply."""
+        client = self._connect()
         try:
-            client = self._connect(address)
-            code, text = client.mail(mail_from, ["BODY=8BITMIME"])
-            if code == 250:
-                code, text = client.rcpt(rcpt)
-            if code == 250:
-                code, text = client.data(raw)
-        except smtplib.SMTPResponseException as exc:  # e.g. 421 as the greeting
+            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail))
+            if code != 250:
+                return self._failed(mail, code, reply)
+            accepted = 0
+            for recipient in recipients:
+                code, reply = client.rcpt(recipient)
+                accepted += code in (250, 251)
+            if not accepted:
+                return self._failed(mail, code, reply)
+            code, reply = client.data(mail.raw)
+        except smtplib.SMTPResponseException as exc:
+            return self._failed(mail, exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            return Reply(exc.smtp_code, _text(exc.smtp_error))
+            return SendResult(mail.source, 0, f"connection failed: {exc}")
+        return SendResult(mail.source, code, _text(reply))
+
+    def attempt(self, address: tuple[str, int], mail: MailFile, recipient: str) -> SendResult:
+        """Retry mode: one try at `address`, never raising; no session at all is code 0.
+
+        A new address (a listener restarted on another port) drops the old connection.
+        """
+        if address != (self.host, self.port):
+            self.close()
+            self.host, self.port = address
+        try:
+            return self.send(mail, [recipient])
+        except NoSession as exc:
+            return SendResult(mail.source, 0, str(exc))
+
+    def noop(self) -> int:
+        """The code of the reply to NOOP, in a session opened if need be (`greeting` is its 220)."""
+        client = self._connect()
+        try:
+            code, _ = client.noop()
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            return Reply(0, f"{type(exc).__name__}: {exc}")
-        if code != 250:
-            self._reset()
-        return Reply(code, _text(text))
+            raise NoSession(self.host, self.port, exc) from None
+        return code
+
+    def _failed(self, mail: MailFile, code: int, reply: bytes | str) -> SendResult:
+        self._reset()
+        return SendResult(mail.source, code, _text(reply))
 
     def _reset(self) -> None:
-        """After a refusal: RSET for the next message, or drop a connection that is gone."""
         try:
             if self._client is not None:
                 self._client.rset()
-        except (OSError, smtplib.SMTPException):
+        except (smtplib.SMTPException, OSError):
             self.close()
 
-    def _connect(self, address: tuple[str, int]) -> smtplib.SMTP:
-        if self._client is None or self._address != address:
-            self.close()
-            client = smtplib.SMTP(timeout=self.timeout)
-            client.connect(*address)
-            self._client, self._address = client, address
-            client.ehlo("load.intake-sim.localhost")
-        return self._client
+    def quit(self) -> None:
+        """End the session politely (QUIT), as leaving a `with` block does."""
+        if self._client is not None:
+            try:
+                self._client.quit()
+            except (TimeoutError, smtplib.SMTPException, OSError):
+                self._client.close()
+            self._client = None
 
     def close(self) -> None:
+        """Drop the connection without a word: after a failure, or on the listener's own loop."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(OSError):
                 client.close()
+
+
+def send_all(
+    host: str,
+    port: int,
+    mail: Iterable[MailFile],
+    recipients: Sequence[str],
+    progress: Callable[[SendResult], None] | None = None,
+) -> list[SendResult]:
+    """Every message in turn over one reused connection; `progress` sees each result."""
+    results = []
+    with SmtpClient(host, port) as client:
+        for item in mail:
+            result = client.send(item, recipients)
+            if progress is not None:
+                progress(result)
+            results.append(result)
+    return results
+
+
+def _mail_options(client: smtplib.SMTP, mail: MailFile) -> list[str]:
+    options = []
+    if client.has_extn("8bitmime") and any(b > 0x7F for b in mail.raw):
+        options.append("BODY=8BITMIME")
+    if client.has_extn("smtputf8") and not mail.envelope_from.isascii():
+        options.append("SMTPUTF8")
+    return options
 
 
 def _text(reply: bytes | str) -> str:

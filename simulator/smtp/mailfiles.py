@@ -1,4 +1,4 @@
-"""Reading mail from disk and delivering it to a listener over real SMTP.
+"""Reading mail from disk; smtp/client.py delivers what is read here.
 
 Used by `send`, `ingest` and `demo`. Files may be single messages (.eml or any
 other name), folders of them, or mbox files. The envelope sender comes from a
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import mailbox
 import re
-import smtplib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ FROM_HEADER = re.compile(
 )
 MESSAGE_SUFFIXES = {".eml", ".msg", ".txt", ""}
 MBOX_SUFFIXES = {".mbox", ".mbx"}
-SEND_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -33,17 +31,6 @@ class MailFile:
     source: str  # file path, or "path#N" for the Nth message of an mbox
     raw: bytes
     envelope_from: str  # "" means the null sender <>
-
-
-@dataclass(frozen=True)
-class SendResult:
-    source: str
-    code: int
-    reply: str
-
-    @property
-    def accepted(self) -> bool:
-        return 200 <= self.code < 300
 
 
 def envelope_sender(raw: bytes, mbox_from: str | None = None) -> str:
@@ -99,82 +86,3 @@ def load_mail(paths: Iterable[str | Path]) -> list[MailFile]:
                 raw = file.read_bytes()
                 found.append(MailFile(str(file), raw, envelope_sender(raw)))
     return found
-
-
-class SmtpSender:
-    """One SMTP connection reused for many messages, reopened after a failure."""
-
-    def __init__(self, host: str, port: int, timeout: float = SEND_TIMEOUT_SECONDS) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
-        self._client: smtplib.SMTP | None = None
-
-    def __enter__(self) -> SmtpSender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _connect(self) -> smtplib.SMTP:
-        if self._client is None:
-            try:
-                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-                client.ehlo("intake-sim-sender.localhost")
-            except (OSError, smtplib.SMTPException) as exc:
-                raise IntakeSimError(
-                    f"cannot connect to an SMTP listener at {self.host}:{self.port}: {exc}"
-                ) from None
-            self._client = client
-        return self._client
-
-    def send(self, mail: MailFile, recipients: list[str]) -> SendResult:
-        """One SMTP transaction; the result carries the server's final reply."""
-        client = self._connect()
-        try:
-            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail))
-            if code != 250:
-                return self._failed(mail, code, reply)
-            accepted = 0
-            for recipient in recipients:
-                code, reply = client.rcpt(recipient)
-                accepted += code in (250, 251)
-            if not accepted:
-                return self._failed(mail, code, reply)
-            code, reply = client.data(mail.raw)
-        except smtplib.SMTPResponseException as exc:
-            return self._failed(mail, exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPException, OSError) as exc:
-            self.close()
-            return SendResult(mail.source, 0, f"connection failed: {exc}")
-        return SendResult(mail.source, code, _text(reply))
-
-    def _failed(self, mail: MailFile, code: int, reply: bytes | str) -> SendResult:
-        self._reset()
-        return SendResult(mail.source, code, _text(reply))
-
-    def _reset(self) -> None:
-        try:
-            if self._client is not None:
-                self._client.rset()
-        except (smtplib.SMTPException, OSError):
-            self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.quit()
-            except (TimeoutError, smtplib.SMTPException, OSError):
-                self._client.close()
-            self._client = None
-
-
-def _mail_options(client: smtplib.SMTP, mail: MailFile) -> list[str]:
-    options = []
-    if client.has_extn("8bitmime") and any(b > 0x7F for b in mail.raw):
-        options.append("BODY=8BITMIME")
-    if client.has_extn("smtputf8") and not mail.envelope_from.isascii():
-        options.append("SMTPUTF8")
-    return options
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

@@ -7,9 +7,8 @@ schema this intake-sim needs. Each failure is a NotReady with one line.
 
 from __future__ import annotations
 
-import smtplib
-
 from simulator.errors import IntakeSimError
+from simulator.smtp.client import NoSession, SmtpClient
 from simulator.store.db import Store
 from simulator.store.schema import head_revision
 
@@ -23,19 +22,15 @@ class NotReady(IntakeSimError):
 def check_smtp(host: str, port: int, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> str:
     """The listener's greeting; NotReady unless it answers 220 and takes NOOP."""
     try:
-        client = smtplib.SMTP(timeout=timeout)
-        code, greeting = client.connect(host, port)
-        try:
-            if code != 220:
-                raise NotReady(f"smtp://{host}:{port} greeted {code}, not 220")
-            noop, _ = client.noop()
-            if noop != 250:
-                raise NotReady(f"smtp://{host}:{port} answered NOOP with {noop}")
-        finally:
-            client.close()
-    except (OSError, smtplib.SMTPException) as exc:
-        raise NotReady(f"no SMTP listener at {host}:{port}: {exc}") from None
-    return greeting.decode("utf-8", "replace")
+        with SmtpClient(host, port, timeout) as client:
+            noop = client.noop()
+    except NoSession as exc:
+        if exc.greeting_code is not None:
+            raise NotReady(f"smtp://{host}:{port} greeted {exc.greeting_code}, not 220") from None
+        raise NotReady(f"no SMTP listener at {host}:{port}: {exc.cause}") from None
+    if noop != 250:
+        raise NotReady(f"smtp://{host}:{port} answered NOOP with {noop}")
+    return client.greeting
 
 
 def check_database(url: str) -> str:

@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from simulator.domain import OutboxStatus
 from simulator.errors import ConfigError, IntakeSimError
-from simulator.smtp.mailfiles import MailFile, SmtpSender
+from simulator.smtp.client import SmtpClient
+from simulator.smtp.mailfiles import MailFile
 from simulator.store.db import Store, describe_error
 from simulator.store.models import OutboxMessage
 
@@ -56,7 +57,7 @@ class Relay:
         host, _, port = text.strip().rpartition(":")
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"--relay wants HOST:PORT, such as 127.0.0.1:1025, not {text!r}")
+            raise ConfigError(f"a relay is HOST:PORT, such as 127.0.0.1:1025, not {text!r}")
         return cls(host, int(port))
 
     def __str__(self) -> str:
@@ -135,13 +136,13 @@ def send_round(store: Store, relay: Relay, retry: RetryPolicy) -> dict[str, int]
     claimed = claim_due(store, datetime.now(UTC))
     if not claimed:
         return counts
-    with SmtpSender(relay.host, relay.port, timeout=RELAY_TIMEOUT_SECONDS) as client:
+    address = (relay.host, relay.port)
+    with SmtpClient(*address, timeout=RELAY_TIMEOUT_SECONDS) as client:
         for item in claimed:
-            try:
-                result = client.send(MailFile(f"outbox#{item.id}", item.raw, ""), [item.recipient])
-                code, reply = result.code, result.reply
-            except IntakeSimError as exc:  # cannot connect: this row waits for the next round
-                code, reply = 0, str(exc)
+            # Cannot connect: code 0, and this row waits for the next round.
+            mail = MailFile(f"outbox#{item.id}", item.raw, "")
+            result = client.attempt(address, mail, item.recipient)
+            code, reply = result.code, result.reply
             status = record(store, item, code, reply, datetime.now(UTC), retry)
             counts[status] = counts.get(status, 0) + 1
             log.info(

@@ -1,8 +1,15 @@
 """Every SMTP reply line intake-sim sends, named once (RFC 5321 / RFC 3463 codes).
 
 A name starts with S and the reply code, so `S452_TOO_MANY_RECIPIENTS` can only
-ever hold a 452 line; tests/test_replies.py checks that every name matches.
+ever hold a 452 line; tests/smtp/test_replies.py checks that every name matches.
+The numbered 250 lines are read back (by our own clients) with `delivery_id`
+and `spool_id`, next to the lines they parse.
 """
+
+from __future__ import annotations
+
+import functools
+import re
 
 S250_OK = "250 2.0.0 OK"
 S250_ACCEPTED = "250 2.0.0 Accepted as delivery {delivery_id}"
@@ -25,3 +32,29 @@ S553_BAD_ADDRESS = "553 5.1.3 Recipient address not understood"
 
 # Fault injection (`serve --chaos`): the code is chosen by the operator.
 CHAOS = "{code} {enhanced} Injected fault at {stage} (chaos)"
+
+
+@functools.cache
+def _numbered(line: str, field: str) -> re.Pattern[str]:
+    """A pattern for one of our numbered lines, its leading reply code optional.
+
+    smtplib hands a client the reply without its code, so both forms are read.
+    """
+    code, text = line.split(" ", 1)
+    before, after = text.split("{" + field + "}")
+    return re.compile(rf"(?:{code} )?{re.escape(before)}(\d+){re.escape(after)}")
+
+
+def _number(line: str, field: str, reply: str) -> int | None:
+    found = _numbered(line, field).fullmatch(reply.strip())
+    return int(found.group(1)) if found else None
+
+
+def delivery_id(reply: str) -> int | None:
+    """N of an "Accepted as delivery N" reply (S250_ACCEPTED); None for any other reply."""
+    return _number(S250_ACCEPTED, "delivery_id", reply)
+
+
+def spool_id(reply: str) -> int | None:
+    """N of a "Queued as spool N" reply (S250_SPOOLED); None for any other reply."""
+    return _number(S250_SPOOLED, "spool_id", reply)

@@ -8,12 +8,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-SMTP_LINE = re.compile(r"listening on smtp://127\.0\.0\.1:(\d+)")
+from simulator.reliability.listener import listening_address
+
 WEB_LINE = re.compile(r"web view on http://127\.0\.0\.1:(\d+)/")
+PortOf = Callable[[str], int | None]  # the port a log line reports, or None
+
+
+def smtp_port_in(line: str) -> int | None:
+    found = listening_address(line)
+    return found[1] if found else None
+
+
+def web_port_in(line: str) -> int | None:
+    found = WEB_LINE.search(line)
+    return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -24,8 +36,8 @@ class Running:
 
 
 @contextmanager
-def intake_sim(args: list[str], wanted: dict[str, re.Pattern[str]], db: str) -> Iterator[Running]:
-    """Run `python -m simulator ARGS` until every pattern in `wanted` has logged its port;
+def intake_sim(args: list[str], wanted: dict[str, PortOf], db: str) -> Iterator[Running]:
+    """Run `python -m simulator ARGS` until every reader in `wanted` has found its port;
     stop it with SIGTERM afterwards and check that it exited cleanly."""
     env = {**os.environ, "INTAKE_SIM_DB": db}
     process = subprocess.Popen(
@@ -43,10 +55,10 @@ def intake_sim(args: list[str], wanted: dict[str, re.Pattern[str]], db: str) -> 
             if not line and process.poll() is not None:
                 break
             running.log.append(line)
-            for name, pattern in wanted.items():
-                found = pattern.search(line)
-                if found:
-                    running.ports[name] = int(found.group(1))
+            for name, port_of in wanted.items():
+                port = port_of(line)
+                if port is not None:
+                    running.ports[name] = port
         assert set(running.ports) == set(wanted), "".join(running.log)
         yield running
     finally:

@@ -1,0 +1,39 @@
+"""`intake-sim db`: where a database's schema stands, and bringing it up to date."""
+
+from __future__ import annotations
+
+import typer
+
+from simulator.cli.app import app
+from simulator.cli.options import DbOption, FormatOption, cli_errors, err, out
+from simulator.cli.render import Format, render
+from simulator.store.db import DEFAULT_DB_URL, Store
+from simulator.store.schema import head_revision
+
+db_app = typer.Typer(
+    help="The database schema: where a database stands, and bringing it up to date.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Bring a database to the schema this intake-sim needs; an empty one is created."""
+    with cli_errors(), Store(db) as store:
+        before = store.revision()
+        store.upgrade()
+        after = store.revision()
+    change = "already current" if before == after else f"upgraded from {before or 'empty'}"
+    err.print(f"{store.display_url}: schema {after} ({change})", highlight=False)
+
+
+@db_app.command("current")
+def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+    """Show the schema a database is at and the one this intake-sim needs."""
+    with cli_errors(), Store(db, writer=False) as store:
+        current = store.revision()
+    head = head_revision()
+    row = {"database": store.display_url, "current": current, "head": head}
+    render([{**row, "up_to_date": current == head}], [*row, "up_to_date"], fmt, out)

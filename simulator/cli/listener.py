@@ -1,0 +1,282 @@
+"""The listener's commands: `serve` (SMTP, optionally the web too), `web` alone,
+`ready` for healthchecks, and `drain` for what a spooling listener left behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Annotated, Any
+
+import typer
+
+from simulator.cli.app import app
+from simulator.cli.options import (
+    DbOption,
+    FormatOption,
+    FormRateLimitOption,
+    HostOption,
+    OrgOption,
+    PortOption,
+    RelayOption,
+    VerboseOption,
+    cli_errors,
+    flag_errors,
+    out,
+    print_outcomes,
+    progress,
+    setup_cli_logging,
+)
+from simulator.cli.render import Format
+from simulator.delivery import spool, spool_sqlite
+from simulator.delivery.spool import Ack
+from simulator.errors import ConfigError
+from simulator.org import load_org
+from simulator.pipeline.batch import outcome_counts, prepare
+from simulator.pipeline.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits
+from simulator.service import prepare_or_wait, run_listener, run_web
+from simulator.smtp.chaos import Chaos, parse_rule
+from simulator.smtp.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
+from simulator.smtp.relay import Relay
+from simulator.smtp.server import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PORT,
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_HEADER_SIZE,
+    MAX_HEADERS,
+    MAX_RECIPIENTS,
+    SESSION_TIMEOUT_SECONDS,
+    ListenerOptions,
+)
+from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
+from simulator.web.app import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
+
+
+def _limit(flag: str, unit: str, what: str) -> Any:
+    """A `serve` limit option: env var by the naming rule, unit and 0 in the help."""
+    return typer.Option(
+        flag,
+        envvar="INTAKE_SIM_" + flag.removeprefix("--").replace("-", "_").upper(),
+        help=f"{what} ({unit}; 0 = no limit).",
+        min=0,
+        show_default=True,
+        rich_help_panel="Limits",
+    )
+
+
+# Shared by `serve` and `drain`: a spool must be run with the limits it was taken in with.
+MimeDepthOption = Annotated[
+    int, _limit("--max-mime-depth", "levels", "MIME nesting; deeper is quarantined")
+]
+MimePartsOption = Annotated[
+    int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
+]
+
+
+@app.command()
+def serve(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_PORT,
+    max_message_size: Annotated[
+        int, _limit("--max-message-size", "bytes", "Largest message; larger gets 552")
+    ] = DEFAULT_MAX_MESSAGE_SIZE,
+    idle_timeout: Annotated[
+        float, _limit("--idle-timeout", "seconds", "Wait for a command; then 421 4.4.2")
+    ] = IDLE_TIMEOUT_SECONDS,
+    session_timeout: Annotated[
+        float, _limit("--session-timeout", "seconds", "Whole session; then 421 4.4.2")
+    ] = SESSION_TIMEOUT_SECONDS,
+    max_connections: Annotated[
+        int, _limit("--max-connections", "sessions", "Concurrent sessions; more get 421 4.7.0")
+    ] = MAX_CONNECTIONS,
+    max_recipients: Annotated[
+        int, _limit("--max-recipients", "per message", "RCPTs; more get 452 4.5.3")
+    ] = MAX_RECIPIENTS,
+    max_headers: Annotated[
+        int, _limit("--max-headers", "fields", "Header fields; more get 552 5.3.4")
+    ] = MAX_HEADERS,
+    max_header_size: Annotated[
+        int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
+    ] = MAX_HEADER_SIZE,
+    max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
+    max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
+    db_busy_timeout: Annotated[
+        int,
+        typer.Option(
+            envvar="INTAKE_SIM_DB_BUSY_TIMEOUT",
+            help="SQLite: how long a write waits for a lock held elsewhere before the "
+            "delivery gets 451 (milliseconds).",
+            min=0,
+        ),
+    ] = SQLITE_BUSY_TIMEOUT_MS,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS",
+            help="Fault injection, STAGE:CODE:PROBABILITY (stage connect, mail, rcpt or "
+            "data; e.g. data:451:0.2); repeatable.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
+    chaos_seed: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_CHAOS_SEED",
+            help="Seed for --chaos, for repeatable runs.",
+            rich_help_panel="Fault injection",
+        ),
+    ] = None,
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    verbose: VerboseOption = False,
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_WEB_PORT",
+            help="Also serve the web view, web form and JSON API on this port "
+            "(0 picks a free one). Default: no web server.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    web_host: Annotated[
+        str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
+    ] = DEFAULT_HOST,
+    form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    use_date_header: Annotated[
+        bool,
+        typer.Option(
+            envvar="INTAKE_SIM_USE_DATE_HEADER",
+            help="Take each delivery's receive time from its Date header (replaying "
+            "dated traffic such as `simulate --via smtp`); default: now.",
+        ),
+    ] = False,
+    relay: RelayOption = None,
+    ack: Annotated[
+        Ack,
+        typer.Option(
+            envvar="INTAKE_SIM_ACK",
+            help="When to answer 250: `intake` once the delivery's intake transaction has "
+            "committed; `spool` once the raw message is committed to the spool, with intake "
+            "run just after by a processor process (faster; see README, Spool).",
+            case_sensitive=False,
+        ),
+    ] = Ack.INTAKE,
+) -> None:
+    """Run the SMTP listener until interrupted; one log line per delivery."""
+    setup_cli_logging(verbose)
+    with cli_errors():
+        organisation = load_org(org)
+        with flag_errors("--relay"):
+            relay_to = Relay.parse(relay) if relay else None
+        with flag_errors("--chaos"):
+            rules = [parse_rule(rule) for rule in chaos or []]
+        store = Store(db, busy_timeout_ms=db_busy_timeout)
+        if ack is Ack.SPOOL and store.is_sqlite:
+            with flag_errors("--ack spool"):
+                spool_sqlite.spool_file_path(db)  # refuses :memory: before anything is written
+        prepared = prepare_or_wait(store, organisation)
+        options = ListenerOptions(
+            host=host,
+            port=port,
+            max_message_size=max_message_size,
+            use_date_header=use_date_header,
+            idle_timeout=idle_timeout,
+            session_timeout=session_timeout,
+            max_connections=max_connections,
+            max_recipients=max_recipients,
+            max_headers=max_headers,
+            max_header_size=max_header_size,
+            chaos=Chaos(rules, chaos_seed),
+        )
+        web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
+        limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
+        try:
+            asyncio.run(
+                run_listener(
+                    store, organisation, options, limits, prepared, web_options, relay_to, ack
+                )
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        finally:
+            store.dispose()
+
+
+@app.command()
+def web(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_WEB_PORT,
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the web view, the customer web form and the JSON API (without SMTP)."""
+    setup_cli_logging(verbose)
+    with cli_errors():
+        organisation = load_org(org)
+        store = open_store(db)
+        prepare(store, organisation)
+        try:
+            asyncio.run(run_web(store, organisation, WebOptions(host, port, form_rate_limit)))
+        finally:
+            store.dispose()
+
+
+@app.command()
+def ready(
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_PORT,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="INTAKE_SIM_DB",
+            help="Also check this database answers and is at the current schema.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="INTAKE_SIM_TIMEOUT", help="Seconds to wait for the listener.", min=0.1
+        ),
+    ] = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Exit 0 when a listener greets with 220 (and its database is current), else 1."""
+    with cli_errors():
+        greeting = check_smtp(host, port, timeout)
+        schema_line = f", database at schema {check_database(db)}" if db else ""
+    out.print(f"ready: smtp://{host}:{port} 220 {greeting}{schema_line}", highlight=False)
+
+
+@app.command()
+def drain(
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
+    max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Run every message still waiting in the spool (`serve --ack spool`) through intake,
+    with the same org and MIME limits as the listener that spooled them."""
+    with cli_errors(), ExitStack() as cleanup:
+        organisation = load_org(org)
+        store = open_store(db)
+        cleanup.callback(store.dispose)
+        prepare(store, organisation)
+        spooling = spool.open_spool(store)
+        cleanup.callback(spooling.dispose)
+        counts: Counter[str] = Counter()
+        with progress("draining the spool", spooling.backlog()) as advance:
+
+            def count(results: Sequence[Any]) -> None:
+                counts.update(outcome_counts(results))
+                advance(len(results))
+
+            limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
+            done = spool.drain(spooling, organisation, limits, count)
+    print_outcomes(counts, fmt, f"drained {done} message(s)")

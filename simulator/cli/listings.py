@@ -1,0 +1,157 @@
+"""What a database holds: `report` (the licensing comparison, or by month) and the
+listings `users`, `issues`, `messages`, `ledger` and `outbox`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from simulator.cli.app import app
+from simulator.cli.options import (
+    DbOption,
+    FormatOption,
+    OrgOption,
+    PlotOption,
+    cli_errors,
+    flag_errors,
+    out,
+    print_json,
+    print_report,
+)
+from simulator.cli.render import Format, render
+from simulator.domain import OutboxStatus
+from simulator.errors import ConfigError
+from simulator.org import Org, load_org
+from simulator.reports import rows, summary
+from simulator.reports.columns import (
+    ISSUE_COLUMNS,
+    LEDGER_COLUMNS,
+    MESSAGE_COLUMNS,
+    MONTH_COLUMNS,
+    OUTBOX_COLUMNS,
+    USER_COLUMNS,
+)
+from simulator.reports.plots import plot_months
+from simulator.store.db import DEFAULT_DB_URL
+
+Listing = Callable[..., list[dict[str, Any]]]
+
+
+class Period(StrEnum):
+    MONTH = "month"
+
+
+@app.command()
+def report(
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Seats as of this ISO-8601 time (default: now)."),
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
+    by: Annotated[
+        Period | None,
+        typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
+    ] = None,
+    plot: PlotOption = None,
+) -> None:
+    """Seats, costs, break-even and advice for the Support and Team models."""
+    with cli_errors():
+        organisation = load_org(org)
+        if by is None and plot is not None:
+            raise ConfigError("--plot draws the monthly series: add --by month")
+        url = _existing(db)
+        with flag_errors("--as-of"):
+            moment = summary.parse_as_of(as_of)
+        if by is not None:
+            by_month = partial(summary.by_month, org=organisation, as_of=moment)
+            _print_months(rows.read_from(url, by_month), organisation, fmt, plot)
+            return
+        report_at = partial(summary.report, org=organisation, as_of=moment)
+        data = rows.read_from(url, report_at)
+    print_report(data, fmt)
+
+
+def _print_months(
+    months: list[dict[str, Any]], organisation: Org, fmt: Format, plot: Path | None
+) -> None:
+    if plot is not None:
+        plot_months(months, organisation, plot)
+    if fmt is Format.JSON:
+        print_json(months)
+        return
+    title = f"{organisation.name} by month"
+    render(summary.month_rows(months), MONTH_COLUMNS, fmt, out, title=title)
+
+
+@app.command()
+def users(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+    """Users: role, origin, and whether each is a paid seat under Support and Team."""
+    _listing(db, fmt, rows.users, USER_COLUMNS, "users")
+
+
+@app.command()
+def issues(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+    """Issues with their submitter and message count."""
+    _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues")
+
+
+@app.command()
+def messages(
+    db: DbOption = DEFAULT_DB_URL,
+    fmt: FormatOption = Format.TABLE,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="Only deliveries with this outcome (e.g. filtered, quarantined)."),
+    ] = None,
+) -> None:
+    """Deliveries with their outcome and reason."""
+    _listing(db, fmt, partial(rows.messages, outcome=outcome), MESSAGE_COLUMNS, "messages")
+
+
+@app.command()
+def ledger(
+    db: DbOption = DEFAULT_DB_URL,
+    fmt: FormatOption = Format.TABLE,
+    model: Annotated[str | None, typer.Option(help="Only this model: support or team.")] = None,
+) -> None:
+    """The seat ledger: every +1/-1 with its reason and causing delivery."""
+    _listing(db, fmt, partial(rows.ledger, model=model), LEDGER_COLUMNS, "seat events")
+
+
+@app.command()
+def outbox(
+    db: DbOption = DEFAULT_DB_URL,
+    fmt: FormatOption = Format.TABLE,
+    status: Annotated[
+        OutboxStatus | None, typer.Option(help="Only automatic emails in this status.")
+    ] = None,
+) -> None:
+    """Automatic emails (acknowledgements, updates): status, attempts, last error."""
+    wanted = status.value if status else None
+    _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox")
+
+
+def _listing(db: str, fmt: Format, query: Listing, columns: list[str], title: str) -> None:
+    with cli_errors():
+        found = rows.read_from(_existing(db), query)
+    render(found, columns, fmt, out, title=title)
+
+
+def _existing(db: str) -> str:
+    """`db`, unless it names a SQLite file that is not there: read-only commands
+    refuse to invent an empty one."""
+    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
+        path = Path(db.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise ConfigError(
+                f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
+                "first, or pass --db"
+            )
+    return db

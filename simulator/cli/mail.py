@@ -1,0 +1,97 @@
+"""Mail from files: `send` delivers it to a listener over SMTP, `ingest` runs it
+through the pipeline directly."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Annotated
+
+import typer
+
+from simulator.cli.app import app
+from simulator.cli.options import (
+    DbOption,
+    FormatOption,
+    HostOption,
+    OrgOption,
+    PathsArgument,
+    PortOption,
+    cli_errors,
+    err,
+    out,
+    print_outcomes,
+    progress,
+)
+from simulator.cli.render import Format, render
+from simulator.org import load_org
+from simulator.pipeline import batch
+from simulator.pipeline.batch import file_submissions, outcome_counts, prepare
+from simulator.pipeline.intake import DeliveryResult
+from simulator.reports.columns import SEND_COLUMNS
+from simulator.smtp.client import send_all
+from simulator.smtp.mailfiles import load_mail
+from simulator.smtp.server import DEFAULT_HOST, DEFAULT_PORT
+from simulator.store.db import DEFAULT_DB_URL, open_store
+
+
+@app.command()
+def send(
+    paths: PathsArgument,
+    host: HostOption = DEFAULT_HOST,
+    port: PortOption = DEFAULT_PORT,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to", help="Recipient (repeatable). Default: the org's first intake address."
+        ),
+    ] = None,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Send .eml files, folders of them, or mbox files to a listener over SMTP."""
+    with cli_errors():
+        recipients = to or [load_org(org).intake_addresses[0]]
+        mail = load_mail(paths)
+        with progress("sending", len(mail)) as advance:
+            results = send_all(host, port, mail, recipients, lambda _: advance())
+    rows = [{"source": r.source, "code": r.code, "reply": r.reply} for r in results]
+    render(rows, SEND_COLUMNS, fmt, out, title="sent")
+    refused = sum(not r.accepted for r in results)
+    err.print(f"{len(results) - refused} accepted, {refused} refused", highlight=False)
+    if refused:
+        raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    paths: PathsArgument,
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    use_date_header: Annotated[
+        bool,
+        typer.Option(
+            help="Take each message's receive time from its Date header "
+            "(for historical mail); default: now."
+        ),
+    ] = False,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Run messages through the same intake pipeline as the listener, without SMTP."""
+    with cli_errors(), ExitStack() as cleanup:
+        organisation = load_org(org)
+        store = open_store(db)
+        cleanup.callback(store.dispose)
+        prepare(store, organisation)
+        mail = load_mail(paths)
+        counts: Counter[str] = Counter()
+        with progress("ingesting", len(mail)) as advance:
+
+            def count(results: Sequence[DeliveryResult]) -> None:
+                counts.update(outcome_counts(results))
+                advance(len(results))
+
+            submissions = file_submissions(mail, organisation, use_date_header)
+            batch.ingest(store, organisation, submissions, on_batch=count)
+    print_outcomes(counts, fmt, f"ingested {len(mail)} message(s)")

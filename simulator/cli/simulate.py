@@ -1,0 +1,226 @@
+"""Synthetic traffic: `simulate` runs it through intake (directly or over SMTP) and
+reports; `sweep` prices seats across monthly volumes."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from simulator.cli.app import app
+from simulator.cli.options import (
+    FormatOption,
+    HostOption,
+    OrgOption,
+    PlotOption,
+    cli_errors,
+    err,
+    flag_errors,
+    out,
+    print_json,
+    print_report,
+    progress,
+)
+from simulator.cli.render import Format, render
+from simulator.errors import ConfigError, IntakeSimError
+from simulator.org import Org
+from simulator.reports.columns import SWEEP_COLUMNS
+from simulator.reports.plots import plot_sweep
+from simulator.reports.summary import parse_as_of
+from simulator.simulation import sweep as volume
+from simulator.simulation.run import final_report, run_direct, run_own_listener, send_smtp
+from simulator.simulation.scenario import merge_traffic, parse_noise
+from simulator.simulation.sweep import parse_volumes
+from simulator.simulation.traffic import TrafficParams
+from simulator.smtp.server import DEFAULT_HOST
+from simulator.store.db import Store
+
+
+class Via(StrEnum):
+    DIRECT = "direct"
+    SMTP = "smtp"
+
+
+ScenarioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--scenario",
+        envvar="INTAKE_SIM_SCENARIO",
+        help="Scenario file (TOML): an org and [traffic]; flags given here override it.",
+        dir_okay=False,
+        exists=True,
+    ),
+]
+
+
+def _traffic_option(kind: Any, flag: str, text: str) -> Any:
+    """A traffic flag: unset (None) leaves the scenario's or the default value."""
+    envvar = "INTAKE_SIM_" + flag.upper().replace("-", "_")
+    return Annotated[kind | None, typer.Option(f"--{flag}", envvar=envvar, help=text)]
+
+
+EmailsOption = _traffic_option(int, "emails", "Emails to generate.")
+DaysOption = _traffic_option(float, "days", "Span of the traffic in days.")
+SeedOption = _traffic_option(int, "seed", "Random seed: same seed, same mail.")
+StartOption = _traffic_option(str, "start", "Simulated start, ISO-8601 (default 2026-01-01).")
+CustomersOption = _traffic_option(int, "customers", "Customers who write again (Zipf).")
+NewSenderOption = _traffic_option(
+    float, "new-sender-share", "Chance a customer mail is from someone never seen (0-1)."
+)
+InternalOption = _traffic_option(float, "internal-share", "Share of mail from colleagues (0-1).")
+ReplyOption = _traffic_option(float, "reply-share", "Share of follow-ups (0-1).")
+CcOption = _traffic_option(float, "cc-per-message", "Mean Cc'd colleagues per message.")
+NoiseOption = _traffic_option(
+    str, "noise", "Noise shares, e.g. auto_reply=0.05,bounce=0.02,list=0.01,no_reply=0.02."
+)
+
+
+def _traffic(
+    scenario: Path | None, org: Path | None, given: dict[str, Any]
+) -> tuple[Org, TrafficParams]:
+    """The org and traffic: the scenario's (if any), then the flags that were given."""
+    if given.get("start") is not None:
+        with flag_errors("--start"):
+            given = {**given, "start": parse_as_of(given["start"], "start")}
+    if given.get("noise") is not None:
+        with flag_errors("--noise"):
+            given = {**given, "noise": parse_noise(given["noise"])}
+    return merge_traffic(scenario, org, given)
+
+
+@app.command()
+def simulate(
+    scenario: ScenarioOption = None,
+    emails: EmailsOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = None,
+    start: StartOption = None,
+    customers: CustomersOption = None,
+    new_sender_share: NewSenderOption = None,
+    internal_share: InternalOption = None,
+    reply_share: ReplyOption = None,
+    cc_per_message: CcOption = None,
+    noise: NoiseOption = None,
+    via: Annotated[
+        Via, typer.Option(envvar="INTAKE_SIM_VIA", help="In-process, or over SMTP.")
+    ] = Via.DIRECT,
+    host: HostOption = DEFAULT_HOST,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INTAKE_SIM_PORT",
+            help="With --via smtp: a running listener's port (it should run with "
+            "--use-date-header). Default: a listener of our own on a free port.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(envvar="INTAKE_SIM_CONCURRENCY", help="SMTP client threads.", min=1)
+    ] = 4,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="INTAKE_SIM_SIMULATE_DB",
+            help="Database to fill (must be new), or with --port the listener's database "
+            "to report from. Default: a temporary SQLite file.",
+        ),
+    ] = None,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Synthetic traffic through the intake pipeline (direct or over SMTP), then the report."""
+    given = {
+        "emails": emails,
+        "days": days,
+        "seed": seed,
+        "start": start,
+        "customers": customers,
+        "new_sender_share": new_sender_share,
+        "internal_share": internal_share,
+        "reply_share": reply_share,
+        "cc_per_message": cc_per_message,
+        "noise": noise,
+    }
+    with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-simulate-") as scratch:
+        organisation, params = _traffic(scenario, org, given)
+        external = via is Via.SMTP and port is not None
+        if external and db is None:
+            raise ConfigError("--port sends to a running listener: pass --db, its database")
+        store = Store(db or f"sqlite:///{Path(scratch) / 'simulate.db'}")
+        if not external and store.revision() is not None:
+            raise ConfigError(f"{store.display_url} already holds data; simulate wants a new one")
+        began = time.perf_counter()
+        with progress(f"simulating {via.value}", params.emails) as advance:
+            if via is Via.DIRECT:
+                run_direct(store, organisation, params, advance)
+            elif external:
+                _, refused = send_smtp(host, port, organisation, params, concurrency, advance)
+                if refused:
+                    raise IntakeSimError(f"the listener refused {refused} message(s)")
+            else:
+                run_own_listener(store, organisation, params, concurrency, advance)
+        elapsed = time.perf_counter() - began
+        data = final_report(store, organisation, params)
+        store.dispose()
+    rate = params.emails / elapsed if elapsed > 0 else 0.0
+    err.print(
+        f"{params.emails} message(s) {via.value} in {elapsed:.2f} s: {rate:,.0f} messages/s",
+        highlight=False,
+    )
+    print_report(data, fmt)
+
+
+@app.command()
+def sweep(
+    volumes: Annotated[
+        str,
+        typer.Option(envvar="INTAKE_SIM_VOLUMES", help="Monthly email volumes, comma-separated."),
+    ] = "100,1000,10000,100000,1000000",
+    scenario: ScenarioOption = None,
+    seed: SeedOption = None,
+    customers: CustomersOption = None,
+    new_sender_share: NewSenderOption = None,
+    internal_share: InternalOption = None,
+    reply_share: ReplyOption = None,
+    cc_per_message: CcOption = None,
+    noise: NoiseOption = None,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+    plot: PlotOption = None,
+) -> None:
+    """Seats and cost per model for each monthly volume, the cheaper model and the margin."""
+    given = {
+        "seed": seed,
+        "customers": customers,
+        "new_sender_share": new_sender_share,
+        "internal_share": internal_share,
+        "reply_share": reply_share,
+        "cc_per_message": cc_per_message,
+        "noise": noise,
+        "days": 30.0,  # a volume is per month
+    }
+    with cli_errors():
+        organisation, params = _traffic(scenario, org, given)
+        with flag_errors("--volumes"):
+            wanted = parse_volumes(volumes)
+        began = time.perf_counter()
+        rows = volume.sweep(params, organisation, wanted)
+        elapsed = time.perf_counter() - began
+        crossing = volume.crossover(rows)
+        if plot is not None:
+            plot_sweep(rows, crossing, organisation, plot)
+    err.print(
+        f"swept {len(rows)} volume(s), {sum(wanted):,} messages in {elapsed:.2f} s; "
+        + (f"crossover near {crossing:,.0f} emails/month" if crossing else "no crossover"),
+        highlight=False,
+    )
+    if fmt is Format.JSON:
+        print_json(rows)
+    else:
+        render(volume.flat_rows(rows), SWEEP_COLUMNS, fmt, out, title=f"{organisation.name}")

@@ -1,0 +1,73 @@
+"""Column lists: which keys of each listing's rows a table or CSV shows, in order.
+
+JSON output carries every key of a row; these lists pick and order the columns
+for tables and CSV headers.
+"""
+
+from __future__ import annotations
+
+USER_COLUMNS = [
+    "email",
+    "name",
+    "role",
+    "origin",
+    "support_seat",
+    "team_seat",
+    "first_seen",
+    "messages",
+]
+ISSUE_COLUMNS = ["number", "subject", "submitter", "messages", "created_at"]
+MESSAGE_COLUMNS = [
+    "id",
+    "received_at",
+    "sender",
+    "subject",
+    "outcome",
+    "reason",
+    "issue",
+    "message_id",
+]
+LEDGER_COLUMNS = ["seq", "at", "model", "user", "delta", "reason", "delivery"]
+OUTBOX_COLUMNS = [
+    "id",
+    "created_at",
+    "kind",
+    "issue",
+    "recipient",
+    "subject",
+    "status",
+    "attempts",
+    "last_error",
+    "sent_at",
+]
+SEND_COLUMNS = ["source", "code", "reply"]
+OUTCOME_COLUMNS = ["outcome", "deliveries"]
+FIGURE_COLUMNS = ["figure", "value"]
+# The report as CSV: one row per licensing model.
+MODEL_COLUMNS = ["model", "seats", "unit_price", "cost", "cheaper", "recommended"]
+MONTH_COLUMNS = [
+    "month",
+    "support_seats",
+    "support_billed",
+    "support_cost",
+    "team_seats",
+    "team_billed",
+    "team_cost",
+    "cheaper_model",
+    "active_senders",
+    "new_users",
+]
+SWEEP_COLUMNS = [
+    "volume",
+    "support_seats",
+    "support_cost",
+    "team_seats",
+    "team_cost",
+    "cheaper_model",
+    "margin",
+]
+# The demo's short views: issues without their date, users without first_seen and
+# messages, and the outbox without ids and times.
+DEMO_ISSUE_COLUMNS = ISSUE_COLUMNS[:-1]
+DEMO_USER_COLUMNS = USER_COLUMNS[:-2]
+DEMO_OUTBOX_COLUMNS = ["kind", "issue", "recipient", "status", "attempts", "last_error"]

@@ -1,0 +1,231 @@
+"""The web view's pages and the customer web form's page and POST handler.
+
+Pages are rendered from the templates with the app's WebContext; the form's
+validation, CSRF tokens and rate limit are simulator.web.form's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import Environment
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from simulator.delivery.writer import GroupCommitWriter
+from simulator.domain import Channel, Submission
+from simulator.errors import StoreUnavailable
+from simulator.org import Org
+from simulator.reports.rows import issues, ledger, live_version, messages, users
+from simulator.reports.summary import report
+from simulator.store.db import Store
+from simulator.web import charts
+from simulator.web import form as webform
+
+log = logging.getLogger("intake_sim.web")
+
+CSRF_COOKIE = "intake_sim_csrf"
+MAX_FORM_BYTES = 64 * 1024
+PAGE_ROWS = 200  # newest rows a page shows; the JSON API always answers in full
+POLL_MS = 1000
+
+
+@dataclass
+class WebContext:
+    reader: Store  # reads only: its SQLite transactions never take the write lock
+    org: Org
+    writer: GroupCommitWriter
+    csrf: webform.CsrfTokens
+    limiter: webform.RateLimiter
+    templates: Environment
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _page(ctx: WebContext, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = ctx.templates.get_template(name).render(
+        org=ctx.org.name, intake=ctx.org.intake_addresses[0], poll_ms=POLL_MS, **values
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _read_live(ctx: WebContext, **queries: Callable[[Session], Any]) -> dict[str, Any]:
+    """Run each query in one session, after reading the live version, so the page
+    is at least as new as the version it carries (the poller compares with it)."""
+    with ctx.reader.read() as session:
+        version = live_version(session)
+        rows = {name: query(session) for name, query in queries.items()}
+    rows["version"] = f"{version['deliveries']}.{version['seat_events']}"
+    return rows
+
+
+def _live_page(ctx: WebContext, name: str, data: dict[str, Any], **values: Any) -> HTMLResponse:
+    """Page `name` (its template and nav entry), carrying the version its data was read at."""
+    return _page(ctx, f"{name}.html", nav=name, version=data["version"], **values)
+
+
+def _charts(report: dict[str, Any], ledger: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "cost_chart": charts.cost_chart(report),
+        "seat_chart": charts.seat_chart(report),
+        "seat_lines": charts.seat_lines(ledger),
+    }
+
+
+def dashboard(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    data = _read_live(
+        ctx,
+        report=lambda s: report(s, ctx.org),
+        issues=issues,
+        messages=messages,
+        ledger=ledger,
+    )
+    return _live_page(
+        ctx,
+        "dashboard",
+        data,
+        report=data["report"],
+        issues=data["issues"][-10:][::-1],
+        messages=data["messages"][-12:][::-1],
+        **_charts(data["report"], data["ledger"]),
+    )
+
+
+def _newest_first(ctx: WebContext, name: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
+    """A listing page `name`: its newest PAGE_ROWS rows of data[name], newest first."""
+    rows = data[name]
+    return _live_page(
+        ctx,
+        name,
+        data,
+        total=len(rows),
+        **{name: rows[-PAGE_ROWS:][::-1]},
+        **extra,
+    )
+
+
+def issues_page(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    data = _read_live(ctx, issues=issues, messages=messages)
+    by_issue: dict[int, list[dict[str, Any]]] = {}
+    for message in data["messages"]:
+        if message["issue"] is not None and message["outcome"] != "duplicate":
+            by_issue.setdefault(message["issue"], []).append(message)
+    return _newest_first(ctx, "issues", data, messages=by_issue)
+
+
+def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (user, model), the ledger event that put the seat in its current state."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in ledger:  # in seq order: the last one wins
+        latest[(event["user"], event["model"])] = event
+    return latest
+
+
+def users_page(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    data = _read_live(ctx, users=users, ledger=ledger)
+    return _newest_first(ctx, "users", data, seat_why=seat_reasons(data["ledger"]))
+
+
+def report_page(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    data = _read_live(ctx, report=lambda s: report(s, ctx.org), ledger=ledger)
+    by_reason: dict[tuple[str, str], int] = {}
+    for event in seat_reasons(data["ledger"]).values():
+        if event["delta"] > 0:
+            key = (event["model"], event["reason"])
+            by_reason[key] = by_reason.get(key, 0) + 1
+    return _live_page(
+        ctx,
+        "report",
+        data,
+        report=data["report"],
+        by_reason=sorted(by_reason.items()),
+        **_charts(data["report"], data["ledger"]),
+    )
+
+
+# --- the form ------------------------------------------------------------------------
+
+
+def _form_page(
+    ctx: WebContext,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    token = ctx.csrf.issue()
+    response = _page(
+        ctx,
+        "submit.html",
+        status=status,
+        nav="submit",
+        csrf=token,
+        values=values or {},
+        errors=errors or {},
+        limits=webform.MAX_LENGTH,
+        rate_limit=ctx.limiter.limit,
+    )
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/submit")
+    return response
+
+
+def form(request: Request) -> HTMLResponse:
+    return _form_page(request.app.state.ctx)
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/x-www-form-urlencoded"
+    ):
+        raise HTTPException(415, "the form is sent as application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, f"a form submission is at most {MAX_FORM_BYTES} bytes")
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in parsed.items()}
+
+
+async def submit(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    fields = await _form_fields(request)
+    values = {name: fields.get(name, "") for name in webform.FIELDS}
+    if not ctx.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        message = "This form has expired. Please send it again."
+        return _form_page(ctx, 403, values, {"form": message})
+    entry, errors = webform.read_form(fields, ctx.org)
+    if errors:
+        return _form_page(ctx, 400, values, {"form": "Please correct the fields below.", **errors})
+    if not ctx.limiter.allow(entry.email):
+        message = (
+            f"Too many submissions from {entry.email}: at most {ctx.limiter.limit} an hour. "
+            "Please try again later."
+        )
+        return _form_page(ctx, 429, values, {"form": message})
+    now = datetime.now(UTC)
+    item = Submission(
+        raw=webform.build_message(entry, ctx.org, now),
+        envelope_from=entry.email,
+        recipients=[ctx.org.intake_addresses[0]],
+        received_at=now,
+        channel=Channel.WEB_FORM,
+    )
+    try:
+        result = await ctx.writer.submit(item)
+    except StoreUnavailable:
+        message = "We could not store your request just now. Please try again in a minute."
+        return _form_page(ctx, 503, values, {"form": message})
+    log.info("web form: %s", result.log_line())
+    return _page(ctx, "thanks.html", nav="submit", result=result, entry=entry)

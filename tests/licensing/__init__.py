@@ -1,0 +1,1 @@
+"""Tests of the pure licensing arithmetic, worked by hand."""

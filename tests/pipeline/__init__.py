@@ -1,0 +1,1 @@
+"""Tests of the pipeline stages, one file per module of simulator/pipeline/."""

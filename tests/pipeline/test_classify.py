@@ -1,0 +1,230 @@
+"""Noise classification: every rule of simulator/pipeline/classify.py, its order, and
+mail a person wrote, which none of them may catch."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.pipeline.classify import (
+    LOOP_HEADER,
+    is_auto_reply,
+    is_bounce,
+    is_list_mail,
+    is_loop,
+    is_no_reply,
+    noise_reason,
+)
+from simulator.pipeline.parse import InboundMail, parse_message
+from tests.support.mail import compose
+
+OURS = "notify.initech.test"
+JO = "jo@customer.example"
+
+
+def mail(
+    sender: str = JO, message_id: str | None = "1@customer.example", **headers: str
+) -> InboundMail:
+    """A parsed message from `sender`; keyword arguments become headers (`_` -> `-`)."""
+    extra = {name.replace("_", "-"): value for name, value in headers.items()}
+    return parse_message(compose(sender, "Help", message_id, headers=extra), sender)
+
+
+def reason(parsed: InboundMail, envelope_from: str | None = JO) -> str | None:
+    return noise_reason(parsed, envelope_from, OURS)
+
+
+# --- loop --------------------------------------------------------------------------
+
+
+def test_a_message_id_in_our_domain_is_a_loop() -> None:
+    assert is_loop(mail(message_id=f"issue-1.abc@{OURS}"), OURS)
+    assert reason(mail(message_id=f"issue-1.abc@{OURS.upper()}")) == "loop"
+
+
+def test_our_loop_marker_is_a_loop_whatever_the_message_id() -> None:
+    forwarded = mail(message_id="new@forwarder.example", **{LOOP_HEADER: OURS})
+    assert reason(forwarded) == "loop"
+
+
+@pytest.mark.parametrize(
+    "message_id", ["x@other.example", f"x@sub.{OURS}", f"x@not{OURS}", f"{OURS}@customer.example"]
+)
+def test_ids_that_only_look_like_ours_are_no_loop(message_id: str) -> None:
+    assert not is_loop(mail(message_id=message_id), OURS)
+    assert reason(mail(message_id=message_id)) is None
+
+
+def test_someone_elses_loop_marker_is_no_loop() -> None:
+    assert reason(mail(**{LOOP_HEADER: "other.example"})) is None
+
+
+# --- bounce ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("envelope_from", ["", "<>", " <> "])
+def test_the_null_envelope_sender_is_a_bounce(envelope_from: str) -> None:
+    assert is_bounce(mail(), envelope_from)
+    assert reason(mail(), envelope_from) == "bounce"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["mailer-daemon@mx.example", "MAILER-DAEMON@mx.example", "postmaster@customer.example"],
+)
+def test_mailer_daemon_and_postmaster_are_bounces(sender: str) -> None:
+    assert reason(mail(sender), sender) == "bounce"
+
+
+def test_failed_recipients_header_is_a_bounce() -> None:
+    assert reason(mail(X_Failed_Recipients="gone@customer.example")) == "bounce"
+
+
+def report(outer: str, inner: str) -> bytes:
+    return (
+        f"From: {JO}\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: {outer}; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n"
+        f"--b\r\nContent-Type: {inner}\r\n\r\nReporting-MTA: dns; mx.example\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ("multipart/report; report-type=delivery-status", "text/plain"),
+        ("multipart/mixed", "message/delivery-status"),
+    ],
+)
+def test_delivery_reports_are_bounces(outer: str, inner: str) -> None:
+    parsed = parse_message(report(outer, inner), JO)
+    assert is_bounce(parsed, JO)
+    assert reason(parsed) == "bounce"
+
+
+def test_a_real_envelope_sender_alone_is_no_bounce() -> None:
+    assert not is_bounce(mail(), JO)
+    assert not is_bounce(mail(), None)  # no envelope at all (a file): not the null sender
+
+
+# --- auto_reply --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["auto-replied", "auto-generated", "auto-notified", "Auto-Replied; owner=x@y"]
+)
+def test_auto_submitted_other_than_no_is_an_auto_reply(value: str) -> None:
+    assert reason(mail(Auto_Submitted=value)) == "auto_reply"
+
+
+@pytest.mark.parametrize("value", ["no", "No", "no; comment"])
+def test_auto_submitted_no_is_a_person(value: str) -> None:
+    assert not is_auto_reply(mail(Auto_Submitted=value))
+
+
+@pytest.mark.parametrize("header", ["Precedence", "X-Precedence"])
+@pytest.mark.parametrize("value", ["bulk", "junk", "list", "auto_reply", "Bulk"])
+def test_precedence_noise(header: str, value: str) -> None:
+    assert reason(mail(**{header: value})) == "auto_reply"
+
+
+def test_other_precedence_is_a_person() -> None:
+    assert reason(mail(Precedence="first-class")) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Autoreply",
+        "X-Autorespond",
+        "X-Autoresponse",
+        "X-AutoReply-From",
+        "X-Mail-Autoreply",
+        "X-Loop",
+    ],
+)
+def test_autoreply_markers_count_whatever_their_value(header: str) -> None:
+    assert reason(mail(**{header: "whatever"})) == "auto_reply"
+
+
+def test_x_autogenerated_reply() -> None:
+    assert reason(mail(X_Autogenerated="Reply")) == "auto_reply"
+    assert reason(mail(X_Autogenerated="Forward")) is None
+
+
+@pytest.mark.parametrize("value", ["All", "OOF", "AutoReply", "DR, OOF", "RN,autoreply"])
+def test_auto_response_suppress_all_oof_or_autoreply(value: str) -> None:
+    assert reason(mail(X_Auto_Response_Suppress=value)) == "auto_reply"
+
+
+@pytest.mark.parametrize("value", ["DR", "RN, NRN", "DR,RN"])
+def test_auto_response_suppress_of_receipts_only_is_a_person(value: str) -> None:
+    assert reason(mail(X_Auto_Response_Suppress=value)) is None
+
+
+# --- list --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("List-Id", "<news.customer.example>"), ("List-Unsubscribe", "<mailto:u@list.example>")],
+)
+def test_list_mail(header: str, value: str) -> None:
+    parsed = mail(**{header: value})
+    assert is_list_mail(parsed)
+    assert reason(parsed) == "list"
+
+
+# --- no_reply ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local", ["noreply", "no-reply", "donotreply", "do-not-reply", "NoReply"])
+def test_no_reply_senders(local: str) -> None:
+    sender = f"{local}@shop.example"
+    assert is_no_reply(mail(sender))
+    assert reason(mail(sender), sender) == "no_reply"
+
+
+@pytest.mark.parametrize("local", ["noreply-team", "reply", "no.reply", "jo"])
+def test_other_local_parts_may_be_answered(local: str) -> None:
+    assert not is_no_reply(mail(f"{local}@shop.example"))
+
+
+# --- the order of the rules, and mail a person wrote -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parsed", "envelope_from", "expected"),
+    [
+        (mail(message_id=f"x@{OURS}"), "", "loop"),  # loop before bounce
+        (mail("postmaster@mx.example", Auto_Submitted="auto-replied"), JO, "bounce"),
+        (mail(Auto_Submitted="auto-generated", List_Id="<l.example>"), JO, "auto_reply"),
+        (mail("noreply@shop.example", List_Unsubscribe="<mailto:u@l.example>"), JO, "list"),
+    ],
+    ids=[
+        "loop-over-bounce",
+        "bounce-over-auto-reply",
+        "auto-reply-over-list",
+        "list-over-no-reply",
+    ],
+)
+def test_the_first_rule_that_applies_names_the_reason(
+    parsed: InboundMail, envelope_from: str, expected: str
+) -> None:
+    assert reason(parsed, envelope_from) == expected
+
+
+def test_mail_a_person_wrote_is_not_noise() -> None:
+    parsed = mail(
+        "Jo.Doe@Customer.Example",
+        In_Reply_To="<0@customer.example>",
+        Reply_To="jo.home@customer.example",
+        X_Mailer="Thunderbird",
+        Importance="high",
+    )
+    assert parsed.sender == "jo.doe@customer.example"
+    for check in (is_auto_reply(parsed), is_list_mail(parsed), is_no_reply(parsed)):
+        assert check is False
+    assert not is_bounce(parsed, parsed.sender)
+    assert not is_loop(parsed, OURS)
+    assert reason(parsed, parsed.sender) is None

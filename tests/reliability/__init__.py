@@ -1,0 +1,1 @@
+"""Tests of crash-test, fuzz and their property-based checks."""

@@ -1,0 +1,1 @@
+"""Tests of the read side, simulator/reports/."""

@@ -1,0 +1,1 @@
+"""Tests of synthetic traffic, the sweep and scenario files."""

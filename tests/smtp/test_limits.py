@@ -1,0 +1,191 @@
+"""Session limits answer with their own reply and never stop other clients being served."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import pytest
+from sqlalchemy import select
+
+from simulator.org import Org
+from simulator.pipeline.parse import MimeLimits
+from simulator.smtp import replies
+from simulator.smtp.handler import header_section
+from simulator.smtp.server import ListenerOptions, is_loopback
+from simulator.store.db import open_store
+from simulator.store.models import Delivery
+from tests.support.listeners import Listener, running_listener
+from tests.support.mail import compose, deep_multipart
+
+INTAKE = "support@acme.example"
+
+
+@asynccontextmanager
+async def limited(
+    db_url: str, org: Org, mime_limits: MimeLimits | None = None, **limits: float
+) -> AsyncIterator[Listener]:
+    store = open_store(db_url)
+    options = ListenerOptions(port=0, **limits)  # type: ignore[arg-type]
+    async with running_listener(store, org, options, mime_limits=mime_limits) as listener:
+        yield listener
+    store.dispose()
+
+
+def greet(listener: Listener) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection((listener.host, listener.port), timeout=10)
+    return sock, sock.makefile("rb").readline()
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_idle_timeout_answers_421(db_url: str, org: Org) -> None:
+    async with limited(db_url, org, idle_timeout=0.3) as listener:
+
+        def idle() -> bytes:
+            sock, greeting = greet(listener)
+            assert greeting.startswith(b"220")
+            with sock:
+                return read_all(sock)
+
+        assert (await asyncio.to_thread(idle)).decode().strip() == replies.S421_IDLE_TIMEOUT
+
+
+async def test_slowloris_is_cut_off_and_others_are_served(db_url: str, org: Org) -> None:
+    """Clients dribbling a byte at a time never finish a command, so only the total
+    session timeout can end them; meanwhile a normal client delivers."""
+    async with limited(db_url, org, session_timeout=1.0, idle_timeout=60) as listener:
+
+        def dribble() -> tuple[float, bytes]:
+            started = time.monotonic()
+            sock, _ = greet(listener)
+            received = b""
+            with sock:
+                try:
+                    for byte in b"EHLO " + b"x" * 200:
+                        sock.sendall(bytes([byte]))
+                        time.sleep(0.05)
+                except OSError:
+                    pass  # closed by the server: what we are waiting for
+                sock.settimeout(5)
+                with suppress(OSError):
+                    received = read_all(sock)
+            return time.monotonic() - started, received
+
+        slow = [asyncio.to_thread(dribble) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        code, reply = await listener.send(compose("busy@customer.example", to=INTAKE))
+        assert code == 250, reply
+        for elapsed, received in await asyncio.gather(*slow):
+            assert elapsed < 6, elapsed  # 200 bytes at 0.05 s would take 10 s
+            assert replies.S421_SESSION_TIMEOUT.encode() in received
+
+
+async def test_too_many_connections(db_url: str, org: Org) -> None:
+    async with limited(db_url, org, max_connections=2) as listener:
+
+        def crowd() -> tuple[bytes, bytes]:
+            first, second = greet(listener), greet(listener)
+            third_sock, third = greet(listener)
+            third_sock.close()
+            first[0].close()
+            time.sleep(0.2)  # the server notices the hang-up
+            fourth_sock, fourth = greet(listener)
+            fourth_sock.close()
+            second[0].close()
+            return third, fourth
+
+        third, fourth = await asyncio.to_thread(crowd)
+        assert third.decode().strip() == replies.S421_TOO_MANY_CONNECTIONS
+        assert fourth.startswith(b"220")
+
+
+async def test_too_many_recipients_and_no_relay(db_url: str, org: Org) -> None:
+    async with limited(db_url, org, max_recipients=2) as listener:
+
+        def envelope() -> list[tuple[int, bytes]]:
+            with smtplib.SMTP(listener.host, listener.port, timeout=10) as client:
+                client.ehlo("tests.localhost")
+                client.mail("someone@customer.example")
+                return [
+                    client.rcpt("someone@elsewhere.example"),  # relaying: never
+                    client.rcpt(INTAKE),
+                    client.rcpt(INTAKE.upper()),
+                    client.rcpt(INTAKE),
+                ]
+
+        codes = await asyncio.to_thread(envelope)
+        assert [code for code, _ in codes] == [550, 250, 250, 452]
+        assert codes[0][1].decode() == replies.S550_NO_SUCH_MAILBOX[4:]
+        assert codes[3][1].decode() == replies.S452_TOO_MANY_RECIPIENTS[4:]
+
+
+async def test_header_limits_answer_552(db_url: str, org: Org) -> None:
+    many = {f"X-Filler-{n}": "v" for n in range(20)}
+    wide = {"X-Wide": "w" * 900, "X-Wide-2": "w" * 900}
+    async with limited(db_url, org, max_headers=15, max_header_size=1500) as listener:
+        code, reply = await listener.send(compose("a@customer.example", headers=many))
+        assert (code, reply) == (552, replies.S552_TOO_MANY_HEADERS[4:])
+        code, reply = await listener.send(compose("b@customer.example", headers=wide))
+        assert (code, reply) == (552, replies.S552_HEADER_TOO_LARGE[4:])
+        code, reply = await listener.send(compose("c@customer.example", to=INTAKE))
+        assert code == 250, reply
+
+
+def test_header_section_counts_fields_not_folded_lines() -> None:
+    raw = b"From: a@b.example\r\nSubject: one\r\n two\r\n\tthree\r\n\r\nBody: no\r\n"
+    assert header_section(raw) == (2, raw.index(b"\r\n\r\n"))
+    assert header_section(b"From: a@b\nX: y\n\nbody") == (2, len(b"From: a@b\nX: y"))
+    assert header_section(b"\r\nFrom: body, not a field\r\n\r\n") == (0, 0)
+
+
+def multipart(parts: int) -> bytes:
+    body = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(parts))
+    return (
+        b"From: parts@customer.example\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + body + b"--b--\r\n"
+    )
+
+
+async def test_mime_limits_quarantine_with_a_reason(db_url: str, org: Org) -> None:
+    limits = MimeLimits(max_depth=3, max_parts=5)
+    async with limited(db_url, org, mime_limits=limits) as listener:
+        for raw in (deep_multipart(5), multipart(10), multipart(3)):
+            code, reply = await listener.send(raw)
+            assert code == 250, reply
+        with listener.store.sessions() as session:
+            rows = session.execute(select(Delivery.outcome, Delivery.reason)).all()
+    assert [tuple(r) for r in rows] == [
+        ("quarantined", "too_deep"),
+        ("quarantined", "too_many_parts"),
+        ("created_issue", None),
+    ]
+
+
+async def test_non_loopback_address_is_warned_about(
+    org: Org, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 192.0.2.1 (TEST-NET-1, RFC 5737) is not on this machine: the warning is logged,
+    # then binding fails, so nothing is ever exposed.
+    store = open_store(db_url)
+    with pytest.raises(OSError):
+        async with running_listener(store, org, ListenerOptions(host="192.0.2.1", port=0)):
+            pass
+    store.dispose()
+    assert any("not a loopback address" in r.getMessage() for r in caplog.records)
+
+
+def test_loopback_detection() -> None:
+    assert ListenerOptions().host == "127.0.0.1"
+    assert all(map(is_loopback, ["127.0.0.1", "127.5.0.1", "::1", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.10", "example.com"]))
