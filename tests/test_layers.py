@@ -10,6 +10,7 @@ those inside functions, so a lazy import cannot hide a broken rule.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,27 @@ def test_every_package_says_what_it_owns_and_must_never_import() -> None:
         assert "never import" in doc or "Nothing imports" in doc or "nothing below" in doc, (
             f"{init.parent.name}/__init__.py must say what it must never import"
         )
+
+
+PATH_MENTION = re.compile(
+    r"(?<![\w/.-])(?:simulator|tests|docs|benchmarks|fixtures)/[\w/.-]*\w\.(?:py|md|toml|json|png|yml)"
+)
+
+
+def in_repo(mention: str) -> str:
+    """Wheel paths of the samples name fixtures/, which ships as simulator.samples."""
+    return mention.replace("simulator/samples/", "fixtures/", 1)
+
+
+def test_no_source_names_a_path_the_repo_does_not_have() -> None:
+    """Docstrings and comments that point to a file point to one that exists."""
+    root = PACKAGE.parent
+    sources = [*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py")]
+    sources += [*(root / "benchmarks").rglob("*.py"), root / "Makefile", root / "Dockerfile"]
+    missing = [
+        f"{path.relative_to(root)}: {mention}"
+        for path in sources
+        for mention in PATH_MENTION.findall(path.read_text(encoding="utf-8"))
+        if "*" not in mention and not (root / in_repo(mention)).exists()
+    ]
+    assert missing == []

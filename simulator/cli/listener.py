@@ -161,7 +161,7 @@ def serve(
             envvar="INTAKE_SIM_ACK",
             help="When to answer 250: `intake` once the delivery's intake transaction has "
             "committed; `spool` once the raw message is committed to the spool, with intake "
-            "run just after by a processor process (faster; see README, Spool).",
+            "run just after by a processor process (faster; see docs/spool.md).",
             case_sensitive=False,
         ),
     ] = Ack.INTAKE,
