@@ -143,6 +143,17 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert "no database at" in missing.stderr
 
 
+def test_a_library_error_gets_the_flag_name_from_the_cli(tmp_path: Path) -> None:
+    """The library says what is wrong with as_of; the CLI adds which flag carried it."""
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert runner.invoke(app, ["db", "upgrade", "--db", db]).exit_code == 0
+    result = runner.invoke(app, ["report", "--db", db, "--as-of", "yesterday"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: --as-of: as_of 'yesterday' is not an ISO-8601 time such as 2026-11-28T12:00Z"
+    ]
+
+
 def _cli_sections() -> dict[str, str]:
     """docs/cli.md cut at its `## intake-sim NAME` headings: NAME -> that section's text."""
     text = CLI_DOC.read_text(encoding="utf-8")

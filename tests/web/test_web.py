@@ -194,6 +194,7 @@ async def test_foreign_host_names_and_bad_queries_are_refused(site: Site) -> Non
     bad = await site.http.get("/api/report", params={"as_of": "yesterday"})
     assert bad.status_code == 400
     assert "ISO-8601" in bad.json()["error"]
+    assert "--" not in bad.json()["error"], "the API speaks of as_of, not of a CLI flag"
     wrong_type = await site.http.post("/submit", content=b"{}", headers={"content-type": "a/b"})
     assert wrong_type.status_code == 415
 
