@@ -143,8 +143,12 @@ def receive_time(raw: bytes, use_date_header: bool) -> datetime:
 
 
 def derived_message_id(raw: bytes) -> str:
-    """A stable stand-in Message-ID, so resends of an id-less message still dedupe."""
-    return f"{hashlib.sha256(raw).hexdigest()[:32]}@derived.intake-sim.invalid"
+    """A stable stand-in Message-ID, so resends of an id-less message still dedupe.
+
+    Line ends do not count: the same message read from an LF file, a CRLF mbox
+    or an SMTP session (always CRLF) gets the same id."""
+    canonical = raw.replace(b"\r\n", b"\n")
+    return f"{hashlib.sha256(canonical).hexdigest()[:32]}@derived.intake-sim.invalid"
 
 
 def normalise_address(value: str) -> str | None:
