@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,11 @@ class DirectoryEntry:
     name: str
     role: str  # "agent" or "employee"
     logs_in: bool
+    since: datetime | None = None  # in the directory from this moment (UTC) ...
+    until: datetime | None = None  # ... up to this one; None: open-ended
+
+    def ended_by(self, moment: datetime) -> bool:
+        return self.until is not None and self.until <= moment
 
 
 @dataclass(frozen=True)
@@ -327,11 +333,34 @@ def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:
                 raise OrgFileError(f"{where}.email must be an address")
             if email in directory:
                 raise OrgFileError(f"{email} appears twice in the directory")
+            since, until = _moment(entry, where, "since"), _moment(entry, where, "until")
+            if since and until and until <= since:
+                raise OrgFileError(f"{where}.until must be later than its since")
             directory[email] = DirectoryEntry(
                 email=email,
                 name=_typed(entry, where, "name", str, ""),
                 role=role,
                 # Agents always log in: owning requests is done in the agent UI.
                 logs_in=True if role == "agent" else _typed(entry, where, "logs_in", bool, True),
+                since=since,
+                until=until,
             )
     return directory
+
+
+def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
+    """A TOML date (`2025-01-01`: its midnight), date-time or ISO string, in UTC;
+    a time without an offset is taken as UTC."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01")

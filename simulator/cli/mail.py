@@ -27,7 +27,7 @@ from simulator.cli.options import (
 from simulator.cli.render import Format, render
 from simulator.org import load_org
 from simulator.pipeline import batch
-from simulator.pipeline.batch import file_submissions, outcome_counts, prepare
+from simulator.pipeline.batch import earliest_date, file_submissions, outcome_counts, prepare
 from simulator.pipeline.intake import DeliveryResult
 from simulator.reports.columns import SEND_COLUMNS
 from simulator.smtp.client import send_all
@@ -73,7 +73,8 @@ def ingest(
         bool,
         typer.Option(
             help="Take each message's receive time from its Date header "
-            "(for historical mail); default: now."
+            "(for historical mail; directory seats then start at the earliest message "
+            "unless the org file dates them); default: now."
         ),
     ] = False,
     fmt: FormatOption = Format.TABLE,
@@ -81,10 +82,12 @@ def ingest(
     """Run messages through the same intake pipeline as the listener, without SMTP."""
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
+        mail = read_mail(paths)  # every source checked before the database is touched
+        # Imported history: directory seats start with the earliest message, not now.
+        start = earliest_date(read_mail(paths)) if use_date_header else None
         store = open_store(db)
         cleanup.callback(store.dispose)
-        prepare(store, organisation)
-        mail = read_mail(paths)
+        prepare(store, organisation, start=start)
         counts: Counter[str] = Counter()
         with progress("ingesting", None) as advance:
 
