@@ -126,6 +126,7 @@ def parse_message(
 
 _DATE_FIELD = re.compile(rb"^date:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_RECEIVED_FIELD = re.compile(rb"^received:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 
 
 def date_header(raw: bytes) -> datetime | None:
@@ -133,6 +134,19 @@ def date_header(raw: bytes) -> datetime | None:
     head = _HEADER_END.split(raw, maxsplit=1)[0]
     found = _DATE_FIELD.search(head)
     return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
+
+
+def delivered_time(raw: bytes) -> datetime | None:
+    """When the mailbox got a message: the date of its topmost Received header (the
+    last hop's), else its Date header; None when neither reads as a time."""
+    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    found = _RECEIVED_FIELD.search(head)
+    if found and b";" in found.group(1):
+        stamp = found.group(1).rsplit(b";", 1)[1]
+        dated = _date(re.sub(rb"\s+", b" ", stamp).decode("ascii", "replace").strip())
+        if dated is not None:
+            return dated
+    return date_header(raw)
 
 
 def receive_time(raw: bytes, use_date_header: bool) -> datetime:

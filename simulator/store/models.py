@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -285,3 +286,24 @@ class SpoolMark(Base):
 
     spool_file: Mapped[str] = mapped_column(String(36), primary_key=True)  # the file's uuid
     last_id: Mapped[int] = mapped_column(Integer)
+
+
+class FetchCheckpoint(Base):
+    """How far `fetch` got in one IMAP folder of one account: the folder's UIDVALIDITY
+    and the highest UID stored. A new UIDVALIDITY means the UIDs start over."""
+
+    __tablename__ = "fetch_checkpoints"
+
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # imap://user@host:port
+    folder: Mapped[str] = mapped_column(String(320), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+
+
+class FetchedUidl(Base):
+    """A POP3 message `fetch` stored, by its UIDL (POP3 has no ordered UIDs)."""
+
+    __tablename__ = "fetched_uidls"
+
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # pop3://user@host:port
+    uidl: Mapped[str] = mapped_column(String(70), primary_key=True)  # RFC 1939: 1-70 chars
