@@ -92,8 +92,9 @@ class Account:
 
     @property
     def key(self) -> str:
-        """The account as checkpoints name it: protocol://user@host:port."""
-        return f"{self.protocol.value}://{self.user}@{self.host}:{self.real_port}"
+        """The account as checkpoints name it: protocol://user@host. Not the port: the
+        same mailbox over IMAPS or STARTTLS is one mailbox."""
+        return f"{self.protocol.value}://{self.user}@{self.host}"
 
     def tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
@@ -154,17 +155,24 @@ def fetch(
     `ingest --use-date-header`, rather than at the moment of the fetch.
     """
     store.ensure_schema()
-    if account.protocol is MailProtocol.POP3:
-        with _pop3(account) as session:
-            new, earliest = _pop3_plan(store, account, session)
-            prepare(store, org, start=earliest)
-            return _pop3_pull(store, org, account, session, new, window, on_batch)
-    with _imap(account) as session:
-        names = _imap_folders(session) if all_folders else list(folders)
-        plans = [_imap_plan(store, account, session, name, window) for name in names]
-        starts = [plan.earliest for plan in plans if plan.earliest is not None]
-        prepare(store, org, start=min(starts, default=None))
-        return sum(_imap_pull(store, org, account, session, plan, on_batch) for plan in plans)
+    try:
+        if account.protocol is MailProtocol.POP3:
+            with _pop3(account) as pop:
+                new, earliest = _pop3_plan(store, account, pop)
+                prepare(store, org, start=earliest)
+                return _pop3_pull(store, org, account, pop, new, window, on_batch)
+        with _imap(account) as imap:
+            names = _imap_folders(imap) if all_folders else list(folders)
+            plans = [_imap_plan(store, account, imap, name, window) for name in names]
+            starts = [plan.earliest for plan in plans if plan.earliest is not None]
+            prepare(store, org, start=min(starts, default=None))
+            return sum(_imap_pull(store, org, account, imap, plan, on_batch) for plan in plans)
+    except (OSError, imaplib.IMAP4.error, poplib.error_proto) as exc:
+        where = f"{account.host}:{account.real_port}"
+        raise FetchError(
+            f"the session with {where} broke off ({exc}); the batches stored so far stay "
+            "stored, and the next run goes on from there"
+        ) from None
 
 
 def _submissions(org: Org, pulled: Sequence[Pulled]) -> list[Submission]:
@@ -234,8 +242,11 @@ class _imap:
 
     def _close(self) -> None:
         if self.client is not None:
-            with contextlib.suppress(OSError, imaplib.IMAP4.error):
+            try:
                 self.client.logout()
+            except (OSError, imaplib.IMAP4.error):
+                with contextlib.suppress(OSError):
+                    self.client.shutdown()  # a broken session: at least close the socket
             self.client = None
 
 

@@ -294,7 +294,7 @@ class FetchCheckpoint(Base):
 
     __tablename__ = "fetch_checkpoints"
 
-    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # imap://user@host:port
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # imap://user@host
     folder: Mapped[str] = mapped_column(String(320), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
@@ -305,5 +305,5 @@ class FetchedUidl(Base):
 
     __tablename__ = "fetched_uidls"
 
-    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # pop3://user@host:port
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # pop3://user@host
     uidl: Mapped[str] = mapped_column(String(70), primary_key=True)  # RFC 1939: 1-70 chars

@@ -6,9 +6,12 @@ same monthly figures as `ingest --use-date-header` of a Maildir copy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +19,24 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.org import load_org
+from simulator.pipeline.intake import DeliveryResult
+from simulator.smtp.fetch import FETCH_BATCH, Account, FetchError, MailProtocol
+from simulator.smtp.fetch import fetch as fetch_mail
+from simulator.store.db import open_store
 from tests.support.dovecot import (
     PASSWORD,
     SKIP,
     USER,
     Dovecot,
     available,
+    free_port,
     running_dovecot,
     snapshot,
 )
+from tests.support.mail import compose
 from tests.support.mailboxes import dated_messages, write_maildir
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.skipif(not available(), reason=SKIP)
 runner = CliRunner()
@@ -162,6 +173,61 @@ def test_a_certificate_not_trusted_is_refused_unless_insecure(
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "CERTIFICATE_VERIFY_FAILED" in lines[0], lines
     assert fetched(dovecot, db, "--port", str(dovecot.imaps), "--insecure") == {"created_issue": 4}
+
+
+def many(count: int) -> dict[str, bytes]:
+    return {
+        f"new/{1767225600 + n}.M{n}P1.host": compose(
+            f"c{n}@customer.example", f"Help {n}", f"r{n}@x"
+        )
+        for n in range(count)
+    }
+
+
+@contextmanager
+def switchable_proxy(port: int) -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
+    """A TCP forwarder to `port` on its own event loop thread: (its port, cut, restore)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = TcpProxy(free_port(), ("127.0.0.1", port))
+
+    def run(step: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        asyncio.run_coroutine_threadsafe(step(), loop).result(10)
+
+    run(proxy.start)
+    try:
+        yield proxy.port, lambda: run(proxy.stop), lambda: run(proxy.start)
+    finally:
+        run(proxy.stop)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_session_cut_mid_fetch_resumes_with_nothing_doubled(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cut.db'}"
+    org = load_org(None)
+    with running_dovecot(many(120)) as server, switchable_proxy(server.imaps) as proxied:
+        port, cut, restore = proxied
+        account = Account(MailProtocol.IMAP, "127.0.0.1", USER, PASSWORD, port, cafile=server.cert)
+        store = open_store(url)
+        batches: list[int] = []
+
+        def cut_after_first(results: Sequence[DeliveryResult]) -> None:
+            batches.append(len(results))
+            if len(batches) == 1:
+                cut()
+
+        with pytest.raises(FetchError, match="broke off"):
+            fetch_mail(store, org, account, on_batch=cut_after_first)
+        assert batches == [FETCH_BATCH]
+        restore()
+        assert fetch_mail(store, org, account) == 120 - FETCH_BATCH
+        store.dispose()
+    stored = messages(url)
+    assert len(stored) == 120
+    assert {m["outcome"] for m in stored} == {"created_issue"}
 
 
 def test_fetched_history_reports_as_the_same_mail_ingested(
