@@ -87,6 +87,13 @@ class Org:
     message_id_domain: str = "intake-sim.invalid"
     source: str = ""
     notify: NotifyPolicy = field(default_factory=NotifyPolicy)
+    # `[intake.by_address."help@acme.example"]`: one mailbox's own intake policy.
+    intake_by_address: dict[str, IntakePolicy] = field(default_factory=dict)
+
+    def for_address(self, address: str) -> Org:
+        """The org as intake sees it for mail to `address`: with that mailbox's policy."""
+        policy = self.intake_by_address.get(address.lower())
+        return self if policy is None else dataclasses.replace(self, intake=policy)
 
     def is_internal(self, address: str) -> bool:
         domain = address.rpartition("@")[2]
@@ -175,6 +182,7 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
         internal_domains=domains,
         intake_addresses=intake_addresses,
         intake=_build_intake(_table(data, "intake")),
+        intake_by_address=_build_overrides(_table(data, "intake"), intake_addresses),
         pricing=_build_pricing(_table(data, "pricing")),
         directory=_build_directory(data),
         licensing=_build_licensing(_table(data, "licensing")),
@@ -209,6 +217,25 @@ def _build_intake(table: dict[str, Any]) -> IntakePolicy:
         if getattr(intake, key) < 0:
             raise OrgFileError(f"intake.{key} must not be negative")
     return intake
+
+
+def _build_overrides(
+    table: dict[str, Any], intake_addresses: tuple[str, ...]
+) -> dict[str, IntakePolicy]:
+    """Each `[intake.by_address."ADDRESS"]` table over `[intake]`: keys it leaves out
+    keep the organisation's value."""
+    overrides = table.get("by_address", {})
+    if not isinstance(overrides, dict):
+        raise OrgFileError("intake.by_address must be a table of intake addresses")
+    shared = {key: value for key, value in table.items() if key != "by_address"}
+    found = {}
+    for address, override in overrides.items():
+        if address.lower() not in intake_addresses:
+            raise OrgFileError(f"intake.by_address: {address} is not an intake address")
+        if not isinstance(override, dict):
+            raise OrgFileError(f"intake.by_address.{address} must be a table")
+        found[address.lower()] = _build_intake({**shared, **override})
+    return found
 
 
 SIGNING_KEY_MIN_LENGTH = 16

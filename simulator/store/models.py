@@ -151,6 +151,8 @@ class Delivery(Base):
         String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
     )
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # The intake mailbox the delivery came to ("" for rows written before it was kept).
+    intake_address: Mapped[str] = mapped_column(CleanString(320), default="", server_default="")
 
 
 class KnownMessage(Base):
