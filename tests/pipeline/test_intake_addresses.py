@@ -14,6 +14,7 @@ from simulator.domain import Channel, Submission
 from simulator.errors import OrgFileError
 from simulator.org import Org, load_org
 from simulator.pipeline.batch import prepare, write_batch
+from simulator.reports.columns import message_columns
 from simulator.reports.rows import messages
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
@@ -99,3 +100,9 @@ def test_a_policy_for_an_address_that_is_no_intake_address_is_an_error(tmp_path:
     path.write_text(OVERRIDE.replace(f'by_address."{HELP}"', 'by_address."sales@acme.example"'))
     with pytest.raises(OrgFileError, match=r"sales@acme\.example is not an intake address"):
         load_org(path)
+
+
+def test_the_messages_table_shows_the_mailbox_once_there_are_two() -> None:
+    one = [{"intake_address": SUPPORT}, {"intake_address": SUPPORT}]
+    assert "intake_address" not in message_columns(one)
+    assert message_columns([*one, {"intake_address": HELP}])[-1] == "intake_address"
