@@ -20,9 +20,10 @@ from simulator.pipeline.batch import prepare
 from simulator.reports import rows, summary
 from simulator.service import intake_service
 from simulator.smtp.client import SendResult, send_all
-from simulator.smtp.mailfiles import MailFile, load_mail
+from simulator.smtp.mailfiles import MailFile
 from simulator.smtp.relay import Relay
 from simulator.smtp.server import ListenerOptions
+from simulator.smtp.sources import load_mail
 from simulator.store.db import Store
 
 Progress = Callable[[SendResult], None]

@@ -41,6 +41,7 @@ class Channel(StrEnum):
     SMTP = "smtp"  # the SMTP listener
     WEB_FORM = "web_form"  # the customer web form (the submitter logs in to a portal)
     INGEST = "ingest"  # `intake-sim ingest`, files through the pipeline without SMTP
+    FETCH = "fetch"  # `intake-sim fetch`, pulled from an IMAP or POP3 mailbox
 
 
 class LicenseModel(StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,11 @@ class DirectoryEntry:
     name: str
     role: str  # "agent" or "employee"
     logs_in: bool
+    since: datetime | None = None  # in the directory from this moment (UTC) ...
+    until: datetime | None = None  # ... up to this one; None: open-ended
+
+    def ended_by(self, moment: datetime) -> bool:
+        return self.until is not None and self.until <= moment
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,13 @@ class Org:
     message_id_domain: str = "intake-sim.invalid"
     source: str = ""
     notify: NotifyPolicy = field(default_factory=NotifyPolicy)
+    # `[intake.by_address."help@acme.example"]`: one mailbox's own intake policy.
+    intake_by_address: dict[str, IntakePolicy] = field(default_factory=dict)
+
+    def for_address(self, address: str) -> Org:
+        """The org as intake sees it for mail to `address`: with that mailbox's policy."""
+        policy = self.intake_by_address.get(address.lower())
+        return self if policy is None else dataclasses.replace(self, intake=policy)
 
     def is_internal(self, address: str) -> bool:
         domain = address.rpartition("@")[2]
@@ -169,6 +182,7 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
         internal_domains=domains,
         intake_addresses=intake_addresses,
         intake=_build_intake(_table(data, "intake")),
+        intake_by_address=_build_overrides(_table(data, "intake"), intake_addresses),
         pricing=_build_pricing(_table(data, "pricing")),
         directory=_build_directory(data),
         licensing=_build_licensing(_table(data, "licensing")),
@@ -203,6 +217,25 @@ def _build_intake(table: dict[str, Any]) -> IntakePolicy:
         if getattr(intake, key) < 0:
             raise OrgFileError(f"intake.{key} must not be negative")
     return intake
+
+
+def _build_overrides(
+    table: dict[str, Any], intake_addresses: tuple[str, ...]
+) -> dict[str, IntakePolicy]:
+    """Each `[intake.by_address."ADDRESS"]` table over `[intake]`: keys it leaves out
+    keep the organisation's value."""
+    overrides = table.get("by_address", {})
+    if not isinstance(overrides, dict):
+        raise OrgFileError("intake.by_address must be a table of intake addresses")
+    shared = {key: value for key, value in table.items() if key != "by_address"}
+    found = {}
+    for address, override in overrides.items():
+        if address.lower() not in intake_addresses:
+            raise OrgFileError(f"intake.by_address: {address} is not an intake address")
+        if not isinstance(override, dict):
+            raise OrgFileError(f"intake.by_address.{address} must be a table")
+        found[address.lower()] = _build_intake({**shared, **override})
+    return found
 
 
 SIGNING_KEY_MIN_LENGTH = 16
@@ -327,11 +360,34 @@ def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:
                 raise OrgFileError(f"{where}.email must be an address")
             if email in directory:
                 raise OrgFileError(f"{email} appears twice in the directory")
+            since, until = _moment(entry, where, "since"), _moment(entry, where, "until")
+            if since and until and until <= since:
+                raise OrgFileError(f"{where}.until must be later than its since")
             directory[email] = DirectoryEntry(
                 email=email,
                 name=_typed(entry, where, "name", str, ""),
                 role=role,
                 # Agents always log in: owning requests is done in the agent UI.
                 logs_in=True if role == "agent" else _typed(entry, where, "logs_in", bool, True),
+                since=since,
+                until=until,
             )
     return directory
+
+
+def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
+    """A TOML date (`2025-01-01`: its midnight), date-time or ISO string, in UTC;
+    a time without an offset is taken as UTC."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01")

@@ -9,6 +9,7 @@ Only this package imports typer and rich. Nothing imports it but __main__.
 from simulator.cli import (  # noqa: F401
     database,
     demo,
+    fetch,
     listener,
     listings,
     mail,

@@ -23,6 +23,7 @@ COMMAND_ORDER = (
     "web",
     "send",
     "ingest",
+    "fetch",
     "drain",
     "report",
     "users",

@@ -31,10 +31,10 @@ from simulator.reports import rows, summary
 from simulator.reports.columns import (
     ISSUE_COLUMNS,
     LEDGER_COLUMNS,
-    MESSAGE_COLUMNS,
     MONTH_COLUMNS,
     OUTBOX_COLUMNS,
     USER_COLUMNS,
+    message_columns,
 )
 from simulator.reports.plots import plot_months
 from simulator.store.db import DEFAULT_DB_URL
@@ -112,7 +112,7 @@ def messages(
     ] = None,
 ) -> None:
     """Deliveries with their outcome and reason."""
-    _listing(db, fmt, partial(rows.messages, outcome=outcome), MESSAGE_COLUMNS, "messages")
+    _listing(db, fmt, partial(rows.messages, outcome=outcome), message_columns, "messages")
 
 
 @app.command()
@@ -138,10 +138,17 @@ def outbox(
     _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox")
 
 
-def _listing(db: str, fmt: Format, query: Listing, columns: list[str], title: str) -> None:
+def _listing(
+    db: str,
+    fmt: Format,
+    query: Listing,
+    columns: list[str] | Callable[[list[dict[str, Any]]], list[str]],
+    title: str,
+) -> None:
+    """Read `query`'s rows and render them; `columns` may be chosen from the rows."""
     with cli_errors():
         found = rows.read_from(_existing(db), query)
-    render(found, columns, fmt, out, title=title)
+    render(found, columns if isinstance(columns, list) else columns(found), fmt, out, title=title)
 
 
 def _existing(db: str) -> str:

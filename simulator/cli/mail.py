@@ -27,12 +27,12 @@ from simulator.cli.options import (
 from simulator.cli.render import Format, render
 from simulator.org import load_org
 from simulator.pipeline import batch
-from simulator.pipeline.batch import file_submissions, outcome_counts, prepare
+from simulator.pipeline.batch import earliest_date, file_submissions, outcome_counts, prepare
 from simulator.pipeline.intake import DeliveryResult
 from simulator.reports.columns import SEND_COLUMNS
 from simulator.smtp.client import send_all
-from simulator.smtp.mailfiles import load_mail
 from simulator.smtp.server import DEFAULT_HOST, DEFAULT_PORT
+from simulator.smtp.sources import read_mail
 from simulator.store.db import DEFAULT_DB_URL, open_store
 
 
@@ -50,11 +50,11 @@ def send(
     org: OrgOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Send .eml files, folders of them, or mbox files to a listener over SMTP."""
+    """Send mail (.eml files, folders, mbox, Maildir) to a listener over SMTP."""
     with cli_errors():
         recipients = to or [load_org(org).intake_addresses[0]]
-        mail = load_mail(paths)
-        with progress("sending", len(mail)) as advance:
+        mail = read_mail(paths)
+        with progress("sending", None) as advance:
             results = send_all(host, port, mail, recipients, lambda _: advance())
     rows = [{"source": r.source, "code": r.code, "reply": r.reply} for r in results]
     render(rows, SEND_COLUMNS, fmt, out, title="sent")
@@ -73,7 +73,8 @@ def ingest(
         bool,
         typer.Option(
             help="Take each message's receive time from its Date header "
-            "(for historical mail); default: now."
+            "(for historical mail; directory seats then start at the earliest message "
+            "unless the org file dates them); default: now."
         ),
     ] = False,
     fmt: FormatOption = Format.TABLE,
@@ -81,12 +82,14 @@ def ingest(
     """Run messages through the same intake pipeline as the listener, without SMTP."""
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
+        mail = read_mail(paths)  # every source checked before the database is touched
+        # Imported history: directory seats start with the earliest message, not now.
+        start = earliest_date(read_mail(paths)) if use_date_header else None
         store = open_store(db)
         cleanup.callback(store.dispose)
-        prepare(store, organisation)
-        mail = load_mail(paths)
+        prepare(store, organisation, start=start)
         counts: Counter[str] = Counter()
-        with progress("ingesting", len(mail)) as advance:
+        with progress("ingesting", None) as advance:
 
             def count(results: Sequence[DeliveryResult]) -> None:
                 counts.update(outcome_counts(results))
@@ -94,4 +97,4 @@ def ingest(
 
             submissions = file_submissions(mail, organisation, use_date_header)
             batch.ingest(store, organisation, submissions, on_batch=count)
-    print_outcomes(counts, fmt, f"ingested {len(mail)} message(s)")
+    print_outcomes(counts, fmt, f"ingested {counts.total()} message(s)")

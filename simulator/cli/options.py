@@ -74,7 +74,12 @@ RelayOption = Annotated[
     ),
 ]
 PathsArgument = Annotated[
-    list[Path], typer.Argument(help=".eml files, folders of them, or mbox files.", exists=True)
+    list[Path],
+    typer.Argument(
+        help="Mail sources: .eml files (any name), folders, mbox files (also .gz/.xz), "
+        "Maildir folders.",
+        exists=True,
+    ),
 ]
 
 PlotOption = Annotated[
@@ -113,8 +118,9 @@ def setup_cli_logging(verbose: bool = False) -> None:
 
 
 @contextmanager
-def progress(label: str, total: int) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr; yields `advance(n=1)`."""
+def progress(label: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr; yields `advance(n=1)`. A total of None (mail streamed
+    from a source not counted beforehand) shows the count so far."""
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -26,7 +26,7 @@ from simulator.org import Org
 from simulator.pipeline import intake, signing
 from simulator.pipeline.intake import DeliveryResult
 from simulator.pipeline.ledger import SeatChange, reconcile_directory
-from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits, receive_time
+from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits, date_header, receive_time
 from simulator.store.db import Store
 from simulator.store.models import Delivery
 
@@ -44,15 +44,21 @@ class RawMail(Protocol):
     def envelope_from(self) -> str: ...
 
 
-def prepare(store: Store, org: Org, at: datetime | None = None) -> list[SeatChange]:
+def prepare(
+    store: Store, org: Org, at: datetime | None = None, start: datetime | None = None
+) -> list[SeatChange]:
     """Bring the schema up (or refuse an old one), make the signing secret, and
-    reconcile the directory from the org file."""
+    reconcile the directory from the org file.
+
+    `start` is the earliest moment of the history about to be imported: a
+    directory seat the ledger has never held, and whose entry has no `since`,
+    starts there rather than at `at`."""
     store.ensure_schema()
     moment = at or datetime.now(UTC)
 
     def work(session: Session) -> list[SeatChange]:
         signing.database_secret(session, moment)
-        return reconcile_directory(session, org, moment)
+        return reconcile_directory(session, org, moment, start)
 
     return store.transaction(work)
 
@@ -160,6 +166,12 @@ def file_submissions(
     for item in mail:
         received_at = receive_time(item.raw, use_date_header)
         yield Submission(item.raw, item.envelope_from, recipients, received_at, Channel.INGEST)
+
+
+def earliest_date(mail: Iterable[RawMail]) -> datetime | None:
+    """The earliest Date header among `mail` (one pass, one message at a time)."""
+    dates = (date_header(item.raw) for item in mail)
+    return min((d for d in dates if d is not None), default=None)
 
 
 def outcome_counts(results: Iterable[DeliveryResult]) -> Counter[str]:

@@ -8,6 +8,7 @@ events it caused. It never commits: `serve`, `ingest` and `demo` decide when.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -105,7 +106,10 @@ def process(
     the rows that point at the delivery (known id, seat events, outbox) follow.
     """
     mail = parse_message(raw, envelope_from, mime_limits)
+    address = intake_address(mail, recipients, channel, org)
+    org = org.for_address(address)  # that mailbox's own intake policy, if it has one
     row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
+    row["intake_address"] = address
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
     known = conversations.known_message(session, row["message_id"])
@@ -178,6 +182,22 @@ def _signer(
     ):
         return signing.signer_for(session, org, at)
     return None
+
+
+def intake_address(mail: InboundMail, recipients: list[str], channel: Channel, org: Org) -> str:
+    """The intake mailbox a delivery came to. Over SMTP: the first RCPT that is one.
+    From files, a fetch or the form: the first one named by Delivered-To, To or Cc,
+    else the recipient given."""
+    given = [r.strip().lower() for r in recipients]
+    named: list[str] = []
+    if channel is not Channel.SMTP:
+        for field_name in ("delivered-to", "to", "cc"):
+            values = mail.headers.get(field_name, ())
+            named += [a.lower() for _, a in email.utils.getaddresses(list(values))]
+    for address in [*named, *given]:
+        if org.is_intake_address(address):
+            return address
+    return given[0] if given else ""
 
 
 def _delivery_row(

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from simulator.domain import LicenseModel, Origin, Role, SeatReason
 from simulator.org import Org
-from simulator.pipeline.roles import role_for
 from simulator.store.models import SeatEvent, User
 
 
@@ -129,35 +128,82 @@ def count_sender(
     return [change] if change else []
 
 
-def reconcile_directory(session: Session, org: Org, at: datetime) -> list[SeatChange]:
-    """Bring users and seats in line with the org file's agents and employees."""
+def reconcile_directory(
+    session: Session, org: Org, at: datetime, start: datetime | None = None
+) -> list[SeatChange]:
+    """Bring users and seats in line with the org file's agents and employees.
+
+    A seat the ledger has never held starts at its entry's `since`, else at
+    `start` (the earliest message of imported history), else at `at`. An entry
+    whose `until` has passed by `at` leaves the directory at its `until`; one
+    the ledger never saw is first given its seats from its start.
+    """
     changes: list[SeatChange] = []
     users = {u.email: u for u in session.scalars(select(User).where(User.in_directory))}
     for entry in org.directory.values():
-        user = (
-            users.pop(entry.email, None)
-            or session.scalars(select(User).where(User.email == entry.email)).one_or_none()
-        )
+        user = users.pop(entry.email, None) or _directory_user(session, entry.email)
+        begin = entry.since or start or at
         if user is None:
-            user = User(email=entry.email, origin=Origin.DIRECTORY.value, created_at=at)
+            user = User(
+                email=entry.email,
+                origin=Origin.DIRECTORY.value,
+                role=_outside_role(org, entry.email),
+                created_at=begin,
+            )
             session.add(user)
+            session.flush()
+        unseen = not _in_ledger(session, user)
+        if unseen:
+            user.created_at = min(user.created_at, begin)
         user.name = entry.name or user.name or ""
+        left = entry.until if entry.ended_by(at) else None
+        if left is not None and not (unseen and begin < left):
+            changes += _leave(session, org, user, left)
+            continue
         user.role = entry.role
         user.in_directory = True
         user.logs_in = entry.logs_in
         session.flush()
-        changes += _align_seats(session, user, at)
+        changes += _align_seats(session, user, at, begin=begin)
+        if left is not None:  # a past seat, first written now: it ends at its until
+            changes += _leave(session, org, user, left)
     for user in users.values():  # in the directory before, gone from the org file now
-        user.in_directory = False
-        user.logs_in = False
-        user.role = role_for(user.email, org).value
-        changes += _align_seats(session, user, at, removed=True)
+        changes += _leave(session, org, user, at)
     return changes
 
 
+def _directory_user(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == email)).one_or_none()
+
+
+def _in_ledger(session: Session, user: User) -> bool:
+    """Whether any seat event names the user."""
+    return any(seat_state(session, user.id, model)[1] for model in LicenseModel)
+
+
+def _outside_role(org: Org, email: str) -> str:
+    """The role of an address outside the directory: employee on an internal domain."""
+    return (Role.EMPLOYEE if org.is_internal(email) else Role.CUSTOMER).value
+
+
+def _leave(session: Session, org: Org, user: User, at: datetime) -> list[SeatChange]:
+    if not user.in_directory:
+        return []
+    user.in_directory = False
+    user.logs_in = False
+    user.role = _outside_role(org, user.email)
+    return _align_seats(session, user, at, removed=True)
+
+
 def _align_seats(
-    session: Session, user: User, at: datetime, removed: bool = False
+    session: Session,
+    user: User,
+    at: datetime,
+    removed: bool = False,
+    begin: datetime | None = None,
 ) -> list[SeatChange]:
+    """Set both seats as the user's directory record wants; a seat never held before
+    starts at `begin` when given."""
     wants_support = user.role == Role.AGENT and not removed
     wants_team = not removed and (user.logs_in or user.first_seen is not None)
     support_reason = (
@@ -170,11 +216,16 @@ def _align_seats(
     else:
         team_reason = SeatReason.DIRECTORY_REMOVED if removed else SeatReason.NO_LOGIN
 
+    def when(model: LicenseModel) -> datetime:
+        never_held = seat_state(session, user.id, model)[1] == 0
+        return begin if begin is not None and never_held else at
+
+    wanted = (
+        (LicenseModel.SUPPORT, wants_support, support_reason),
+        (LicenseModel.TEAM, wants_team, team_reason),
+    )
     return [
         change
-        for change in (
-            set_seat(session, user, LicenseModel.SUPPORT, wants_support, support_reason, at),
-            set_seat(session, user, LicenseModel.TEAM, wants_team, team_reason, at),
-        )
-        if change is not None
+        for model, wants, reason in wanted
+        if (change := set_seat(session, user, model, wants, reason, when(model))) is not None
     ]

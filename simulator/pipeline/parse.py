@@ -126,6 +126,7 @@ def parse_message(
 
 _DATE_FIELD = re.compile(rb"^date:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_RECEIVED_FIELD = re.compile(rb"^received:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 
 
 def date_header(raw: bytes) -> datetime | None:
@@ -133,6 +134,19 @@ def date_header(raw: bytes) -> datetime | None:
     head = _HEADER_END.split(raw, maxsplit=1)[0]
     found = _DATE_FIELD.search(head)
     return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
+
+
+def delivered_time(raw: bytes) -> datetime | None:
+    """When the mailbox got a message: the date of its topmost Received header (the
+    last hop's), else its Date header; None when neither reads as a time."""
+    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    found = _RECEIVED_FIELD.search(head)
+    if found and b";" in found.group(1):
+        stamp = found.group(1).rsplit(b";", 1)[1]
+        dated = _date(re.sub(rb"\s+", b" ", stamp).decode("ascii", "replace").strip())
+        if dated is not None:
+            return dated
+    return date_header(raw)
 
 
 def receive_time(raw: bytes, use_date_header: bool) -> datetime:
@@ -143,8 +157,12 @@ def receive_time(raw: bytes, use_date_header: bool) -> datetime:
 
 
 def derived_message_id(raw: bytes) -> str:
-    """A stable stand-in Message-ID, so resends of an id-less message still dedupe."""
-    return f"{hashlib.sha256(raw).hexdigest()[:32]}@derived.intake-sim.invalid"
+    """A stable stand-in Message-ID, so resends of an id-less message still dedupe.
+
+    Line ends do not count: the same message read from an LF file, a CRLF mbox
+    or an SMTP session (always CRLF) gets the same id."""
+    canonical = raw.replace(b"\r\n", b"\n")
+    return f"{hashlib.sha256(canonical).hexdigest()[:32]}@derived.intake-sim.invalid"
 
 
 def normalise_address(value: str) -> str | None:

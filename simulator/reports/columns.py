@@ -6,6 +6,8 @@ for tables and CSV headers.
 
 from __future__ import annotations
 
+from typing import Any
+
 USER_COLUMNS = [
     "email",
     "name",
@@ -27,6 +29,15 @@ MESSAGE_COLUMNS = [
     "issue",
     "message_id",
 ]
+
+
+def message_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """MESSAGE_COLUMNS, and `intake_address` once deliveries came to more than one
+    mailbox: a column that always reads the same only narrows the others."""
+    mailboxes = {row.get("intake_address") for row in rows}
+    return MESSAGE_COLUMNS + (["intake_address"] if len(mailboxes) > 1 else [])
+
+
 LEDGER_COLUMNS = ["seq", "at", "model", "user", "delta", "reason", "delivery"]
 OUTBOX_COLUMNS = [
     "id",

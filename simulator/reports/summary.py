@@ -261,8 +261,11 @@ def _user_facts(session: Session, as_of: datetime) -> dict[int, timeline.UserFac
             activity=tuple(activity.get(user_id, ())),
         )
         for user_id, created_at, logs_in in session.execute(
-            select(User.id, User.created_at, User.logs_in).where(User.created_at <= as_of)
+            select(User.id, User.created_at, User.logs_in)
         )
+        # A user whose record is newer than a seat it holds (a directory user
+        # reconciled after older mail was imported) still counts from that seat.
+        if created_at <= as_of or user_id in events
     }
 
 

@@ -1,29 +1,29 @@
-"""Reading mail from disk; smtp/client.py delivers what is read here.
+"""A message read from a source, and its envelope sender; smtp/sources.py reads them
+and smtp/client.py delivers them.
 
-Used by `send`, `ingest` and `demo`. Files may be single messages (.eml or any
-other name), folders of them, or mbox files. The envelope sender comes from a
-`Return-Path` header when there is one (that is where delivered mail keeps
-it), else the mbox "From " line, else the From header.
+The envelope sender comes from a `Return-Path` header when there is one (that
+is where delivered mail keeps it), else the mbox "From " line, else the From
+header. Headers are read unfolded, so a From header folded over two lines
+still gives its address.
 """
 
 from __future__ import annotations
 
-import mailbox
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.errors import IntakeSimError
 from simulator.pipeline.parse import normalise_address
 
 HEADER_END = re.compile(rb"\r?\n\r?\n")
+FOLD = re.compile(rb"\r?\n(?=[ \t])")
 RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\r\n]*)>?", re.IGNORECASE | re.MULTILINE)
 FROM_HEADER = re.compile(
     rb"^from:[^\r\n]*?<?([^<>\s\"]+@[^<>\s\"]+)>?", re.IGNORECASE | re.MULTILINE
 )
-MESSAGE_SUFFIXES = {".eml", ".msg", ".txt", ""}
-MBOX_SUFFIXES = {".mbox", ".mbx"}
+# Google Takeout writes a message number, not an address, in its From_ lines.
+TAKEOUT_FROM = re.compile(r"^[0-9]+@xxx$")
 
 
 @dataclass(frozen=True)
@@ -35,54 +35,21 @@ class MailFile:
 
 def envelope_sender(raw: bytes, mbox_from: str | None = None) -> str:
     """Return-Path, else the mbox From_ line, else the From header; "" is the null sender."""
-    head = HEADER_END.split(raw, maxsplit=1)[0]
+    head = FOLD.sub(b"", HEADER_END.split(raw, maxsplit=1)[0])
     found = RETURN_PATH.search(head)
     if found:
         return found.group(1).decode("utf-8", "replace").strip()
-    if mbox_from:
-        return mbox_from.split()[0] if mbox_from.split() else ""
+    words = (mbox_from or "").split()
+    if mbox_from and not (words and TAKEOUT_FROM.match(words[0])):
+        return words[0] if words else ""
     found = FROM_HEADER.search(head)
     if found:
         return normalise_address(found.group(1).decode("utf-8", "replace")) or ""
     return ""
 
 
-def _is_mbox(path: Path) -> bool:
-    if path.suffix.lower() in MBOX_SUFFIXES:
-        return True
-    with path.open("rb") as handle:
-        return handle.read(5) == b"From "
-
-
-def _read_mbox(path: Path) -> Iterator[MailFile]:
-    box = mailbox.mbox(path, create=False)
-    try:
-        for index, key in enumerate(box.keys(), start=1):
-            message = box.get_message(key)
-            raw = box.get_bytes(key)
-            yield MailFile(f"{path}#{index}", raw, envelope_sender(raw, message.get_from()))
-    finally:
-        box.close()
-
-
-def _files_in(folder: Path) -> list[Path]:
-    wanted = MESSAGE_SUFFIXES | MBOX_SUFFIXES
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted and p.suffix
-    )
-
-
 def load_mail(paths: Iterable[str | Path]) -> list[MailFile]:
-    """Every message under `paths`, in a stable order; a missing path is an IntakeSimError."""
-    found: list[MailFile] = []
-    for given in paths:
-        path = Path(given)
-        if not path.exists():
-            raise IntakeSimError(f"no such file or folder: {path}")
-        for file in _files_in(path) if path.is_dir() else [path]:
-            if _is_mbox(file):
-                found.extend(_read_mbox(file))
-            else:
-                raw = file.read_bytes()
-                found.append(MailFile(str(file), raw, envelope_sender(raw)))
-    return found
+    """Every message under `paths` as a list: smtp/sources.py's `load_mail`."""
+    from simulator.smtp import sources  # sources imports this module
+
+    return sources.load_mail(paths)

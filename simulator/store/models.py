@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -150,6 +151,8 @@ class Delivery(Base):
         String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
     )
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # The intake mailbox the delivery came to ("" for rows written before it was kept).
+    intake_address: Mapped[str] = mapped_column(CleanString(320), default="", server_default="")
 
 
 class KnownMessage(Base):
@@ -285,3 +288,24 @@ class SpoolMark(Base):
 
     spool_file: Mapped[str] = mapped_column(String(36), primary_key=True)  # the file's uuid
     last_id: Mapped[int] = mapped_column(Integer)
+
+
+class FetchCheckpoint(Base):
+    """How far `fetch` got in one IMAP folder of one account: the folder's UIDVALIDITY
+    and the highest UID stored. A new UIDVALIDITY means the UIDs start over."""
+
+    __tablename__ = "fetch_checkpoints"
+
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # imap://user@host
+    folder: Mapped[str] = mapped_column(String(320), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+
+
+class FetchedUidl(Base):
+    """A POP3 message `fetch` stored, by its UIDL (POP3 has no ordered UIDs)."""
+
+    __tablename__ = "fetched_uidls"
+
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)  # pop3://user@host
+    uidl: Mapped[str] = mapped_column(String(70), primary_key=True)  # RFC 1939: 1-70 chars

@@ -280,6 +280,8 @@ def test_derived_message_id_is_stable() -> None:
 
     assert first == derived_message_id(bytes(raw))
     assert first != derived_message_id(raw + b"!")
+    crlf, lf = b"Subject: x\r\n\r\nbody\r\n", b"Subject: x\n\nbody\n"
+    assert derived_message_id(crlf) == derived_message_id(lf)  # line ends do not count
     local, domain = first.split("@")
     assert len(local) == 32
     assert int(local, 16) >= 0

@@ -180,6 +180,7 @@ def message(
         "reason": reason,
         "issue": issue,
         "channel": channel,
+        "intake_address": HELP,
     }
 
 

@@ -1,5 +1,6 @@
-"""Reading mail from disk (simulator/smtp/mailfiles.py): single files, folders and
-mbox files through `load_mail`, and where the envelope sender comes from."""
+"""Reading mail from disk (simulator/smtp/mailfiles.py, simulator/smtp/sources.py):
+single files, folders and mbox files through `load_mail`, and where the envelope
+sender comes from. Maildir, line ends, compression and streaming: test_sources.py."""
 
 from __future__ import annotations
 
@@ -85,11 +86,15 @@ def test_a_folder_is_read_recursively_in_a_stable_order(tmp_path: Path) -> None:
     write(tmp_path / "sub" / "c.txt", compose("c@customer.example"))
     write(tmp_path / "sub" / "d.EML", compose("d@customer.example"))
     write(tmp_path / "notes.json", b'{"not": "mail"}')
-    write(tmp_path / "README", compose("readme@customer.example"))  # no suffix: skipped here
+    write(tmp_path / "README", compose("readme@customer.example"))  # mail by its content
+    write(tmp_path / "notes.md", b"# Notes\n\nFrom: here on, plain text\n")
+    write(tmp_path / "compose.yml", b"services:\n  web:\n    image: x\n")  # fields, no mail
+    write(tmp_path / ".git" / "HEAD.eml", compose("hidden@customer.example"))
     found = load_mail([tmp_path])
     names = [Path(m.source).relative_to(tmp_path).as_posix() for m in found]
-    assert names == ["a.msg", "b.eml", "sub/c.txt", "sub/d.EML"]
+    assert names == ["README", "a.msg", "b.eml", "sub/c.txt", "sub/d.EML"]
     assert [m.envelope_from for m in found] == [
+        "readme@customer.example",
         "a@customer.example",
         "b@customer.example",
         "c@customer.example",
@@ -126,8 +131,29 @@ def test_a_missing_path_is_one_clear_error(tmp_path: Path) -> None:
         load_mail([tmp_path / "there.eml", tmp_path / "gone.eml"])
 
 
-def test_an_empty_folder_holds_no_mail(tmp_path: Path) -> None:
-    assert load_mail([tmp_path]) == []
+def test_an_empty_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    write(tmp_path / "notes.json", b'{"not": "mail"}')
+    with pytest.raises(
+        IntakeSimError, match=f"no email in this folder .*: {re.escape(str(tmp_path))}$"
+    ):
+        load_mail([tmp_path])
+
+
+def test_a_folded_from_header_still_gives_the_envelope_sender() -> None:
+    raw = (
+        b'From: "Ann Lee, Customer Services"\r\n <ann@customer.example>\r\nSubject: x\r\n\r\nx\r\n'
+    )
+    assert envelope_sender(raw) == "ann@customer.example"
+    folded_path = b"Return-Path:\n <bounces@lists.example>\nFrom: a@b.example\n\nx\n"
+    assert envelope_sender(folded_path) == "bounces@lists.example"
+
+
+def test_a_takeout_from_line_is_no_address() -> None:
+    """Google Takeout's From_ lines carry a message number: the From header counts."""
+    raw = b"From: Ann <ann@customer.example>\n\nx\n"
+    assert envelope_sender(raw, "1781234567890123456@xxx Sat Nov 28 10:00:00 +0000 2026") == (
+        "ann@customer.example"
+    )
 
 
 def test_the_sample_emails_all_load_with_an_envelope() -> None:
