@@ -15,6 +15,6 @@ from simulator.cli import (  # noqa: F401
     reliability,
     simulate,
 )
-from simulator.cli.app import app
+from simulator.cli.app import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

@@ -208,8 +208,18 @@ def serve(
 
 @app.command()
 def web(
-    host: HostOption = DEFAULT_HOST,
-    port: PortOption = DEFAULT_WEB_PORT,
+    host: Annotated[
+        str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
+    ] = DEFAULT_HOST,
+    port: Annotated[
+        int,
+        typer.Option(
+            envvar="INTAKE_SIM_WEB_PORT",
+            help="Web server port (0 picks a free one).",
+            min=0,
+            max=65535,
+        ),
+    ] = DEFAULT_WEB_PORT,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,

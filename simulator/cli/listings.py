@@ -16,15 +16,15 @@ from simulator.cli.options import (
     DbOption,
     FormatOption,
     OrgOption,
-    PlotOption,
     cli_errors,
     flag_errors,
     out,
+    plot_option,
     print_json,
     print_report,
 )
 from simulator.cli.render import Format, render
-from simulator.domain import OutboxStatus
+from simulator.domain import LicenseModel, OutboxStatus, Outcome
 from simulator.errors import ConfigError
 from simulator.org import Org, load_org
 from simulator.reports import rows, summary
@@ -37,7 +37,7 @@ from simulator.reports.columns import (
     USER_COLUMNS,
 )
 from simulator.reports.plots import plot_months
-from simulator.store.db import DEFAULT_DB_URL
+from simulator.store.db import DEFAULT_DB_URL, missing_sqlite_file
 
 Listing = Callable[..., list[dict[str, Any]]]
 
@@ -59,7 +59,7 @@ def report(
         Period | None,
         typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
     ] = None,
-    plot: PlotOption = None,
+    plot: plot_option("report") = None,  # type: ignore[valid-type]
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
@@ -107,22 +107,24 @@ def messages(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
     outcome: Annotated[
-        str | None,
+        Outcome | None,
         typer.Option(help="Only deliveries with this outcome (e.g. filtered, quarantined)."),
     ] = None,
 ) -> None:
     """Deliveries with their outcome and reason."""
-    _listing(db, fmt, partial(rows.messages, outcome=outcome), MESSAGE_COLUMNS, "messages")
+    wanted = outcome.value if outcome else None
+    _listing(db, fmt, partial(rows.messages, outcome=wanted), MESSAGE_COLUMNS, "messages")
 
 
 @app.command()
 def ledger(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
-    model: Annotated[str | None, typer.Option(help="Only this model: support or team.")] = None,
+    model: Annotated[LicenseModel | None, typer.Option(help="Only this model.")] = None,
 ) -> None:
     """The seat ledger: every +1/-1 with its reason and causing delivery."""
-    _listing(db, fmt, partial(rows.ledger, model=model), LEDGER_COLUMNS, "seat events")
+    wanted = model.value if model else None
+    _listing(db, fmt, partial(rows.ledger, model=wanted), LEDGER_COLUMNS, "seat events")
 
 
 @app.command()
@@ -147,11 +149,10 @@ def _listing(db: str, fmt: Format, query: Listing, columns: list[str], title: st
 def _existing(db: str) -> str:
     """`db`, unless it names a SQLite file that is not there: read-only commands
     refuse to invent an empty one."""
-    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
-        path = Path(db.removeprefix("sqlite:///"))
-        if not path.exists():
-            raise ConfigError(
-                f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
-                "first, or pass --db"
-            )
+    path = missing_sqlite_file(db)
+    if path is not None:
+        raise ConfigError(
+            f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
+            "first, or pass --db"
+        )
     return db
