@@ -16,6 +16,7 @@ from simulator.cli.options import (
     DbOption,
     FormatOption,
     OrgOption,
+    WideOption,
     cli_errors,
     flag_errors,
     out,
@@ -91,15 +92,19 @@ def _print_months(
 
 
 @app.command()
-def users(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+def users(
+    db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
+) -> None:
     """Users: role, origin, and whether each is a paid seat under Support and Team."""
-    _listing(db, fmt, rows.users, USER_COLUMNS, "users")
+    _listing(db, fmt, rows.users, USER_COLUMNS, "users", wide)
 
 
 @app.command()
-def issues(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+def issues(
+    db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
+) -> None:
     """Issues with their submitter and message count."""
-    _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues")
+    _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues", wide)
 
 
 @app.command()
@@ -110,10 +115,11 @@ def messages(
         Outcome | None,
         typer.Option(help="Only deliveries with this outcome (e.g. filtered, quarantined)."),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Deliveries with their outcome and reason."""
     wanted = outcome.value if outcome else None
-    _listing(db, fmt, partial(rows.messages, outcome=wanted), MESSAGE_COLUMNS, "messages")
+    _listing(db, fmt, partial(rows.messages, outcome=wanted), MESSAGE_COLUMNS, "messages", wide)
 
 
 @app.command()
@@ -121,10 +127,11 @@ def ledger(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
     model: Annotated[LicenseModel | None, typer.Option(help="Only this model.")] = None,
+    wide: WideOption = False,
 ) -> None:
     """The seat ledger: every +1/-1 with its reason and causing delivery."""
     wanted = model.value if model else None
-    _listing(db, fmt, partial(rows.ledger, model=wanted), LEDGER_COLUMNS, "seat events")
+    _listing(db, fmt, partial(rows.ledger, model=wanted), LEDGER_COLUMNS, "seat events", wide)
 
 
 @app.command()
@@ -134,16 +141,19 @@ def outbox(
     status: Annotated[
         OutboxStatus | None, typer.Option(help="Only automatic emails in this status.")
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Automatic emails (acknowledgements, updates): status, attempts, last error."""
     wanted = status.value if status else None
-    _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox")
+    _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox", wide)
 
 
-def _listing(db: str, fmt: Format, query: Listing, columns: list[str], title: str) -> None:
+def _listing(
+    db: str, fmt: Format, query: Listing, columns: list[str], title: str, wide: bool
+) -> None:
     with cli_errors():
         found = rows.read_from(_existing(db), query)
-    render(found, columns, fmt, out, title=title)
+    render(found, columns, fmt, out, title=title, wide=wide)
 
 
 def _existing(db: str) -> str:

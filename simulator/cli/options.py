@@ -68,6 +68,13 @@ FormRateLimitOption = Annotated[
         min=0,
     ),
 ]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Tables: every cell whole, however wide (default: long addresses end in ...).",
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 RelayOption = Annotated[
     str | None,

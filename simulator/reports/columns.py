@@ -25,6 +25,7 @@ MESSAGE_COLUMNS = [
     "outcome",
     "reason",
     "issue",
+    "channel",
     "message_id",
 ]
 LEDGER_COLUMNS = ["seq", "at", "model", "user", "delta", "reason", "delivery"]

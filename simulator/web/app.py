@@ -17,8 +17,6 @@ This module builds the app and its route table; the handlers are in pages.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from jinja2 import Environment, PackageLoader
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -36,6 +34,13 @@ from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
 from simulator.web.api import API_ROUTES, openapi_document
+
+# WebOptions and the defaults stay importable from here, as before web/options.py.
+from simulator.web.options import (  # noqa: F401
+    DEFAULT_FORM_RATE_LIMIT,
+    DEFAULT_WEB_PORT,
+    WebOptions,
+)
 from simulator.web.pages import (
     WebContext,
     dashboard,
@@ -46,8 +51,6 @@ from simulator.web.pages import (
     users_page,
 )
 
-DEFAULT_WEB_PORT = 8080
-DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address per hour
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SECURITY_HEADERS = {
     # Scripts and styles only from this server: an injected tag could not run anyway.
@@ -58,13 +61,6 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
-
-
-@dataclass(frozen=True)
-class WebOptions:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_WEB_PORT
-    form_rate_limit: int = DEFAULT_FORM_RATE_LIMIT
 
 
 def templates() -> Environment:

@@ -195,6 +195,11 @@ async def test_foreign_host_names_and_bad_queries_are_refused(site: Site) -> Non
     assert bad.status_code == 400
     assert "ISO-8601" in bad.json()["error"]
     assert "--" not in bad.json()["error"], "the API speaks of as_of, not of a CLI flag"
+    # A filter with an unknown value is refused, not answered with an empty list.
+    for path, name in (("/api/messages", "outcome"), ("/api/ledger", "model")):
+        unknown = await site.http.get(path, params={name: "bogus"})
+        assert unknown.status_code == 400, path
+        assert f"{name} 'bogus' is not one of" in unknown.json()["error"]
     wrong_type = await site.http.post("/submit", content=b"{}", headers={"content-type": "a/b"})
     assert wrong_type.status_code == 415
 
