@@ -13,6 +13,7 @@ from simulator.cli import (  # noqa: F401
     listings,
     mail,
     reliability,
+    show,
     simulate,
 )
 from simulator.cli.app import app, main

@@ -1,6 +1,6 @@
 """The one `intake-sim` app, the order `--help` lists its commands in, and `version`.
 
-The commands live in one module per family (listener, mail, listings, simulate,
+The commands live in one module per family (listener, mail, listings, show, simulate,
 reliability, database, demo); each registers itself on `app` when
 simulator.cli imports it. Library errors (IntakeSimError) become one
 `Error: ...` line on stderr and exit status 1 (options.cli_errors); so do usage
@@ -40,6 +40,7 @@ COMMAND_ORDER = (
     "messages",
     "ledger",
     "outbox",
+    "show",
     "demo",
     "simulate",
     "sweep",

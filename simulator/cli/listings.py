@@ -18,6 +18,7 @@ from simulator.cli.options import (
     OrgOption,
     WideOption,
     cli_errors,
+    existing_db,
     flag_errors,
     out,
     plot_option,
@@ -38,7 +39,7 @@ from simulator.reports.columns import (
     USER_COLUMNS,
 )
 from simulator.reports.plots import plot_months
-from simulator.store.db import DEFAULT_DB_URL, missing_sqlite_file
+from simulator.store.db import DEFAULT_DB_URL
 
 Listing = Callable[..., list[dict[str, Any]]]
 
@@ -67,7 +68,7 @@ def report(
         organisation = load_org(org)
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")
-        url = _existing(db)
+        url = existing_db(db)
         with flag_errors("--as-of"):
             moment = summary.parse_as_of(as_of)
         if by is not None:
@@ -152,17 +153,5 @@ def _listing(
     db: str, fmt: Format, query: Listing, columns: list[str], title: str, wide: bool
 ) -> None:
     with cli_errors():
-        found = rows.read_from(_existing(db), query)
+        found = rows.read_from(existing_db(db), query)
     render(found, columns, fmt, out, title=title, wide=wide)
-
-
-def _existing(db: str) -> str:
-    """`db`, unless it names a SQLite file that is not there: read-only commands
-    refuse to invent an empty one."""
-    path = missing_sqlite_file(db)
-    if path is not None:
-        raise ConfigError(
-            f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
-            "first, or pass --db"
-        )
-    return db

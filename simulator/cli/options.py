@@ -27,6 +27,7 @@ from simulator.errors import ConfigError, IntakeSimError
 from simulator.logs import setup_logging
 from simulator.reports.columns import MODEL_COLUMNS, OUTCOME_COLUMNS
 from simulator.reports.summary import model_rows
+from simulator.store.db import missing_sqlite_file
 
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
@@ -130,6 +131,18 @@ def warn_renamed_env(command: str) -> None:
         else:
             note = f"`{command}` no longer reads {old} (it means something else there); set {new}"
         typer.echo(f"warning: {note}", err=True)
+
+
+def existing_db(db: str) -> str:
+    """`db`, unless it names a SQLite file that is not there: read-only commands
+    refuse to invent an empty one."""
+    path = missing_sqlite_file(db)
+    if path is not None:
+        raise ConfigError(
+            f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
+            "first, or pass --db"
+        )
+    return db
 
 
 @contextmanager

@@ -68,12 +68,26 @@ def _flat(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
 
-# Free text folds to fit; every other cell (addresses, outcomes, numbers, times)
-# stays on one line and, too long for the terminal, ends in an ellipsis instead
-# of breaking mid-word (`carol@customer` / `.example`). `--wide` shows it whole.
-FOLDED_COLUMNS = {"subject", "name", "reply", "last_error", "source", "reasons"}
-# A one-line column gives up at most this much to its neighbours.
-SHORTEST = 8
+# Columns whose words must not break mid-word (`carol@customer` / `.example`): too
+# narrow for one, they end in an ellipsis (they still wrap at spaces); `--wide`
+# shows every cell whole. Other columns fold to fit.
+WHOLE_WORD_COLUMNS = {
+    "email",
+    "sender",
+    "submitter",
+    "user",
+    "recipient",
+    "outcome",
+    "reason",
+    "model",
+    "role",
+    "origin",
+    "status",
+    "kind",
+    "channel",
+    "message_id",
+    "cheaper_model",
+}
 WIDE = 10_000
 MONEY_COLUMNS = {"cost", "unit_price", "margin"}
 # An ISO-8601 UTC time from rows.iso(): the table shows it to the second.
@@ -97,15 +111,18 @@ def table_cell(column: str, value: Any) -> str:
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
     view = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        if column in FOLDED_COLUMNS:
-            view.add_column(column, overflow="fold")
-        else:
-            view.add_column(
-                column, no_wrap=True, overflow="ellipsis", min_width=min(len(column), SHORTEST)
-            )
+        overflow = "ellipsis" if column in WHOLE_WORD_COLUMNS else "fold"
+        view.add_column(column, overflow=overflow)
     for row in rows:
         view.add_row(*(table_cell(c, row.get(c)) for c in columns))
     return view
+
+
+def _wide(console: Console) -> Console:
+    """A console on the same output whose lines may be as long as a table needs."""
+    return Console(
+        file=console.file, width=WIDE, soft_wrap=False, force_terminal=console.is_terminal
+    )
 
 
 def render(
@@ -122,7 +139,8 @@ def render(
         console.file.write(to_csv(rows, columns))
     elif rows:
         # --wide: as wide as the table needs, whatever the terminal (or a pipe's 80).
-        console.print(table(rows, columns, title), width=WIDE if wide else None)
+        target = _wide(console) if wide else console
+        target.print(table(rows, columns, title))
     else:
         console.print(f"(no {title or 'rows'})")
 

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.delivery.writer import GroupCommitWriter
-from simulator.errors import ConfigError, IntakeSimError
+from simulator.errors import ConfigError, IntakeSimError, NotFound
 from simulator.org import Org
 from simulator.store.db import Store
 from simulator.web import charts
@@ -96,7 +96,7 @@ class SecurityHeaders:
 
 
 async def _library_error(request: Request, exc: Exception) -> Response:
-    status = 400 if isinstance(exc, ConfigError) else 503
+    status = 400 if isinstance(exc, ConfigError) else 404 if isinstance(exc, NotFound) else 503
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
