@@ -23,6 +23,7 @@ from simulator.delivery.writer import GroupCommitWriter
 from simulator.domain import Channel, Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
+from simulator.reports import conversation
 from simulator.reports.rows import issues, ledger, live_version, messages, users
 from simulator.reports.summary import report
 from simulator.store.db import Store
@@ -121,6 +122,15 @@ def issues_page(request: Request) -> HTMLResponse:
         if message["issue"] is not None and message["outcome"] != "duplicate":
             by_issue.setdefault(message["issue"], []).append(message)
     return _newest_first(ctx, "issues", data, messages=by_issue)
+
+
+def issue_page(request: Request) -> HTMLResponse:
+    """One issue with its conversation: each message's text, attachments, headers and
+    a download of its raw bytes. An unknown number is the app's 404."""
+    ctx: WebContext = request.app.state.ctx
+    number = int(request.path_params["number"])
+    data = _read_live(ctx, issue=lambda session: conversation.issue(session, number))
+    return _page(ctx, "issue.html", nav="issues", version=data["version"], issue=data["issue"])
 
 
 def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -380,7 +380,13 @@ async def test_a_conversation_and_a_message_in_full(
     raw = await demo_site.get(f"/api/messages/{first['id']}/raw")
     assert raw.headers["content-type"] == "message/rfc822"
     assert first["message_id"].encode() in raw.content
-    for missing in ("/api/issues/999", "/api/messages/999", "/api/messages/999/raw"):
+    page = await demo_site.get("/issues/1")
+    assert page.status_code == 200
+    assert first["text"].splitlines()[0].replace('"', "&#34;") in page.text
+    assert f'href="/api/messages/{first["id"]}/raw"' in page.text
+    listing = await demo_site.get("/issues")
+    assert 'href="/issues/1"' in listing.text
+    for missing in ("/issues/999", "/api/issues/999", "/api/messages/999", "/api/messages/999/raw"):
         answer = await demo_site.get(missing)
         assert answer.status_code == 404, missing
         assert answer.json()["error"].startswith("no ")
