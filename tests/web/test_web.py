@@ -390,3 +390,22 @@ async def test_a_conversation_and_a_message_in_full(
         answer = await demo_site.get(missing)
         assert answer.status_code == 404, missing
         assert answer.json()["error"].startswith("no ")
+
+
+async def test_messages_page_filters_and_searches_and_the_outbox_page(
+    demo_site: httpx.AsyncClient,
+) -> None:
+    everything = (await demo_site.get("/api/messages")).json()
+    filtered = await demo_site.get("/messages", params={"outcome": "filtered"})
+    assert filtered.status_code == 200
+    wanted = [m for m in everything if m["outcome"] == "filtered"]
+    others = [m for m in everything if m["outcome"] != "filtered"]
+    assert all(f'href="/api/messages/{m["id"]}"' in filtered.text for m in wanted)
+    assert not any(f'href="/api/messages/{m["id"]}"' in filtered.text for m in others)
+    carol = await demo_site.get("/messages", params={"q": "CAROL@"})
+    hits = [m for m in everything if "carol@" in (m["sender"] or "")]
+    assert hits and all(f'href="/api/messages/{m["id"]}"' in carol.text for m in hits)
+    assert "bob@globex.example" not in carol.text
+    assert (await demo_site.get("/messages", params={"outcome": "bogus"})).status_code == 400
+    outbox = await demo_site.get("/outbox")
+    assert outbox.status_code == 200 and "acknowledgement" in outbox.text
