@@ -185,6 +185,11 @@ async def run_listener(
             organisation.name,
             store.display_url,
         )
+        if options.chaos.rules:
+            # Refusals that follow are made on purpose; say so before the first one.
+            logging.warning(
+                "fault injection on: %s", ", ".join(rule.text for rule in options.chaos.rules)
+            )
         if web is not None:
             address = await stack.enter_async_context(
                 web_service(store, organisation, web, service.writer)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,26 @@ def test_serve_on_a_taken_port_writes_nothing(
     assert status == 1
     assert err.startswith(f"Error: cannot listen on 127.0.0.1:{port}:")
     assert not path.exists()
+
+
+def test_serve_says_fault_injection_is_on_before_it_listens(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'chaos.db'}"
+    chaos = ["--chaos", "data:451:0.5", "--chaos", "rcpt:550:0.1"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--db", db, *chaos],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("fault injection" in s for s in seen):
+            line = server.stderr.readline() if server.stderr else ""
+            if not line:
+                break
+            seen.append(line)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    [said] = [s for s in seen if "fault injection" in s]
+    assert "WARNING" in said and "data:451:0.5, rcpt:550:0.1" in said
