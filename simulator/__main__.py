@@ -1,3 +1,3 @@
-from simulator.cli import app
+from simulator.cli import main
 
-app(prog_name="intake-sim")
+main()

@@ -19,3 +19,7 @@ class ConfigError(IntakeSimError):
 
 class SchemaMismatch(IntakeSimError):
     """The database is at another schema revision than this intake-sim needs."""
+
+
+class NotFound(IntakeSimError):
+    """An issue or message asked for by number that the database does not hold."""

@@ -30,8 +30,7 @@ from simulator.smtp.handler import IntakeHandler
 from simulator.smtp.relay import OutboxSender, Relay, RetryPolicy
 from simulator.smtp.server import ListenerOptions, smtp_listener
 from simulator.store.db import Store
-from simulator.web.app import WebOptions, create_app
-from simulator.web.server import web_server
+from simulator.web.options import WebOptions
 
 log = logging.getLogger("intake_sim.service")
 
@@ -114,6 +113,10 @@ async def web_service(
     Given the SMTP listener's writer, form submissions join its group commits;
     without one (`intake-sim web` alone) the web app runs a writer of its own.
     """
+    # Starlette and uvicorn load only when a web server is wanted: start-up stays quick.
+    from simulator.web.app import create_app
+    from simulator.web.server import web_server
+
     reader = Store(store.url, writer=False)
     own = writer is None
     active = writer or GroupCommitWriter(store, org)
@@ -182,6 +185,11 @@ async def run_listener(
             organisation.name,
             store.display_url,
         )
+        if options.chaos.rules:
+            # Refusals that follow are made on purpose; say so before the first one.
+            logging.warning(
+                "fault injection on: %s", ", ".join(rule.text for rule in options.chaos.rules)
+            )
         if web is not None:
             address = await stack.enter_async_context(
                 web_service(store, organisation, web, service.writer)

@@ -14,8 +14,9 @@ from simulator.cli import (  # noqa: F401
     listings,
     mail,
     reliability,
+    show,
     simulate,
 )
-from simulator.cli.app import app
+from simulator.cli.app import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from simulator.cli.app import app
+from simulator.cli.app import HELP_OPTIONS, app
 from simulator.cli.options import DbOption, FormatOption, cli_errors, err, out
 from simulator.cli.render import Format, render
-from simulator.store.db import DEFAULT_DB_URL, Store
+from simulator.store.db import DEFAULT_DB_URL, Store, missing_sqlite_file
 from simulator.store.schema import head_revision
 
 db_app = typer.Typer(
     help="The database schema: where a database stands, and bringing it up to date.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 app.add_typer(db_app, name="db")
 
@@ -32,8 +33,16 @@ def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
     """Show the schema a database is at and the one this intake-sim needs."""
-    with cli_errors(), Store(db, writer=False) as store:
-        current = store.revision()
+    with cli_errors():
+        current, shown = _current(db)
     head = head_revision()
-    row = {"database": store.display_url, "current": current, "head": head}
+    row = {"database": shown, "current": current, "head": head}
     render([{**row, "up_to_date": current == head}], [*row, "up_to_date"], fmt, out)
+
+
+def _current(db: str) -> tuple[str | None, str]:
+    """The revision and display URL; a missing SQLite file is at none and stays missing."""
+    if missing_sqlite_file(db) is not None:
+        return None, db
+    with Store(db, writer=False) as store:
+        return store.revision(), store.display_url

@@ -50,9 +50,10 @@ from simulator.smtp.server import (
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
     ListenerOptions,
+    check_bindable,
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
-from simulator.web.app import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
+from simulator.web.options import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
 
 
 def _limit(flag: str, unit: str, what: str) -> Any:
@@ -174,6 +175,7 @@ def serve(
             relay_to = Relay.parse(relay) if relay else None
         with flag_errors("--chaos"):
             rules = [parse_rule(rule) for rule in chaos or []]
+        _check_ports([(host, port), *([(web_host, web_port)] if web_port is not None else [])])
         store = Store(db, busy_timeout_ms=db_busy_timeout)
         if ack is Ack.SPOOL and store.is_sqlite:
             with flag_errors("--ack spool"):
@@ -206,10 +208,29 @@ def serve(
             store.dispose()
 
 
+def _check_ports(addresses: list[tuple[str, int]]) -> None:
+    """Refuse, before anything is written, to serve on an address that cannot be bound."""
+    for host, port in addresses:
+        try:
+            check_bindable(host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 @app.command()
 def web(
-    host: HostOption = DEFAULT_HOST,
-    port: PortOption = DEFAULT_WEB_PORT,
+    host: Annotated[
+        str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
+    ] = DEFAULT_HOST,
+    port: Annotated[
+        int,
+        typer.Option(
+            envvar="INTAKE_SIM_WEB_PORT",
+            help="Web server port (0 picks a free one).",
+            min=0,
+            max=65535,
+        ),
+    ] = DEFAULT_WEB_PORT,
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
@@ -219,6 +240,7 @@ def web(
     setup_cli_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
+        _check_ports([(host, port)])
         store = open_store(db)
         prepare(store, organisation)
         try:
@@ -265,8 +287,13 @@ def drain(
     with the same org and MIME limits as the listener that spooled them."""
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
-        store = open_store(db)
+        store = Store(db)
         cleanup.callback(store.dispose)
+        if store.is_sqlite and not spool_sqlite.spool_file_path(db).exists():
+            # No listener ever spooled here: nothing to drain, and nothing to create.
+            print_outcomes(Counter(), fmt, "drained 0 message(s)")
+            return
+        store.ensure_schema()
         prepare(store, organisation)
         spooling = spool.open_spool(store)
         cleanup.callback(spooling.dispose)

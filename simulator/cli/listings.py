@@ -16,15 +16,17 @@ from simulator.cli.options import (
     DbOption,
     FormatOption,
     OrgOption,
-    PlotOption,
+    WideOption,
     cli_errors,
+    existing_db,
     flag_errors,
     out,
+    plot_option,
     print_json,
     print_report,
 )
 from simulator.cli.render import Format, render
-from simulator.domain import OutboxStatus
+from simulator.domain import LicenseModel, OutboxStatus, Outcome
 from simulator.errors import ConfigError
 from simulator.org import Org, load_org
 from simulator.reports import rows, summary
@@ -59,14 +61,14 @@ def report(
         Period | None,
         typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
     ] = None,
-    plot: PlotOption = None,
+    plot: plot_option("report") = None,  # type: ignore[valid-type]
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
         organisation = load_org(org)
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")
-        url = _existing(db)
+        url = existing_db(db)
         with flag_errors("--as-of"):
             moment = summary.parse_as_of(as_of)
         if by is not None:
@@ -91,15 +93,19 @@ def _print_months(
 
 
 @app.command()
-def users(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+def users(
+    db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
+) -> None:
     """Users: role, origin, and whether each is a paid seat under Support and Team."""
-    _listing(db, fmt, rows.users, USER_COLUMNS, "users")
+    _listing(db, fmt, rows.users, USER_COLUMNS, "users", wide)
 
 
 @app.command()
-def issues(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
+def issues(
+    db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
+) -> None:
     """Issues with their submitter and message count."""
-    _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues")
+    _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues", wide)
 
 
 @app.command()
@@ -107,22 +113,26 @@ def messages(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
     outcome: Annotated[
-        str | None,
+        Outcome | None,
         typer.Option(help="Only deliveries with this outcome (e.g. filtered, quarantined)."),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Deliveries with their outcome and reason."""
-    _listing(db, fmt, partial(rows.messages, outcome=outcome), message_columns, "messages")
+    wanted = outcome.value if outcome else None
+    _listing(db, fmt, partial(rows.messages, outcome=wanted), message_columns, "messages", wide)
 
 
 @app.command()
 def ledger(
     db: DbOption = DEFAULT_DB_URL,
     fmt: FormatOption = Format.TABLE,
-    model: Annotated[str | None, typer.Option(help="Only this model: support or team.")] = None,
+    model: Annotated[LicenseModel | None, typer.Option(help="Only this model.")] = None,
+    wide: WideOption = False,
 ) -> None:
     """The seat ledger: every +1/-1 with its reason and causing delivery."""
-    _listing(db, fmt, partial(rows.ledger, model=model), LEDGER_COLUMNS, "seat events")
+    wanted = model.value if model else None
+    _listing(db, fmt, partial(rows.ledger, model=wanted), LEDGER_COLUMNS, "seat events", wide)
 
 
 @app.command()
@@ -132,10 +142,11 @@ def outbox(
     status: Annotated[
         OutboxStatus | None, typer.Option(help="Only automatic emails in this status.")
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Automatic emails (acknowledgements, updates): status, attempts, last error."""
     wanted = status.value if status else None
-    _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox")
+    _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox", wide)
 
 
 def _listing(
@@ -144,21 +155,10 @@ def _listing(
     query: Listing,
     columns: list[str] | Callable[[list[dict[str, Any]]], list[str]],
     title: str,
+    wide: bool,
 ) -> None:
     """Read `query`'s rows and render them; `columns` may be chosen from the rows."""
     with cli_errors():
-        found = rows.read_from(_existing(db), query)
-    render(found, columns if isinstance(columns, list) else columns(found), fmt, out, title=title)
-
-
-def _existing(db: str) -> str:
-    """`db`, unless it names a SQLite file that is not there: read-only commands
-    refuse to invent an empty one."""
-    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
-        path = Path(db.removeprefix("sqlite:///"))
-        if not path.exists():
-            raise ConfigError(
-                f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
-                "first, or pass --db"
-            )
-    return db
+        found = rows.read_from(existing_db(db), query)
+    chosen = columns if isinstance(columns, list) else columns(found)
+    render(found, chosen, fmt, out, title=title, wide=wide)

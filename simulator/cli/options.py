@@ -1,13 +1,18 @@
 """What the commands share: the options several take, the consoles, errors as one
 line, a progress bar and the printers for results more than one command shows.
 
-Every option that has an environment variable is named INTAKE_SIM_ + the long
-flag in UPPER_SNAKE; the flag wins over the variable.
+The environment rule (docs/cli.md): an option's variable is INTAKE_SIM_ + the long
+flag in UPPER_SNAKE when the flag means the same in every command that has it;
+where one command's flag means something else, that command's variable is
+INTAKE_SIM_<COMMAND>_<FLAG>, so a variable set for one command never steers
+another. The flag wins over the variable. RENAMED_ENV lists the variables a
+command read before the rule, warned about when set.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +27,7 @@ from simulator.errors import ConfigError, IntakeSimError
 from simulator.logs import setup_logging
 from simulator.reports.columns import MODEL_COLUMNS, OUTCOME_COLUMNS
 from simulator.reports.summary import model_rows
+from simulator.store.db import missing_sqlite_file
 
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
@@ -63,6 +69,13 @@ FormRateLimitOption = Annotated[
         min=0,
     ),
 ]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Tables: every cell whole, however wide (default: long addresses end in ...).",
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 RelayOption = Annotated[
     str | None,
@@ -82,15 +95,59 @@ PathsArgument = Annotated[
     ),
 ]
 
-PlotOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--plot",
-        envvar="INTAKE_SIM_PLOT",
-        help="Also draw a PNG chart to this file.",
-        dir_okay=False,
-    ),
-]
+
+def plot_option(command: str) -> Any:
+    """`--plot FILE.png`: each command draws its own chart, so each has its own variable."""
+    own = f"INTAKE_SIM_{command.upper()}_PLOT"
+    honoured = [old for old, new, read in RENAMED_ENV.get(command, []) if new == own and read]
+    return Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            envvar=[own, *honoured],
+            help="Also draw a PNG chart to this file.",
+            dir_okay=False,
+        ),
+    ]
+
+
+# Variables a command read before the rule although they mean something else there:
+# command -> (old variable, the command's own variable, whether the old one still works).
+RENAMED_ENV: dict[str, list[tuple[str, str, bool]]] = {
+    "web": [
+        ("INTAKE_SIM_HOST", "INTAKE_SIM_WEB_HOST", False),
+        ("INTAKE_SIM_PORT", "INTAKE_SIM_WEB_PORT", False),
+    ],
+    "simulate": [("INTAKE_SIM_PORT", "INTAKE_SIM_SIMULATE_PORT", False)],
+    "report": [("INTAKE_SIM_PLOT", "INTAKE_SIM_REPORT_PLOT", False)],
+    "sweep": [("INTAKE_SIM_PLOT", "INTAKE_SIM_SWEEP_PLOT", True)],
+    "fuzz": [("INTAKE_SIM_SEED", "INTAKE_SIM_FUZZ_SEED", False)],
+    "crash-test": [("INTAKE_SIM_SEED", "INTAKE_SIM_CRASH_TEST_SEED", False)],
+}
+
+
+def warn_renamed_env(command: str) -> None:
+    """One stderr line per old variable set for `command` while its own is not."""
+    for old, new, still_read in RENAMED_ENV.get(command, []):
+        if old not in os.environ or new in os.environ:
+            continue
+        if still_read:
+            note = f"{old} is deprecated for `{command}`; set {new} instead"
+        else:
+            note = f"`{command}` no longer reads {old} (it means something else there); set {new}"
+        typer.echo(f"warning: {note}", err=True)
+
+
+def existing_db(db: str) -> str:
+    """`db`, unless it names a SQLite file that is not there: read-only commands
+    refuse to invent an empty one."""
+    path = missing_sqlite_file(db)
+    if path is not None:
+        raise ConfigError(
+            f"no database at {path}: run `intake-sim serve`, `ingest` or `demo --db {db}` "
+            "first, or pass --db"
+        )
+    return db
 
 
 @contextmanager

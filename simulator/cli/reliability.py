@@ -30,7 +30,8 @@ def crash_test(
         typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
     ] = 4,
     seed: Annotated[
-        int | None, typer.Option(envvar="INTAKE_SIM_SEED", help="Seed for the kill times.")
+        int | None,
+        typer.Option(envvar="INTAKE_SIM_CRASH_TEST_SEED", help="Seed for the kill times."),
     ] = None,
     max_uptime: Annotated[
         float,
@@ -112,7 +113,7 @@ def fuzz(
         int,
         typer.Option(envvar="INTAKE_SIM_CLIENTS", help="Concurrent SMTP clients.", min=1),
     ] = 4,
-    seed: Annotated[int, typer.Option(envvar="INTAKE_SIM_SEED", help="Generator seed.")] = 0,
+    seed: Annotated[int, typer.Option(envvar="INTAKE_SIM_FUZZ_SEED", help="Generator seed.")] = 0,
     # No environment variables for the target: INTAKE_SIM_HOST/PORT/DB may name a
     # real listener and real data, and fuzzing fills them with junk.
     host: Annotated[

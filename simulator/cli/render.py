@@ -68,13 +68,61 @@ def _flat(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
 
+# Columns whose words must not break mid-word (`carol@customer` / `.example`): too
+# narrow for one, they end in an ellipsis (they still wrap at spaces); `--wide`
+# shows every cell whole. Other columns fold to fit.
+WHOLE_WORD_COLUMNS = {
+    "email",
+    "sender",
+    "submitter",
+    "user",
+    "recipient",
+    "outcome",
+    "reason",
+    "model",
+    "role",
+    "origin",
+    "status",
+    "kind",
+    "channel",
+    "message_id",
+    "cheaper_model",
+}
+WIDE = 10_000
+MONEY_COLUMNS = {"cost", "unit_price", "margin"}
+# An ISO-8601 UTC time from rows.iso(): the table shows it to the second.
+FRACTION = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+Z$")
+
+
+def money_text(value: float) -> str:
+    """The one money format of every table: 1,900.00."""
+    return f"{value:,.2f}"
+
+
+def table_cell(column: str, value: Any) -> str:
+    """A value as a table shows it: money as money, times without fractions of a second."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and (column in MONEY_COLUMNS or column.endswith("_cost")):
+        return money_text(value)
+    text = safe_text(_flat(value))
+    return FRACTION.sub(r"\1Z", text)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
     view = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        view.add_column(column, overflow="fold")
+        overflow = "ellipsis" if column in WHOLE_WORD_COLUMNS else "fold"
+        view.add_column(column, overflow=overflow)
     for row in rows:
-        view.add_row(*(safe_text(_flat(row.get(c))) for c in columns))
+        view.add_row(*(table_cell(c, row.get(c)) for c in columns))
     return view
+
+
+def _wide(console: Console) -> Console:
+    """A console on the same output whose lines may be as long as a table needs."""
+    return Console(
+        file=console.file, width=WIDE, soft_wrap=False, force_terminal=console.is_terminal
+    )
 
 
 def render(
@@ -83,13 +131,16 @@ def render(
     fmt: Format,
     console: Console,
     title: str | None = None,
+    wide: bool = False,
 ) -> None:
     if fmt is Format.JSON:
         console.file.write(to_json(rows) + "\n")
     elif fmt is Format.CSV:
         console.file.write(to_csv(rows, columns))
     elif rows:
-        console.print(table(rows, columns, title))
+        # --wide: as wide as the table needs, whatever the terminal (or a pipe's 80).
+        target = _wide(console) if wide else console
+        target.print(table(rows, columns, title))
     else:
         console.print(f"(no {title or 'rows'})")
 
@@ -105,15 +156,15 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         "Support",
         "agents",
         str(support["seats"]),
-        f"{support['unit_price']:.2f}",
-        f"{support['cost']:.2f}",
+        money_text(support["unit_price"]),
+        money_text(support["cost"]),
     )
     comparison.add_row(
         "Team",
         "every user who logs in or emails",
         str(team["seats"]),
-        f"{team['unit_price']:.2f}",
-        f"{team['cost']:.2f}",
+        money_text(team["unit_price"]),
+        money_text(team["cost"]),
     )
     summary = Table(show_header=False, box=None)
     summary.add_column(style="bold")
@@ -131,7 +182,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         summary.add_row(
             "Team without them",
             f"{team['seats_without_notifications']} seat(s), "
-            f"{team['cost_without_notifications']:.2f}",
+            f"{money_text(team['cost_without_notifications'])}",
         )
     summary.add_row("break-even Team seats", safe_text(report["breakeven_team_seats"]))
     summary.add_row("cheaper model", report["cheaper_model"])

@@ -16,11 +16,11 @@ from simulator.cli.options import (
     FormatOption,
     HostOption,
     OrgOption,
-    PlotOption,
     cli_errors,
     err,
     flag_errors,
     out,
+    plot_option,
     print_json,
     print_report,
     progress,
@@ -112,7 +112,7 @@ def simulate(
     port: Annotated[
         int | None,
         typer.Option(
-            envvar="INTAKE_SIM_PORT",
+            envvar="INTAKE_SIM_SIMULATE_PORT",
             help="With --via smtp: a running listener's port (it should run with "
             "--use-date-header). Default: a listener of our own on a free port.",
             min=1,
@@ -192,7 +192,7 @@ def sweep(
     noise: NoiseOption = None,
     org: OrgOption = None,
     fmt: FormatOption = Format.TABLE,
-    plot: PlotOption = None,
+    plot: plot_option("sweep") = None,  # type: ignore[valid-type]
 ) -> None:
     """Seats and cost per model for each monthly volume, the cheaper model and the margin."""
     given = {

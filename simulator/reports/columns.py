@@ -27,6 +27,7 @@ MESSAGE_COLUMNS = [
     "outcome",
     "reason",
     "issue",
+    "channel",
     "message_id",
 ]
 

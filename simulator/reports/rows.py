@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import LicenseModel, Outcome
+from simulator.errors import ConfigError
 from simulator.store.db import Store
 from simulator.store.models import Delivery, Issue, OutboxMessage, SeatEvent, User
 
@@ -107,7 +109,16 @@ def issues(session: Session) -> list[Row]:
     ]
 
 
+def one_of(name: str, value: str | None, choices: type[StrEnum]) -> str | None:
+    """`value` when it is one of `choices` (or None); a filter never matches nothing silently."""
+    if value is None or value in {choice.value for choice in choices}:
+        return value
+    names = ", ".join(choice.value for choice in choices)
+    raise ConfigError(f"{name} {value!r} is not one of {names}")
+
+
 def messages(session: Session, outcome: str | None = None) -> list[Row]:
+    outcome = one_of("outcome", outcome, Outcome)
     query = select(
         Delivery.id,
         Delivery.received_at,
@@ -140,6 +151,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
 
 
 def ledger(session: Session, model: str | None = None) -> list[Row]:
+    model = one_of("model", model, LicenseModel)
     query = (
         select(SeatEvent, User.email)
         .join(User, User.id == SeatEvent.user_id)

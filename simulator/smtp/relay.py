@@ -145,12 +145,15 @@ def send_round(store: Store, relay: Relay, retry: RetryPolicy) -> dict[str, int]
             code, reply = result.code, result.reply
             status = record(store, item, code, reply, datetime.now(UTC), retry)
             counts[status] = counts.get(status, 0) + 1
-            log.info(
+            sent = status == OutboxStatus.SENT.value
+            # A refusal or an unreachable relay is something to look at: a warning.
+            log.log(
+                logging.INFO if sent else logging.WARNING,
                 "outbox #%d to %s: %s%s",
                 item.id,
                 item.recipient,
                 status,
-                "" if status == OutboxStatus.SENT.value else f" ({code} {reply.strip()})",
+                "" if sent else f" ({code} {reply.strip()})",
             )
     return counts
 

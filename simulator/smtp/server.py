@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -57,6 +58,22 @@ class ListenerOptions:
     chaos: Chaos = field(default=NO_CHAOS, compare=False)
     # Replaying dated traffic (`simulate`): take the receive time from the Date header.
     use_date_header: bool = False
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise OSError now if `host:port` cannot be listened on, so that a listener that
+    could never start writes nothing first (its org's seat events, a schema upgrade).
+
+    Port 0 always binds. SO_REUSEADDR as asyncio's own listener sets it, so a port in
+    TIME_WAIT is not refused here when the listener would take it."""
+    if port == 0:
+        return
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
 
 
 def is_loopback(host: str) -> bool:

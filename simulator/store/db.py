@@ -72,6 +72,23 @@ def _is_file_database(engine: Engine) -> bool:
     return bool(database) and database != ":memory:"
 
 
+def _url_hint(url: str) -> str:
+    """A bare path is the commonest slip: show its URL form."""
+    if "://" in url or not url.strip():
+        return ""
+    return f"; an SQLite file is written sqlite:///{Path(url).expanduser()}"
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, when it is not there; None for anything else.
+
+    Read-only commands check this first: opening the URL would create the file."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return None if path.exists() else path
+
+
 def make_engine(
     url: str, *, writer: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
 ) -> Engine:
@@ -79,7 +96,7 @@ def make_engine(
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"not a database URL: {url!r}") from None
+        raise ConfigError(f"not a database URL: {url!r}{_url_hint(url)}") from None
     backend = parsed.get_backend_name()
     # Without a timeout an unreachable PostgreSQL host hangs start-up for minutes.
     connect_args = (

@@ -11,15 +11,17 @@ commands that write; any other older database is refused until
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from simulator.store.models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: `intake-sim --help` and the read-only
+# listings start without it (docs/benchmarks.md, start-up).
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Revision files sort by date: 2026_11_28_0400-<rev>_<slug>.py
@@ -32,6 +34,8 @@ INITIAL_REVISION = "6f1c2a0b4d13"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("file_template", FILE_TEMPLATE)
@@ -41,12 +45,16 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the package ships no migrations"
     return head
 
 
 def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return {
         script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
     }
@@ -59,6 +67,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     revision = MigrationContext.configure(connection).get_current_revision()
     if revision is None and inspect(connection).has_table("deliveries"):
         # Made by intake-sim 0.1.0, which created its tables without migrations.
@@ -68,6 +78,9 @@ def _revision(connection: Connection) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations up to `revision` in one transaction."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Held until COMMIT; whoever waits then finds the schema already there.
@@ -91,6 +104,9 @@ def wait_for_upgrade(engine: Engine) -> None:
 
 def differences(engine: Engine) -> list[object]:
     """What autogenerate would change to make the database match the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection,

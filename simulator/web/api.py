@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator import __version__
-from simulator.reports import rows, summary
+from simulator.reports import conversation, rows, summary
 
 
 def _api(query: Callable[[Request, Session], Any]) -> Callable[[Request], JSONResponse]:
@@ -37,6 +37,19 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
+def _number(request: Request, name: str) -> int:
+    return int(request.path_params[name])
+
+
+def api_message_raw(request: Request) -> Response:
+    """The message's bytes as received, as a download: never rendered by the browser."""
+    delivery_id = _number(request, "id")
+    with request.app.state.ctx.reader.read() as session:
+        data = conversation.message_raw(session, delivery_id)
+    disposition = f'attachment; filename="message-{delivery_id}.eml"'
+    return Response(data, media_type="message/rfc822", headers={"content-disposition": disposition})
+
+
 def api_openapi(request: Request) -> JSONResponse:
     return JSONResponse(request.app.state.openapi)
 
@@ -44,11 +57,20 @@ def api_openapi(request: Request) -> JSONResponse:
 # Every one is described in openapi.json (a test holds the two together).
 API_ROUTES = [
     Route("/api/issues", _api(lambda _, session: rows.issues(session))),
+    Route(
+        "/api/issues/{number:int}",
+        _api(lambda request, session: conversation.issue(session, _number(request, "number"))),
+    ),
     Route("/api/users", _api(lambda _, session: rows.users(session))),
     Route(
         "/api/messages",
         _api(lambda request, session: rows.messages(session, _param(request, "outcome"))),
     ),
+    Route(
+        "/api/messages/{id:int}",
+        _api(lambda request, session: conversation.message(session, _number(request, "id"))),
+    ),
+    Route("/api/messages/{id:int}/raw", api_message_raw),
     Route(
         "/api/ledger",
         _api(lambda request, session: rows.ledger(session, _param(request, "model"))),

@@ -17,8 +17,6 @@ This module builds the app and its route table; the handlers are in pages.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from jinja2 import Environment, PackageLoader
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,24 +28,32 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.delivery.writer import GroupCommitWriter
-from simulator.errors import ConfigError, IntakeSimError
+from simulator.errors import ConfigError, IntakeSimError, NotFound
 from simulator.org import Org
 from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
 from simulator.web.api import API_ROUTES, openapi_document
+
+# WebOptions and the defaults stay importable from here, as before web/options.py.
+from simulator.web.options import (  # noqa: F401
+    DEFAULT_FORM_RATE_LIMIT,
+    DEFAULT_WEB_PORT,
+    WebOptions,
+)
 from simulator.web.pages import (
     WebContext,
     dashboard,
     form,
+    issue_page,
     issues_page,
+    messages_page,
+    outbox_page,
     report_page,
     submit,
     users_page,
 )
 
-DEFAULT_WEB_PORT = 8080
-DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address per hour
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SECURITY_HEADERS = {
     # Scripts and styles only from this server: an injected tag could not run anyway.
@@ -58,13 +64,6 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
-
-
-@dataclass(frozen=True)
-class WebOptions:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_WEB_PORT
-    form_rate_limit: int = DEFAULT_FORM_RATE_LIMIT
 
 
 def templates() -> Environment:
@@ -100,7 +99,7 @@ class SecurityHeaders:
 
 
 async def _library_error(request: Request, exc: Exception) -> Response:
-    status = 400 if isinstance(exc, ConfigError) else 503
+    status = 400 if isinstance(exc, ConfigError) else 404 if isinstance(exc, NotFound) else 503
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
@@ -119,6 +118,9 @@ def create_app(
         Route("/", dashboard),
         Route("/issues", issues_page),
         Route("/users", users_page),
+        Route("/issues/{number:int}", issue_page),
+        Route("/messages", messages_page),
+        Route("/outbox", outbox_page),
         Route("/report", report_page),
         Route("/submit", form, methods=["GET"]),
         Route("/submit", submit, methods=["POST"]),

@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from simulator.delivery.writer import GroupCommitWriter
-from simulator.domain import Channel, Submission
+from simulator.domain import Channel, Outcome, Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
-from simulator.reports.rows import issues, ledger, live_version, messages, users
+from simulator.reports import conversation
+from simulator.reports.rows import issues, ledger, live_version, messages, outbox, users
 from simulator.reports.summary import report
 from simulator.store.db import Store
 from simulator.web import charts
@@ -121,6 +122,39 @@ def issues_page(request: Request) -> HTMLResponse:
         if message["issue"] is not None and message["outcome"] != "duplicate":
             by_issue.setdefault(message["issue"], []).append(message)
     return _newest_first(ctx, "issues", data, messages=by_issue)
+
+
+def issue_page(request: Request) -> HTMLResponse:
+    """One issue with its conversation: each message's text, attachments, headers and
+    a download of its raw bytes. An unknown number is the app's 404."""
+    ctx: WebContext = request.app.state.ctx
+    number = int(request.path_params["number"])
+    data = _read_live(ctx, issue=lambda session: conversation.issue(session, number))
+    return _page(ctx, "issue.html", nav="issues", version=data["version"], issue=data["issue"])
+
+
+def messages_page(request: Request) -> HTMLResponse:
+    """Every delivery, newest first: `?outcome=` as the API's (an unknown one is 400),
+    `?q=` a case-insensitive search over subject and sender."""
+    ctx: WebContext = request.app.state.ctx
+    wanted = request.query_params.get("outcome") or None
+    q = request.query_params.get("q", "").strip()
+    data = _read_live(ctx, messages=lambda session: messages(session, wanted))
+    if q:
+        needle = q.casefold()
+        data["messages"] = [
+            row
+            for row in data["messages"]
+            if needle in (row["subject"] or "").casefold()
+            or needle in (row["sender"] or "").casefold()
+        ]
+    outcomes = [choice.value for choice in Outcome]
+    return _newest_first(ctx, "messages", data, wanted=wanted, q=q, outcomes=outcomes)
+
+
+def outbox_page(request: Request) -> HTMLResponse:
+    ctx: WebContext = request.app.state.ctx
+    return _newest_first(ctx, "outbox", _read_live(ctx, outbox=outbox))
 
 
 def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

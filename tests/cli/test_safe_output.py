@@ -34,7 +34,8 @@ async def test_terminal_tables_show_no_control_characters(listener: Listener) ->
         shown = runner.invoke(app, [command, "--db", db])
         assert shown.exit_code == 0, shown.output
         assert not any(c in shown.stdout for c in ESCAPES), repr(shown.stdout)
-    assert "RED" in runner.invoke(app, ["messages", "--db", db]).stdout  # shown, defused
+    # shown, defused (whole: --wide keeps the narrowed subject column from folding it)
+    assert "RED" in runner.invoke(app, ["messages", "--db", db, "--wide"]).stdout
 
 
 async def test_csv_export_defuses_formulas(listener: Listener) -> None:

@@ -5,6 +5,7 @@ is recorded on its row."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -171,10 +172,16 @@ def test_the_back_off_doubles_up_to_its_bound() -> None:
 # --- failed --------------------------------------------------------------------------
 
 
-async def test_a_permanent_refusal_fails_the_row_at_once(store: Store) -> None:
+async def test_a_permanent_refusal_fails_the_row_at_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     handler = RefusingHandler("550 5.1.1 No such user here")
     async with catcher(handler) as (_, port):
-        assert await one_round(store, port) == {"failed": 1}
+        with caplog.at_level(logging.INFO, logger="intake_sim.outbox"):
+            assert await one_round(store, port) == {"failed": 1}
+        [refused] = [r for r in caplog.records if "outbox #" in r.getMessage()]
+        assert refused.levelno == logging.WARNING  # a relay failure is a warning
+        assert "failed (550 5.1.1 No such user here)" in refused.getMessage()
         assert await one_round(store, port) == {}  # never tried again
     row = the_row(store)
     assert (row.status, row.attempts, row.last_error) == (
