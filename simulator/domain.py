@@ -73,14 +73,18 @@ class Reason(StrEnum):
     NO_REPLY = "no_reply"
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
+    COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
     NO_SENDER = "no_sender"
     BROKEN_MIME = "broken_mime"
+    SPOOFED_SENDER = "spoofed_sender"  # an encoded word inside the sender's address
     TOO_DEEP = "too_deep"
     TOO_MANY_PARTS = "too_many_parts"
     UNPARSEABLE = "unparseable"
     INTERNAL_ERROR = "internal_error"
+    # created_issue: an `[Issue #N]` tag from someone who takes no part in issue N
+    SUBJECT_TAG_UNTRUSTED = "subject_tag_untrusted"
 
 
 class SeatReason(StrEnum):

@@ -118,6 +118,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
         Delivery.reason,
         Delivery.issue_number,
         Delivery.channel,
+        Delivery.sender_source,
     ).order_by(Delivery.id)
     if outcome:
         query = query.where(Delivery.outcome == outcome)
@@ -132,6 +133,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
             "reason": row.reason,
             "issue": row.issue_number,
             "channel": row.channel,
+            "sender_source": row.sender_source,
         }
         for row in session.execute(query)
     ]

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.errors import IntakeSimError
-from simulator.pipeline.parse import normalise_address
+from simulator.pipeline.parse import header_sender
 
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\r\n]*)>?", re.IGNORECASE | re.MULTILINE)
-FROM_HEADER = re.compile(
-    rb"^from:[^\r\n]*?<?([^<>\s\"]+@[^<>\s\"]+)>?", re.IGNORECASE | re.MULTILINE
-)
+FROM_HEADER = re.compile(rb"^from:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 MESSAGE_SUFFIXES = {".eml", ".msg", ".txt", ""}
 MBOX_SUFFIXES = {".mbox", ".mbx"}
 
@@ -41,10 +39,13 @@ def envelope_sender(raw: bytes, mbox_from: str | None = None) -> str:
         return found.group(1).decode("utf-8", "replace").strip()
     if mbox_from:
         return mbox_from.split()[0] if mbox_from.split() else ""
+    # Read the way intake reads it, so that a From that is not an address
+    # (<power quadrant system@example.com>) is not cut down into one here. Such a
+    # From is kept as written: "" would claim the null sender, which means a bounce.
     found = FROM_HEADER.search(head)
-    if found:
-        return normalise_address(found.group(1).decode("utf-8", "replace")) or ""
-    return ""
+    if found is None:
+        return ""
+    return header_sender(head + b"\n\n") or found.group(1).decode("utf-8", "replace").strip()
 
 
 def _is_mbox(path: Path) -> bool:

@@ -149,6 +149,9 @@ class Delivery(Base):
     channel: Mapped[str] = mapped_column(
         String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
     )
+    # Which header gave `sender` (from, sender, reply-to, envelope); "" for none, and
+    # for rows written before it was recorded.
+    sender_source: Mapped[str] = mapped_column(String(16), default="", server_default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
