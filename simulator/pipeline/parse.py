@@ -299,7 +299,7 @@ def _resolve_sender(
             return "", None, header, True
         found = [] if any(_WORDS_IN_ANGLE.search(v) for v in values) else _addresses(values)
         if found:
-            return found[0][0], found[0][1], header, False
+            return found[0][0] or name, found[0][1], header, False
         # A From with a name and no usable address still names the person.
         name = name or _first([n for n, _ in _names(values)], "")
     return name, normalise_address(envelope_from or ""), "envelope", False
