@@ -54,7 +54,9 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for its (next) attempt
     SENT = "sent"  # the relay accepted it
     FAILED = "failed"  # refused for good, or out of attempts
-    SUPPRESSED = "suppressed"  # never sent: the recipient was over the per-recipient cap
+    # never sent: the recipient was over the per-recipient cap, or a permanent bounce
+    # said the address cannot be reached (last_error says which)
+    SUPPRESSED = "suppressed"
 
 
 class NotificationKind(StrEnum):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import classify, conversations, ledger, notify, roles, signing
+from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import (
     DEFAULT_MIME_LIMITS,
@@ -132,6 +132,8 @@ def process(
         noise = Reason.FLOOD
     if noise is not None or sender is None:  # no sender and no noise was quarantined above
         _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER)
+        if noise == Reason.BOUNCE:
+            bounces.record(session, mail, result.delivery_id, received_at)
         return result
 
     user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)

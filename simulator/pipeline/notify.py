@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import classify, ledger, roles
+from simulator.pipeline import bounces, classify, ledger, roles
 from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import InboundMail
@@ -115,9 +115,10 @@ def after_intake(
         if name is None:
             continue
         outgoing = Outgoing(kind, issue, address, name, mail, reply_to_id)
-        suppressed = _over_cap(session, org, address, at)
+        why = _why_not(session, org, address, at)
+        suppressed = bool(why)
         # Built before anything is written, so a failure to build costs only this email.
-        row = _outbox_row(org, signer, outgoing, delivery_id, at, suppressed)
+        row = _outbox_row(org, signer, outgoing, delivery_id, at, why)
         if row is None:
             continue
         if not suppressed and address not in known:
@@ -238,13 +239,25 @@ def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
     return (recent or 0) >= cap
 
 
+def _why_not(session: Session, org: Org, address: str, at: datetime) -> str:
+    """Why no email may go to `address` now ("" when it may): a permanent bounce
+    reported for it, or the per-recipient cap."""
+    bounced = bounces.undeliverable(session, address)
+    if bounced is not None:
+        return f"undeliverable: {bounced.status} bounce (delivery {bounced.delivery_id})"
+    if _over_cap(session, org, address, at):
+        cap = org.notify
+        return f"per-recipient cap: {cap.per_recipient_cap} in {cap.cap_window_hours:g} h"
+    return ""
+
+
 def _outbox_row(
     org: Org,
     signer: MessageIdSigner,
     outgoing: Outgoing,
     delivery_id: int,
     at: datetime,
-    suppressed: bool,
+    suppressed: str,
 ) -> OutboxMessage | None:
     """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
     message_id = signer.new_id(outgoing.issue.number)
@@ -266,12 +279,7 @@ def _outbox_row(
         status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         attempts=0,
         next_attempt_at=at,
-        last_error=(
-            f"per-recipient cap: {org.notify.per_recipient_cap} "
-            f"in {org.notify.cap_window_hours:g} h"
-            if suppressed
-            else ""
-        ),
+        last_error=suppressed,
     )
 
 

@@ -115,6 +115,10 @@ class InboundMail:
     problem: str | None
     # Where the sender came from: "from", "sender", "reply-to", "envelope", or "" for none.
     sender_source: str = ""
+    # What a delivery report says: (Final-Recipient address, Status code) per recipient,
+    # and the Message-IDs of the mail it returns (an attached original or its headers).
+    failed_recipients: tuple[tuple[str, str], ...] = ()
+    returned_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ class _Body:
     too_deep: bool
     broken: bool
     too_many_parts: bool = False
+    failed_recipients: tuple[tuple[str, str], ...] = ()
+    returned_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,8 @@ def _read(
         content_types=body.content_types,
         problem=next((p for p in PROBLEMS if p in found), None),
         sender_source=source if sender is not None else "",
+        failed_recipients=body.failed_recipients,
+        returned_ids=body.returned_ids,
     )
 
 
@@ -545,7 +553,50 @@ def _read_body(msg: Message, limits: MimeLimits) -> _Body:
         too_deep=too_deep,
         broken=broken,
         too_many_parts=len(parts) > limits.max_parts > 0,
+        failed_recipients=_failed_recipients(parts),
+        returned_ids=_returned_ids(parts),
     )
+
+
+def _failed_recipients(parts: list[_Part]) -> tuple[tuple[str, str], ...]:
+    """(address, status) for each recipient block of the message/delivery-status parts.
+
+    Its payload is a list of header blocks: the first is about the reporting MTA, each
+    later one about a recipient (RFC 3464). Blocks without a usable address are skipped.
+    """
+    found: list[tuple[str, str]] = []
+    for part in parts:
+        if part.content_type != "message/delivery-status" or part.embedded:
+            continue
+        blocks = part.message.get_payload()
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, Message):
+                continue
+            recipient = _header_text(str(block.get("final-recipient", "")))
+            address = normalise_address(recipient.rpartition(";")[2])
+            status = _header_text(str(block.get("status", ""))).split(" ")[0]
+            if address is not None:
+                found.append((address, status[:16]))
+    return tuple(dict.fromkeys(found))
+
+
+_RETURNED_ID = re.compile(r"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+def _returned_ids(parts: list[_Part]) -> tuple[str, ...]:
+    """Message-IDs of the mail a report returns: an attached message/rfc822, or the
+    text/rfc822-headers part that MTAs send when they return the headers only."""
+    found: list[str] = []
+    for part in parts:
+        if part.embedded:
+            continue
+        if part.content_type == "message/rfc822":
+            for child in _children(part.message, part.content_type):
+                found.extend(_message_ids([_header_text(str(child.get("message-id", "")))]))
+        elif part.content_type == "text/rfc822-headers":
+            text = _decode_bytes(_payload(part.message), "utf-8")
+            found.extend(_message_ids(_RETURNED_ID.findall(text)))
+    return tuple(dict.fromkeys(found))
 
 
 def _walk(root: Message, max_depth: int) -> tuple[list[_Part], bool]:

@@ -180,6 +180,7 @@ def message(
         "reason": reason,
         "issue": issue,
         "channel": channel,
+        "sender_source": "from",  # every sample mail names its sender in From
     }
 
 
