@@ -87,6 +87,9 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     # created_issue: an `[Issue #N]` tag from someone who takes no part in issue N
     SUBJECT_TAG_UNTRUSTED = "subject_tag_untrusted"
+    # outbox (last_error of a suppressed row): a non-ASCII address, and a relay that
+    # does not offer SMTPUTF8
+    SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 
 
 class SeatReason(StrEnum):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 
 from sqlalchemy import func, select
@@ -209,19 +209,31 @@ MAX_PATH_OCTETS = 256
 def _addressable(address: str) -> bool:
     """Whether the address stands in a To header exactly as it goes in the envelope.
 
-    The header parser drops comments and refuses some local parts (non-ASCII ones
-    among them); mail whose header and envelope would disagree is not sent.
+    The header parser drops comments and refuses some local parts; mail whose
+    header and envelope would disagree is not sent. A non-ASCII address
+    (jürgen@bücher.example) is written as UTF-8 (RFC 6532) and sent with SMTPUTF8.
     An address longer than RFC 5321 allows a path (256 octets) is never sent to
     either: no relay would take it, and it would not fit the stored columns.
     """
     if len(address.encode("utf-8")) > MAX_PATH_OCTETS:
         return False
     try:
-        probe = EmailMessage(policy=SMTP)
-        probe["To"] = Address(addr_spec=address)
+        probe = EmailMessage(policy=_policy_for(address))
+        probe["To"] = _to_header(address, "")
         return str(probe["To"]) == address
     except Exception:  # ValueError, HeaderParseError and header defects alike
         return False
+
+
+def _policy_for(address: str) -> Policy:
+    """SMTP's policy; its UTF-8 form for a non-ASCII address, which has no ASCII spelling."""
+    return SMTP if address.isascii() else SMTPUTF8
+
+
+def _to_header(address: str, name: str) -> Address | str:
+    # The stdlib's Address refuses a non-ASCII local part under every policy, though the
+    # header parser reads one; such an address goes in bare, without a display name.
+    return Address(display_name=name, addr_spec=address) if address.isascii() else address
 
 
 def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
@@ -296,11 +308,9 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     the SMTP policy refuses CR/LF in any header, so nothing from a customer can add one."""
     issue, mail = outgoing.issue, outgoing.mail
     acknowledgement = outgoing.kind is NotificationKind.ACKNOWLEDGEMENT
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_policy_for(outgoing.recipient))
     message["From"] = Address(display_name=header_text(org.name), addr_spec=org.notify.from_address)
-    message["To"] = Address(
-        display_name=header_text(outgoing.recipient_name), addr_spec=outgoing.recipient
-    )
+    message["To"] = _to_header(outgoing.recipient, header_text(outgoing.recipient_name))
     message["Subject"] = tagged_subject(
         issue.number, mail.subject if acknowledgement else issue.subject
     )
