@@ -393,21 +393,70 @@ def _header_fields(msg: Message) -> dict[str, tuple[str, ...]]:
     name may contain the commas and angle brackets that separate addresses.
     """
     fields: dict[str, list[str]] = {}
+    guesses = _declared_multibyte(msg)
     for name, value in msg.items():
-        fields.setdefault(str(name).strip().lower(), []).append(_header_text(str(value)))
+        text = _header_text(str(value), guesses)
+        fields.setdefault(str(name).strip().lower(), []).append(text)
     return {name: tuple(values) for name, values in fields.items()}
 
 
-def _header_text(value: str) -> str:
-    """One raw header value as clean text: UTF-8 if it is valid, else latin-1 (never fails)."""
+_DECLARED_CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
+_SINGLE_BYTE = re.compile(r"^(iso-8859-|windows-125|cp125|us-ascii|ascii|utf-8|koi8)")
+
+
+def _declared_multibyte(msg: Message) -> tuple[str, ...]:
+    """The multi-byte charsets the message declares for its parts (supersets applied).
+
+    Raw 8-bit bytes in a header carry no label; mailers that send them (GB or
+    Shift_JIS text in a Subject) nearly always use the charset of their body.
+    """
+    found = []
+    for part in _shallow_parts(msg):
+        for label in _DECLARED_CHARSET.findall(str(part.get("content-type", ""))):
+            name = CHARSET_SUPERSETS.get(label.lower(), label.lower())
+            if name == "iso-2022-jp":
+                name = "cp932"  # raw 8-bit bytes under this label are Shift_JIS
+            if not _SINGLE_BYTE.match(name):
+                found.append(name)
+    return tuple(dict.fromkeys(found))
+
+
+CHARSET_SCAN_PARTS = 50
+
+
+def _shallow_parts(msg: Message) -> list[Message]:
+    """The first parts, breadth first (an attached original included): enough to find
+    the body's charset, and cheap however hostile the nesting."""
+    found = [msg]
+    for part in found:
+        if len(found) >= CHARSET_SCAN_PARTS:
+            break
+        found.extend(_child_messages(part))
+    return found[:CHARSET_SCAN_PARTS]
+
+
+def _child_messages(part: Message) -> list[Message]:
+    payload = part.get_payload() if part.is_multipart() else None
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _header_text(value: str, guesses: tuple[str, ...] = ()) -> str:
+    """One raw header value as clean text: UTF-8 if it is valid, else the first of the
+    message's declared multi-byte charsets that reads it, else latin-1 (never fails)."""
     if not value.isascii():
         data = _raw_bytes(value)
-        try:
-            value = data.decode("utf-8")
-        except UnicodeDecodeError:
-            value = data.decode("latin-1")
+        value = _first_reading(data, ("utf-8", *guesses)) or data.decode("latin-1")
     # Unfold: a folded header keeps the whitespace but loses the line break.
     return _clean(value.replace("\r", "").replace("\n", "")).strip()
+
+
+def _first_reading(data: bytes, charsets: Iterable[str]) -> str | None:
+    for charset in charsets:
+        try:
+            return data.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
 
 
 def _raw_bytes(value: str) -> bytes:

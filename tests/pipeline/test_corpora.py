@@ -25,7 +25,7 @@ from simulator.pipeline.intake import DeliveryResult, effective_message_id
 from simulator.pipeline.parse import parse_message
 from simulator.smtp.mailfiles import MailFile, envelope_sender
 from simulator.store.db import Store
-from simulator.store.models import SeatEvent, User
+from simulator.store.models import Delivery, SeatEvent, User
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -48,6 +48,11 @@ ZAMMAD_DISAGREEMENTS: dict[str, str] = {
     "brackets); Zammad keeps both words, we do not pick one (quarantined no_sender)",
 }
 
+# Zammad fixtures whose subject we read differently, each with the reason.
+ZAMMAD_SUBJECT_DISAGREEMENTS = {
+    "mail018.box": "a UTF-7 encoded word: Zammad leaves '+ANw-' in the text, we decode it to 'Ü'",
+}
+
 pytestmark = pytest.mark.skipif(
     not CORPORA.is_dir(), reason=f"the real-world corpora are not at {CORPORA}"
 )
@@ -60,6 +65,7 @@ class Ingested:
     results: dict[str, DeliveryResult]
     users_from_mail: int  # users created from a sender, not from the org file
     mail_seats: int  # seat events a delivery caused
+    subjects: dict[str, str]  # each file's stored subject
 
 
 def run_corpus(tmp_path: Path, name: str, mail: Sequence[MailFile]) -> Ingested:
@@ -76,15 +82,22 @@ def run_corpus(tmp_path: Path, name: str, mail: Sequence[MailFile]) -> Ingested:
         rounds.setdefault(seen[ident], []).append(item)
         seen[ident] += 1
     found: dict[str, DeliveryResult] = {}
+    subjects: dict[str, str] = {}
     users = seats = 0
     for number, batch in sorted(rounds.items()):
-        results, round_users, round_seats = _ingest_round(tmp_path / f"{name}-{number}.db", batch)
-        found |= {_file_name(m.source): r for m, r in zip(batch, results, strict=True)}
+        results, round_users, round_seats, by_id = _ingest_round(
+            tmp_path / f"{name}-{number}.db", batch
+        )
+        for item, result in zip(batch, results, strict=True):
+            found[_file_name(item.source)] = result
+            subjects[_file_name(item.source)] = by_id[result.delivery_id]
         users, seats = users + round_users, seats + round_seats
-    return Ingested({n: found[n] for n in sorted(found)}, users, seats)
+    return Ingested({n: found[n] for n in sorted(found)}, users, seats, subjects)
 
 
-def _ingest_round(path: Path, mail: list[MailFile]) -> tuple[list[DeliveryResult], int, int]:
+def _ingest_round(
+    path: Path, mail: list[MailFile]
+) -> tuple[list[DeliveryResult], int, int, dict[int, str]]:
     org: Org = load_org(sample_org_path())
     store = Store(f"sqlite:///{path}")
     try:
@@ -96,9 +109,11 @@ def _ingest_round(path: Path, mail: list[MailFile]) -> tuple[list[DeliveryResult
             seats = session.scalar(
                 select(func.count(SeatEvent.seq)).where(SeatEvent.delivery_id.is_not(None))
             )
+            rows = session.execute(select(Delivery.id, Delivery.subject))
+            subjects = {delivery_id: subject for delivery_id, subject in rows}
     finally:
         store.dispose()
-    return results, users or 0, seats or 0
+    return results, users or 0, seats or 0, subjects
 
 
 def read_files(paths: Sequence[Path]) -> list[MailFile]:
@@ -199,9 +214,18 @@ def test_zammad_senders_agree(zammad: Ingested) -> None:
         if (result.sender or "").lower() != str(expected[name]["from_email"]).strip('"').lower()
     }
     agree = len(zammad.results) - len(differ)
-    print(f"\nzammad: sender agrees on {agree}/{len(zammad.results)}")
+    other_subjects = {
+        name
+        for name, subject in zammad.subjects.items()
+        if " ".join(str(expected[name]["subject"] or "").split()) != subject
+    }
+    print(
+        f"\nzammad: sender agrees on {agree}/{len(zammad.results)}, "
+        f"subject on {len(zammad.subjects) - len(other_subjects)}/{len(zammad.subjects)}"
+    )
     for name, (ours, theirs) in sorted(differ.items()):
         print(f"  {name}: ours={ours!r} zammad={theirs!r} {zammad.results[name].reason}")
     assert len(zammad.results) == 106
     assert agree >= 102
     assert set(differ) == set(ZAMMAD_DISAGREEMENTS)
+    assert other_subjects == set(ZAMMAD_SUBJECT_DISAGREEMENTS)

@@ -636,3 +636,19 @@ def test_a_broken_multipart_inside_an_attached_mail_is_not_broken_mime() -> None
     raw = mail("From: a@example.com", 'Content-Type: multipart/mixed; boundary="outer"', body=body)
 
     assert parse_message(raw, None).problem is None
+
+
+def test_raw_8bit_header_bytes_are_read_in_the_body_s_multibyte_charset() -> None:
+    subject = "转发整体提升".encode("gb18030")
+    raw = (
+        b"From: a@example.com\r\nSubject: " + subject + b"\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: text/plain; charset="gb2312"\r\n\r\nbody\r\n'
+    )
+
+    assert parse_message(raw, None).subject == "转发整体提升"
+
+
+def test_raw_8bit_header_bytes_without_a_multibyte_label_are_latin1() -> None:
+    raw = b"From: a@example.com\r\nSubject: caf\xe9\r\n\r\nbody\r\n"
+
+    assert parse_message(raw, None).subject == "café"
