@@ -55,7 +55,9 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for its (next) attempt
     SENT = "sent"  # the relay accepted it
     FAILED = "failed"  # refused for good, or out of attempts
-    SUPPRESSED = "suppressed"  # never sent: the recipient was over the per-recipient cap
+    # never sent: the recipient was over the per-recipient cap, or a permanent bounce
+    # said the address cannot be reached (last_error says which)
+    SUPPRESSED = "suppressed"
 
 
 class NotificationKind(StrEnum):
@@ -74,14 +76,21 @@ class Reason(StrEnum):
     NO_REPLY = "no_reply"
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
+    COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
     NO_SENDER = "no_sender"
     BROKEN_MIME = "broken_mime"
+    SPOOFED_SENDER = "spoofed_sender"  # an encoded word inside the sender's address
     TOO_DEEP = "too_deep"
     TOO_MANY_PARTS = "too_many_parts"
     UNPARSEABLE = "unparseable"
     INTERNAL_ERROR = "internal_error"
+    # created_issue: an `[Issue #N]` tag from someone who takes no part in issue N
+    SUBJECT_TAG_UNTRUSTED = "subject_tag_untrusted"
+    # outbox (last_error of a suppressed row): a non-ASCII address, and a relay that
+    # does not offer SMTPUTF8
+    SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 
 
 class SeatReason(StrEnum):

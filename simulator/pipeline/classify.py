@@ -1,12 +1,16 @@
 """Noise classification: mail that a helpdesk must record but never answer.
 
 Pure functions over parsed headers. The order matters only for the recorded
-reason: loop first (our own mail must never be processed again), then bounces,
-auto-replies, list mail and no-reply senders.
+reason: loop first (our own mail must never be processed again), then complaint
+(feedback) reports, bounces, auto-replies, list mail and no-reply senders.
+
+Every rule reads only what a damaged mail still offers (headers, the parts that
+were found, the first text body), because intake asks here before it quarantines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from simulator.domain import Reason
@@ -23,7 +27,48 @@ AUTOREPLY_MARKERS = (
     "x-mail-autoreply",
     "x-loop",
 )
-BOUNCE_SENDERS = {"mailer-daemon", "postmaster"}
+# Compared with "-", "_" and "." taken out: post_master, Mailer_Daemon ...
+BOUNCE_SENDERS = {"mailerdaemon", "postmaster"}
+# A From header naming the mail system, even with no address in it ("MAILER-DAEMON",
+# "Mail Delivery Subsystem <MAILER-DAEMON>", "<>").
+BOUNCE_FROM = re.compile(
+    r"mailer[-_.]?daemon|post[-_.]?master|mail delivery (sub)?system|^\s*<\s*>\s*$", re.I
+)
+# What plain-text bounces say: DSN fields written into the body, and the fixed
+# sentences of the MTAs that send no delivery-status part.
+DSN_FIELDS = re.compile(
+    r"^\s*(final-recipient|diagnostic-code|reporting-mta|remote-mta)\s*:", re.I | re.M
+)
+# Amazon SES relays bounces as an SNS notification: JSON in a text/plain body.
+SES_BOUNCE = re.compile(r'"notificationType"\s*:\s*"Bounce"')
+DSN_PHRASES = re.compile(
+    r"this is the mail system at host"
+    r"|following addresses? had permanent fatal errors"
+    r"|message was created automatically by mail delivery software"
+    r"|could not be delivered to (one|all) or more"
+    r"|delivery to the following recipients? (failed|has been delayed)"
+    r"|undeliverable message|delivery (status )?notification \(failure\)"
+    r"|returned mail: see transcript|mail delivery failed|error: invalid user address"
+    r"|user unknown|unknown user|no such user|mailbox (is )?(full|unavailable)"
+    r"|recipient address rejected|message rejected|delivery has failed",
+    re.I,
+)
+DSN_SUBJECT = re.compile(
+    r"undeliver|returned mail|delivery (status )?notification|delivery fail|mail delivery"
+    r"|failure notice|delivery problem|nondeliverable|bounce",
+    re.I,
+)
+# The subjects vacation responders write (Outlook, Apple, Exchange, many webmails).
+AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(auto(matic)?[ -]?(reply|response)\s*:|autorespons|out of (the )?office\s*:"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique)",
+    re.I,
+)
+# Hotmail/Outlook.com complaint reports (JMRP) come as multipart/mixed, not ARF.
+COMPLAINT_SUBJECT = re.compile(r"^\s*complaint about message from", re.I)
+# List managers that do not send List-Id: fml, ezmlm, Mailman, and LISTSERV.
+LIST_MARKERS = ("mailing-list", "x-mlserver", "x-mailing-list", "x-list")
+LIST_PREFIXES = ("x-ml-", "x-mailman-")
 NO_REPLY_LOCAL_PARTS = {"noreply", "no-reply", "donotreply", "do-not-reply"}
 
 
@@ -46,14 +91,50 @@ def is_loop(mail: InboundMail, our_domain: str) -> bool:
     return our_domain in _values(mail, LOOP_HEADER.lower())
 
 
-def is_bounce(mail: InboundMail, envelope_from: str | None) -> bool:
-    if envelope_from is not None and envelope_from.strip("<> ") == "":
+def is_complaint(mail: InboundMail) -> bool:
+    """An abuse or spam feedback report: ARF (RFC 5965) or Hotmail's multipart/mixed kind."""
+    if "message/feedback-report" in mail.content_types:
         return True
-    if _local_part(mail.sender) in BOUNCE_SENDERS:
+    # Apple Mail's one-click unsubscribe is a complaint about the list it answers.
+    if "true" in _values(mail, "x-apple-unsubscribe"):
+        return True
+    return "message/rfc822" in mail.content_types and bool(COMPLAINT_SUBJECT.match(mail.subject))
+
+
+def is_bounce(mail: InboundMail, envelope_from: str | None) -> bool:
+    return _null_sender(envelope_from) or _reports_failure(mail, envelope_from)
+
+
+def _null_sender(envelope_from: str | None) -> bool:
+    return envelope_from is not None and envelope_from.strip("<> ") == ""
+
+
+def _reports_failure(mail: InboundMail, envelope_from: str | None) -> bool:
+    """What only a bounce shows. A null envelope alone is weaker: RFC 3834 sends
+    auto-replies with one too, so those are asked for in between."""
+    if _is_mail_system(_local_part(mail.sender)) or _is_mail_system(envelope_from or ""):
+        return True
+    if any(BOUNCE_FROM.search(v) for v in mail.headers.get("from", ())):
         return True
     if mail.content_types & {"multipart/report", "message/delivery-status"}:
         return True
-    return "x-failed-recipients" in mail.headers
+    return "x-failed-recipients" in mail.headers or _reads_as_dsn(mail)
+
+
+def _is_mail_system(address: str) -> bool:
+    local = address.strip("<> ").partition("@")[0].lower()
+    return local.translate(_SEPARATORS) in BOUNCE_SENDERS
+
+
+_SEPARATORS = str.maketrans("", "", "-_.")
+
+
+def _reads_as_dsn(mail: InboundMail) -> bool:
+    """A plain-text bounce: DSN fields in the body, or an MTA's wording under a bounce
+    subject (a person's mail may say "mailbox full"; it rarely has both)."""
+    if len(DSN_FIELDS.findall(mail.text)) >= 2 or SES_BOUNCE.search(mail.text):
+        return True
+    return bool(DSN_SUBJECT.search(mail.subject) and DSN_PHRASES.search(mail.text))
 
 
 def is_auto_reply(mail: InboundMail) -> bool:
@@ -67,12 +148,21 @@ def is_auto_reply(mail: InboundMail) -> bool:
         return True
     if "reply" in _values(mail, "x-autogenerated"):
         return True
+    # Apple iCloud's vacation replies carry no RFC 3834 header, only their own.
+    if "vacation" in _values(mail, "x-apple-action"):
+        return True
+    if AUTO_REPLY_SUBJECT.match(mail.subject):
+        return True
     suppress = _values(mail, "x-auto-response-suppress")
     return any(part.strip() in SUPPRESS_NOISE for v in suppress for part in v.split(","))
 
 
 def is_list_mail(mail: InboundMail) -> bool:
-    return "list-id" in mail.headers or "list-unsubscribe" in mail.headers
+    if "list-id" in mail.headers or "list-unsubscribe" in mail.headers:
+        return True
+    if any(name in mail.headers for name in LIST_MARKERS):
+        return True
+    return any(name.startswith(LIST_PREFIXES) for name in mail.headers)
 
 
 def is_no_reply(mail: InboundMail) -> bool:
@@ -83,8 +173,10 @@ def noise_reason(mail: InboundMail, envelope_from: str | None, our_domain: str) 
     """The reason this mail is noise, or None when a person wrote it."""
     checks: tuple[tuple[str, Callable[[], bool]], ...] = (
         (Reason.LOOP, lambda: is_loop(mail, our_domain)),
-        (Reason.BOUNCE, lambda: is_bounce(mail, envelope_from)),
+        (Reason.COMPLAINT, lambda: is_complaint(mail)),
+        (Reason.BOUNCE, lambda: _reports_failure(mail, envelope_from)),
         (Reason.AUTO_REPLY, lambda: is_auto_reply(mail)),
+        (Reason.BOUNCE, lambda: _null_sender(envelope_from)),
         (Reason.LIST, lambda: is_list_mail(mail)),
         (Reason.NO_REPLY, lambda: is_no_reply(mail)),
     )

@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Row, bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
+from simulator.domain import Outcome, Reason
 from simulator.pipeline.parse import InboundMail
 from simulator.pipeline.signing import MessageIdSigner
-from simulator.store.models import Issue, KnownMessage
+from simulator.store.models import Delivery, Issue, IssueParticipant, KnownMessage, User
 
 KNOWN_MESSAGES = KnownMessage.__table__
 INSERT_ISSUE = insert(Issue.__table__)
@@ -22,12 +23,17 @@ KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
     KNOWN_MESSAGES.c.message_id == bindparam("message_id")
 )
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
+_COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
 
 
 @dataclass(frozen=True)
 class Thread:
+    """The issue a mail names; `joins` is False for a tag from someone outside it,
+    which opens a new issue instead (reason `subject_tag_untrusted`)."""
+
     issue_number: int
-    reason: str  # "in_reply_to" or "subject_tag"
+    reason: str  # "in_reply_to", "subject_tag" or "subject_tag_untrusted"
+    joins: bool = True
 
 
 def known_message(session: Session, message_id: str) -> Row[tuple[int | None]] | None:
@@ -60,11 +66,34 @@ def find_thread(
         known = known_message(session, message_id)
         if known is not None and known.issue_number is not None:
             return Thread(known.issue_number, "in_reply_to")
+    untrusted = None
     for match in SUBJECT_TAG.finditer(mail.subject):
         number = int(match.group(1))
-        if session.get(Issue, number) is not None:
+        if session.get(Issue, number) is None:
+            continue
+        # Issue numbers are small and guessable: a bare tag is honoured only from
+        # someone already in that conversation, so a stranger cannot write into it.
+        if mail.sender is not None and takes_part(session, number, mail.sender):
             return Thread(number, "subject_tag")
-    return None
+        untrusted = untrusted or Thread(number, Reason.SUBJECT_TAG_UNTRUSTED, joins=False)
+    return untrusted
+
+
+def takes_part(session: Session, number: int, address: str) -> bool:
+    """The address submitted issue `number`, wrote counted mail into it, or is on its
+    participant list (kept while participant updates are on)."""
+    submitter = select(User.email).join(Issue, Issue.submitter_id == User.id)
+    wrote = exists().where(
+        Delivery.issue_number == number,
+        Delivery.sender == address,
+        Delivery.outcome.in_(_COUNTED),
+    )
+    listed = exists().where(
+        IssueParticipant.issue_number == number, IssueParticipant.email == address
+    )
+    if session.scalar(submitter.where(Issue.number == number)) == address:
+        return True
+    return bool(session.scalar(select(wrote | listed)))
 
 
 def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import classify, conversations, ledger, notify, roles, signing
+from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import (
     DEFAULT_MIME_LIMITS,
@@ -33,6 +33,8 @@ from simulator.store.models import Delivery, KnownMessage, User
 
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
+# Problems that still leave a mail readable enough to be told apart as machine mail.
+MACHINE_READABLE = frozenset({Reason.NO_SENDER, Reason.BROKEN_MIME})
 # Core inserts: nothing reads these rows back through the session's identity map.
 INSERT_DELIVERY = insert(Delivery.__table__)
 INSERT_KNOWN_MESSAGE = insert(KnownMessage.__table__)
@@ -121,18 +123,24 @@ def process(
         _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
         return result
 
-    if mail.problem is not None or mail.sender is None:
-        _store_new(session, row, result, Outcome.QUARANTINED, mail.problem or Reason.NO_SENDER)
-        return result
-
+    # Machine mail is recognised on whatever could be read before anything is
+    # quarantined: a bounce from "MAILER-DAEMON" with no domain, or one whose
+    # returned original was cut short, is still a bounce.
     noise = classify.noise_reason(mail, envelope_from, org.message_id_domain)
-    if noise is None and _is_flooding(session, org, mail.sender, received_at):
+    problem = mail.problem or (Reason.NO_SENDER if mail.sender is None else None)
+    if problem is not None and (noise is None or problem not in MACHINE_READABLE):
+        _store_new(session, row, result, Outcome.QUARANTINED, problem)
+        return result
+    sender = mail.sender
+    if noise is None and sender is not None and _is_flooding(session, org, sender, received_at):
         noise = Reason.FLOOD
-    if noise is not None:
-        _store_noise(session, org, mail, row, result, noise)
+    if noise is not None or sender is None:  # no sender and no noise was quarantined above
+        _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER)
+        if noise == Reason.BOUNCE:
+            bounces.record(session, mail, result.delivery_id, received_at)
         return result
 
-    user, created = roles.resolve_sender(session, mail.sender, mail.sender_name, org, received_at)
+    user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)
     if user is None:
         _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
         return result
@@ -142,11 +150,11 @@ def process(
 
     signer = _signer(session, org, mail, received_at)
     thread = conversations.find_thread(session, mail, signer)
-    if thread is not None:
+    if thread is not None and thread.joins:
         outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
     else:
         number = conversations.create_issue(session, mail.subject, user.id, received_at)
-        outcome, reason = Outcome.CREATED_ISSUE, None
+        outcome, reason = Outcome.CREATED_ISSUE, thread.reason if thread else None
     delivery_id = _store_new(session, row, result, outcome, reason, number, user)
 
     seat_reason = _team_seat_reason(user, channel)
@@ -219,6 +227,7 @@ def _delivery_row(
         "message_id": effective_message_id(mail, raw),
         "sender": mail.sender,
         "sender_name": mail.sender_name,
+        "sender_source": mail.sender_source,
         "subject": mail.subject,
         "body_text": mail.text,
         "attachments": json.dumps(attachments),
@@ -295,10 +304,9 @@ def _store_noise(
 ) -> None:
     """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
     system would."""
-    if not org.intake.noise_creates_users:
+    if not org.intake.noise_creates_users or mail.sender is None:
         _store_new(session, row, result, Outcome.FILTERED, noise)
         return
-    assert mail.sender is not None
     at = row["received_at"]
     user = roles.find_user(session, mail.sender)
     if user is None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 
 from sqlalchemy import func, select
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import classify, ledger, roles
+from simulator.pipeline import bounces, classify, ledger, roles
 from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import InboundMail
@@ -115,9 +115,10 @@ def after_intake(
         if name is None:
             continue
         outgoing = Outgoing(kind, issue, address, name, mail, reply_to_id)
-        suppressed = _over_cap(session, org, address, at)
+        why = _why_not(session, org, address, at)
+        suppressed = bool(why)
         # Built before anything is written, so a failure to build costs only this email.
-        row = _outbox_row(org, signer, outgoing, delivery_id, at, suppressed)
+        row = _outbox_row(org, signer, outgoing, delivery_id, at, why)
         if row is None:
             continue
         if not suppressed and address not in known:
@@ -208,19 +209,31 @@ MAX_PATH_OCTETS = 256
 def _addressable(address: str) -> bool:
     """Whether the address stands in a To header exactly as it goes in the envelope.
 
-    The header parser drops comments and refuses some local parts (non-ASCII ones
-    among them); mail whose header and envelope would disagree is not sent.
+    The header parser drops comments and refuses some local parts; mail whose
+    header and envelope would disagree is not sent. A non-ASCII address
+    (jürgen@bücher.example) is written as UTF-8 (RFC 6532) and sent with SMTPUTF8.
     An address longer than RFC 5321 allows a path (256 octets) is never sent to
     either: no relay would take it, and it would not fit the stored columns.
     """
     if len(address.encode("utf-8")) > MAX_PATH_OCTETS:
         return False
     try:
-        probe = EmailMessage(policy=SMTP)
-        probe["To"] = Address(addr_spec=address)
+        probe = EmailMessage(policy=_policy_for(address))
+        probe["To"] = _to_header(address, "")
         return str(probe["To"]) == address
     except Exception:  # ValueError, HeaderParseError and header defects alike
         return False
+
+
+def _policy_for(address: str) -> Policy:
+    """SMTP's policy; its UTF-8 form for a non-ASCII address, which has no ASCII spelling."""
+    return SMTP if address.isascii() else SMTPUTF8
+
+
+def _to_header(address: str, name: str) -> Address | str:
+    # The stdlib's Address refuses a non-ASCII local part under every policy, though the
+    # header parser reads one; such an address goes in bare, without a display name.
+    return Address(display_name=name, addr_spec=address) if address.isascii() else address
 
 
 def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
@@ -238,13 +251,25 @@ def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
     return (recent or 0) >= cap
 
 
+def _why_not(session: Session, org: Org, address: str, at: datetime) -> str:
+    """Why no email may go to `address` now ("" when it may): a permanent bounce
+    reported for it, or the per-recipient cap."""
+    bounced = bounces.undeliverable(session, address)
+    if bounced is not None:
+        return f"undeliverable: {bounced.status} bounce (delivery {bounced.delivery_id})"
+    if _over_cap(session, org, address, at):
+        cap = org.notify
+        return f"per-recipient cap: {cap.per_recipient_cap} in {cap.cap_window_hours:g} h"
+    return ""
+
+
 def _outbox_row(
     org: Org,
     signer: MessageIdSigner,
     outgoing: Outgoing,
     delivery_id: int,
     at: datetime,
-    suppressed: bool,
+    suppressed: str,
 ) -> OutboxMessage | None:
     """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
     message_id = signer.new_id(outgoing.issue.number)
@@ -266,12 +291,7 @@ def _outbox_row(
         status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         attempts=0,
         next_attempt_at=at,
-        last_error=(
-            f"per-recipient cap: {org.notify.per_recipient_cap} "
-            f"in {org.notify.cap_window_hours:g} h"
-            if suppressed
-            else ""
-        ),
+        last_error=suppressed,
     )
 
 
@@ -288,11 +308,9 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     the SMTP policy refuses CR/LF in any header, so nothing from a customer can add one."""
     issue, mail = outgoing.issue, outgoing.mail
     acknowledgement = outgoing.kind is NotificationKind.ACKNOWLEDGEMENT
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_policy_for(outgoing.recipient))
     message["From"] = Address(display_name=header_text(org.name), addr_spec=org.notify.from_address)
-    message["To"] = Address(
-        display_name=header_text(outgoing.recipient_name), addr_spec=outgoing.recipient
-    )
+    message["To"] = _to_header(outgoing.recipient, header_text(outgoing.recipient_name))
     message["Subject"] = tagged_subject(
         issue.number, mail.subject if acknowledgement else issue.subject
     )

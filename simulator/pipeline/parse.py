@@ -38,8 +38,37 @@ BROKEN_MIME = Reason.BROKEN_MIME
 TOO_DEEP = Reason.TOO_DEEP
 TOO_MANY_PARTS = Reason.TOO_MANY_PARTS
 UNPARSEABLE = Reason.UNPARSEABLE
+SPOOFED_SENDER = Reason.SPOOFED_SENDER
 # Highest priority first: when several apply, the first one found here is reported.
-PROBLEMS = (NO_HEADERS, TOO_DEEP, TOO_MANY_PARTS, UNPARSEABLE, BROKEN_MIME, NO_SENDER)
+PROBLEMS = (
+    NO_HEADERS,
+    TOO_DEEP,
+    TOO_MANY_PARTS,
+    UNPARSEABLE,
+    BROKEN_MIME,
+    SPOOFED_SENDER,
+    NO_SENDER,
+)
+# Headers that may name the sender, in the order they are tried. Reply-To is asked
+# only because From was unusable: it is where the sender wants answers to go.
+SENDER_HEADERS = ("from", "sender", "reply-to")
+# Labels that mailers put on text in a superset charset; decoding with the label
+# alone turns the extra characters into mojibake.
+CHARSET_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "euc-cn": "gb18030",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "iso-8859-1": "cp1252",
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
+}
 
 # Defects that mean a multipart's parts could not be found at all. A missing
 # *closing* boundary is common and harmless, so it is deliberately not listed.
@@ -49,7 +78,12 @@ _BROKEN_DEFECTS = (
     errors.MultipartInvariantViolationDefect,
 )
 _BODY_TYPES = ("text/plain", "text/html")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+# Lenient: some mailers leave spaces inside an encoded word's text; they are kept.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
+# An angle address with words before the address inside the brackets
+# (<power quadrant system@example.com>): not an address, and never cut down to one.
+_WORDS_IN_ANGLE = re.compile(r"<[^<>@]*\S\s+[^<>\s]*@[^<>]*>")
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _NOT_IN_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 
@@ -79,6 +113,12 @@ class InboundMail:
     headers: Mapping[str, tuple[str, ...]] = field(hash=False)
     content_types: frozenset[str]
     problem: str | None
+    # Where the sender came from: "from", "sender", "reply-to", "envelope", or "" for none.
+    sender_source: str = ""
+    # What a delivery report says: (Final-Recipient address, Status code) per recipient,
+    # and the Message-IDs of the mail it returns (an attached original or its headers).
+    failed_recipients: tuple[tuple[str, str], ...] = ()
+    returned_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +233,8 @@ class _Body:
     too_deep: bool
     broken: bool
     too_many_parts: bool = False
+    failed_recipients: tuple[tuple[str, str], ...] = ()
+    returned_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,24 +252,21 @@ def _read(
     problem: str | None,
     limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> InboundMail:
-    msg = BytesParser(policy=_POLICY).parsebytes(bytes(raw), headersonly=headers_only)
+    msg = BytesParser(policy=_POLICY).parsebytes(repair_folding(raw), headersonly=headers_only)
     fields = _header_fields(msg)
     if headers_only:
         body = _Body("", (), frozenset({_content_type(msg)}), False, False)
     else:
         body = _read_body(msg, limits)
-    # Two From addresses (or two From headers) happen; the first one is the sender.
-    senders = _addresses(fields.get("from", ()))
-    sender_name, sender = senders[0] if senders else ("", None)
-    from_header = sender is not None
-    if sender is None:
-        sender = normalise_address(envelope_from or "")
+    sender_name, sender, source, spoofed = _resolve_sender(fields, envelope_from)
+    from_header = source == "from"
     found = {
         problem,
         NO_HEADERS if not fields else None,
         TOO_DEEP if body.too_deep else None,
         TOO_MANY_PARTS if body.too_many_parts else None,
         BROKEN_MIME if body.broken else None,
+        SPOOFED_SENDER if spoofed else None,
         NO_SENDER if sender is None else None,
     }
     return InboundMail(
@@ -251,7 +290,90 @@ def _read(
         ),
         content_types=body.content_types,
         problem=next((p for p in PROBLEMS if p in found), None),
+        sender_source=source if sender is not None else "",
+        failed_recipients=body.failed_recipients,
+        returned_ids=body.returned_ids,
     )
+
+
+def header_sender(raw: bytes) -> str | None:
+    """The From header's address as intake reads it; None when it has no usable one."""
+    try:
+        msg = BytesParser(policy=_POLICY).parsebytes(repair_folding(raw), headersonly=True)
+        _, address, _, spoofed = _resolve_sender(_header_fields(msg), None, ("from",))
+    except Exception:  # never raises, like parse_message
+        return None
+    return None if spoofed else address
+
+
+def _resolve_sender(
+    fields: Mapping[str, tuple[str, ...]],
+    envelope_from: str | None,
+    headers: tuple[str, ...] = SENDER_HEADERS,
+) -> tuple[str, str | None, str, bool]:
+    """(display name, address, where it came from, spoofed) by From, Sender, Reply-To,
+    then the envelope.
+
+    Two From addresses (or two From headers) happen; the first one is the sender.
+    An encoded word inside an address is a spoof attempt (it would decode into
+    someone else's address in a display): the mail is flagged, never resolved.
+    """
+    name = ""
+    for header in headers:
+        values = fields.get(header, ())
+        if any(_spoofed(v) for v in values):
+            return "", None, header, True
+        found = [] if any(_WORDS_IN_ANGLE.search(v) for v in values) else _addresses(values)
+        if found:
+            return found[0][0] or name, found[0][1], header, False
+        # A From with a name and no usable address still names the person.
+        name = name or _first([n for n, _ in _names(values)], "")
+    return name, normalise_address(envelope_from or ""), "envelope", False
+
+
+def _spoofed(value: str) -> bool:
+    """An RFC 2047 word inside an address part rather than in the display name."""
+    return any(
+        "=?" in address.partition("@")[0] for _, address in _raw_pairs([value]) if "@" in address
+    )
+
+
+def _raw_pairs(values: Iterable[str]) -> list[tuple[str, str]]:
+    try:
+        return email.utils.getaddresses(list(values))
+    except Exception:  # the stdlib address parser recurses on nested comments, among others
+        return []
+
+
+def _names(values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(_fold(_decode_words(n)), a) for n, a in _raw_pairs(values) if n]
+
+
+def repair_folding(raw: bytes) -> bytes:
+    """Re-fold a header block whose continuation lines lost their leading whitespace.
+
+    Such a line would end the headers early, and every header after it (often
+    Subject and From) would be read as body. Only when a real header follows the
+    stray line is it taken for a continuation; a stray line before the first
+    header (a forwarder's banner) is dropped.
+    """
+    end = _HEADER_END.search(raw)
+    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    lines = head.split(b"\n")
+    stray = [i for i, line in enumerate(lines) if not _is_header_line(line)]
+    if not stray or not any(_HEADER_LINE.match(line) for line in lines[stray[0] + 1 :]):
+        return raw
+    fixed: list[bytes] = []
+    for line in lines:
+        if _is_header_line(line):
+            fixed.append(line)
+        elif fixed:
+            fixed.append(b" " + line)
+    return b"\n".join(fixed) + rest
+
+
+def _is_header_line(line: bytes) -> bool:
+    return bool(_HEADER_LINE.match(line)) or line[:1] in (b" ", b"\t") or line in (b"", b"\r")
 
 
 def _unread(envelope_from: str | None, problem: str) -> InboundMail:
@@ -289,21 +411,70 @@ def _header_fields(msg: Message) -> dict[str, tuple[str, ...]]:
     name may contain the commas and angle brackets that separate addresses.
     """
     fields: dict[str, list[str]] = {}
+    guesses = _declared_multibyte(msg)
     for name, value in msg.items():
-        fields.setdefault(str(name).strip().lower(), []).append(_header_text(str(value)))
+        text = _header_text(str(value), guesses)
+        fields.setdefault(str(name).strip().lower(), []).append(text)
     return {name: tuple(values) for name, values in fields.items()}
 
 
-def _header_text(value: str) -> str:
-    """One raw header value as clean text: UTF-8 if it is valid, else latin-1 (never fails)."""
+_DECLARED_CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
+_SINGLE_BYTE = re.compile(r"^(iso-8859-|windows-125|cp125|us-ascii|ascii|utf-8|koi8)")
+
+
+def _declared_multibyte(msg: Message) -> tuple[str, ...]:
+    """The multi-byte charsets the message declares for its parts (supersets applied).
+
+    Raw 8-bit bytes in a header carry no label; mailers that send them (GB or
+    Shift_JIS text in a Subject) nearly always use the charset of their body.
+    """
+    found = []
+    for part in _shallow_parts(msg):
+        for label in _DECLARED_CHARSET.findall(str(part.get("content-type", ""))):
+            name = CHARSET_SUPERSETS.get(label.lower(), label.lower())
+            if name == "iso-2022-jp":
+                name = "cp932"  # raw 8-bit bytes under this label are Shift_JIS
+            if not _SINGLE_BYTE.match(name):
+                found.append(name)
+    return tuple(dict.fromkeys(found))
+
+
+CHARSET_SCAN_PARTS = 50
+
+
+def _shallow_parts(msg: Message) -> list[Message]:
+    """The first parts, breadth first (an attached original included): enough to find
+    the body's charset, and cheap however hostile the nesting."""
+    found = [msg]
+    for part in found:
+        if len(found) >= CHARSET_SCAN_PARTS:
+            break
+        found.extend(_child_messages(part))
+    return found[:CHARSET_SCAN_PARTS]
+
+
+def _child_messages(part: Message) -> list[Message]:
+    payload = part.get_payload() if part.is_multipart() else None
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _header_text(value: str, guesses: tuple[str, ...] = ()) -> str:
+    """One raw header value as clean text: UTF-8 if it is valid, else the first of the
+    message's declared multi-byte charsets that reads it, else latin-1 (never fails)."""
     if not value.isascii():
         data = _raw_bytes(value)
-        try:
-            value = data.decode("utf-8")
-        except UnicodeDecodeError:
-            value = data.decode("latin-1")
+        value = _first_reading(data, ("utf-8", *guesses)) or data.decode("latin-1")
     # Unfold: a folded header keeps the whitespace but loses the line break.
     return _clean(value.replace("\r", "").replace("\n", "")).strip()
+
+
+def _first_reading(data: bytes, charsets: Iterable[str]) -> str | None:
+    for charset in charsets:
+        try:
+            return data.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
 
 
 def _raw_bytes(value: str) -> bytes:
@@ -357,12 +528,8 @@ def _word_bytes(match: re.Match[str]) -> tuple[str, bytes] | None:
 
 def _addresses(values: Iterable[str]) -> list[tuple[str, str]]:
     """(decoded display name, normalised address) for each plausible address, in order."""
-    try:
-        pairs = email.utils.getaddresses(list(values))
-    except Exception:  # the stdlib address parser recurses on nested comments, among others
-        return []
     found = []
-    for name, address in pairs:
+    for name, address in _raw_pairs(values):
         normalised = normalise_address(address)
         if normalised is not None:
             found.append((_fold(_decode_words(name)), normalised))
@@ -412,14 +579,26 @@ def _clean(text: str) -> str:
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode with the declared charset; UTF-8 if none, latin-1 if we do not know it."""
-    name = (charset or "").strip().lower()
-    if name in ("", "us-ascii", "ascii"):
-        # UTF-8 is a superset of ASCII, and "us-ascii" labels on UTF-8 text are common.
-        name = "utf-8"
+    name = (charset or "").strip().lower() or "utf-8"
+    # UTF-8 is a superset of ASCII, and "us-ascii" labels on UTF-8 text are common.
+    name = CHARSET_SUPERSETS.get(name, name)
+    if name == "iso-2022-jp":
+        return _clean(_decode_iso2022jp(data))
     try:
         return _clean(data.decode(name, "replace"))
     except (LookupError, ValueError):  # unknown name, or a codec (idna) refusing "replace"
         return _clean(data.decode("latin-1"))
+
+
+def _decode_iso2022jp(data: bytes) -> str:
+    """ISO-2022-JP as labelled, its extended form next, and Shift_JIS last: Japanese
+    mailers often send Shift_JIS (raw 8-bit) under the ISO-2022-JP label."""
+    for codec in ("iso-2022-jp", "iso-2022-jp-2", "iso-2022-jp-ext"):
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("cp932", "replace")
 
 
 # --- body ----------------------------------------------------------------------------
@@ -427,7 +606,11 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 def _read_body(msg: Message, limits: MimeLimits) -> _Body:
     parts, too_deep = _walk(msg, limits.max_depth)
-    broken = any(isinstance(d, _BROKEN_DEFECTS) for p in parts for d in p.message.defects)
+    # An attached mail is the sender's business: a bounce often returns its original
+    # cut short, and that must not make the report itself unreadable.
+    broken = any(
+        isinstance(d, _BROKEN_DEFECTS) for p in parts if not p.embedded for d in p.message.defects
+    )
     body_part, text = _body_text(parts)
     attachments = tuple(_attachment(p) for p in parts if p is not body_part and _is_attachment(p))
     return _Body(
@@ -437,7 +620,50 @@ def _read_body(msg: Message, limits: MimeLimits) -> _Body:
         too_deep=too_deep,
         broken=broken,
         too_many_parts=len(parts) > limits.max_parts > 0,
+        failed_recipients=_failed_recipients(parts),
+        returned_ids=_returned_ids(parts),
     )
+
+
+def _failed_recipients(parts: list[_Part]) -> tuple[tuple[str, str], ...]:
+    """(address, status) for each recipient block of the message/delivery-status parts.
+
+    Its payload is a list of header blocks: the first is about the reporting MTA, each
+    later one about a recipient (RFC 3464). Blocks without a usable address are skipped.
+    """
+    found: list[tuple[str, str]] = []
+    for part in parts:
+        if part.content_type != "message/delivery-status" or part.embedded:
+            continue
+        blocks = part.message.get_payload()
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, Message):
+                continue
+            recipient = _header_text(str(block.get("final-recipient", "")))
+            address = normalise_address(recipient.rpartition(";")[2])
+            status = _header_text(str(block.get("status", ""))).split(" ")[0]
+            if address is not None:
+                found.append((address, status[:16]))
+    return tuple(dict.fromkeys(found))
+
+
+_RETURNED_ID = re.compile(r"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+def _returned_ids(parts: list[_Part]) -> tuple[str, ...]:
+    """Message-IDs of the mail a report returns: an attached message/rfc822, or the
+    text/rfc822-headers part that MTAs send when they return the headers only."""
+    found: list[str] = []
+    for part in parts:
+        if part.embedded:
+            continue
+        if part.content_type == "message/rfc822":
+            for child in _children(part.message, part.content_type):
+                found.extend(_message_ids([_header_text(str(child.get("message-id", "")))]))
+        elif part.content_type == "text/rfc822-headers":
+            text = _decode_bytes(_payload(part.message), "utf-8")
+            found.extend(_message_ids(_RETURNED_ID.findall(text)))
+    return tuple(dict.fromkeys(found))
 
 
 def _walk(root: Message, max_depth: int) -> tuple[list[_Part], bool]:

@@ -130,6 +130,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
         Delivery.issue_number,
         Delivery.channel,
         Delivery.intake_address,
+        Delivery.sender_source,
     ).order_by(Delivery.id)
     if outcome:
         query = query.where(Delivery.outcome == outcome)
@@ -145,6 +146,7 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
             "issue": row.issue_number,
             "channel": row.channel,
             "intake_address": row.intake_address,
+            "sender_source": row.sender_source,
         }
         for row in session.execute(query)
     ]

@@ -22,7 +22,7 @@ from simulator.licensing.costs import ModelCost
 from simulator.licensing.prices import LicensingRules
 from simulator.org import Org
 from simulator.reports.rows import COUNTED, Row, iso
-from simulator.store.models import Delivery, OutboxMessage, SeatEvent, User
+from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
 
 MODELS = (LicenseModel.SUPPORT.value, LicenseModel.TEAM.value)
 
@@ -80,6 +80,14 @@ def _user_counts(session: Session, as_of: datetime) -> dict[str, int]:
         User.created_at <= as_of,
         [r.value for r in Role],
     )
+
+
+def undeliverable_addresses(session: Session, as_of: datetime) -> int:
+    """Distinct addresses a permanent bounce marked undeliverable by `as_of`."""
+    query = select(func.count(func.distinct(BouncedRecipient.email))).where(
+        BouncedRecipient.permanent.is_(True), BouncedRecipient.at <= as_of
+    )
+    return session.scalar(query) or 0
 
 
 def noise_senders_filtered(session: Session, as_of: datetime) -> int:
@@ -226,6 +234,7 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
         "notifications": {
             "customers_notified": evidence.customers_notified,
             **_outbox_counts(session, as_of),
+            "undeliverable": undeliverable_addresses(session, as_of),
         },
     }
 

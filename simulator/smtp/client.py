@@ -22,6 +22,9 @@ from simulator.smtp.mailfiles import MailFile
 SEND_TIMEOUT_SECONDS = 60
 RETRY_TIMEOUT_SECONDS = 30
 HELO_NAME = "intake-sim-sender.localhost"
+# What `send` answers itself when a non-ASCII address meets a server without SMTPUTF8.
+SMTPUTF8_UNSUPPORTED_CODE = 553
+SMTPUTF8_UNSUPPORTED = "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address"
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,12 @@ class SmtpClient:
     def send(self, mail: MailFile, recipients: Sequence[str]) -> SendResult:
         """One SMTP transaction; the result carries the server's final reply."""
         client = self._connect()
+        utf8 = needs_smtputf8(mail.envelope_from, recipients)
+        if utf8 and not client.has_extn("smtputf8"):
+            # RFC 6531: without the extension a non-ASCII address cannot be sent at all.
+            return SendResult(mail.source, SMTPUTF8_UNSUPPORTED_CODE, SMTPUTF8_UNSUPPORTED)
         try:
-            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail))
+            code, reply = client.mail(mail.envelope_from, _mail_options(client, mail, utf8))
             if code != 250:
                 return self._failed(mail, code, reply)
             accepted = 0
@@ -178,11 +185,16 @@ def send_all(
     return results
 
 
-def _mail_options(client: smtplib.SMTP, mail: MailFile) -> list[str]:
+def needs_smtputf8(envelope_from: str, recipients: Sequence[str]) -> bool:
+    """Whether an address of the transaction is non-ASCII (jürgen@bücher.example)."""
+    return not envelope_from.isascii() or not all(r.isascii() for r in recipients)
+
+
+def _mail_options(client: smtplib.SMTP, mail: MailFile, utf8: bool) -> list[str]:
     options = []
     if client.has_extn("8bitmime") and any(b > 0x7F for b in mail.raw):
         options.append("BODY=8BITMIME")
-    if client.has_extn("smtputf8") and not mail.envelope_from.isascii():
+    if client.has_extn("smtputf8") and utf8:
         options.append("SMTPUTF8")
     return options
 

@@ -14,14 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.pipeline.parse import normalise_address
+from simulator.pipeline.parse import header_sender
 
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 FOLD = re.compile(rb"\r?\n(?=[ \t])")
 RETURN_PATH = re.compile(rb"^return-path:[ \t]*<?([^>\r\n]*)>?", re.IGNORECASE | re.MULTILINE)
-FROM_HEADER = re.compile(
-    rb"^from:[^\r\n]*?<?([^<>\s\"]+@[^<>\s\"]+)>?", re.IGNORECASE | re.MULTILINE
-)
+FROM_HEADER = re.compile(rb"^from:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 # Google Takeout writes a message number, not an address, in its From_ lines.
 TAKEOUT_FROM = re.compile(r"^[0-9]+@xxx$")
 
@@ -42,10 +40,13 @@ def envelope_sender(raw: bytes, mbox_from: str | None = None) -> str:
     words = (mbox_from or "").split()
     if mbox_from and not (words and TAKEOUT_FROM.match(words[0])):
         return words[0] if words else ""
+    # Read the way intake reads it, so that a From that is not an address
+    # (<power quadrant system@example.com>) is not cut down into one here. Such a
+    # From is kept as written: "" would claim the null sender, which means a bounce.
     found = FROM_HEADER.search(head)
-    if found:
-        return normalise_address(found.group(1).decode("utf-8", "replace")) or ""
-    return ""
+    if found is None:
+        return ""
+    return header_sender(head + b"\n\n") or found.group(1).decode("utf-8", "replace").strip()
 
 
 def load_mail(paths: Iterable[str | Path]) -> list[MailFile]:

@@ -28,9 +28,9 @@ from typing import TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from simulator.domain import OutboxStatus
+from simulator.domain import OutboxStatus, Reason
 from simulator.errors import ConfigError, IntakeSimError
-from simulator.smtp.client import SmtpClient
+from simulator.smtp.client import SMTPUTF8_UNSUPPORTED, SMTPUTF8_UNSUPPORTED_CODE, SmtpClient
 from simulator.smtp.mailfiles import MailFile
 from simulator.store.db import Store, describe_error
 from simulator.store.models import OutboxMessage
@@ -117,6 +117,12 @@ def record(
     values: dict[str, object] = {"attempts": attempts}
     if 200 <= code < 300:
         values |= {"status": OutboxStatus.SENT.value, "sent_at": now, "last_error": ""}
+    elif (code, reply) == (SMTPUTF8_UNSUPPORTED_CODE, SMTPUTF8_UNSUPPORTED):
+        # Not the recipient's fault and no retry will help: recorded, never sent.
+        values |= {
+            "status": OutboxStatus.SUPPRESSED.value,
+            "last_error": Reason.SMTPUTF8_UNSUPPORTED.value,
+        }
     else:
         error = (f"{code} {reply}" if code else reply).strip()[:ERROR_MAX]
         permanent = 500 <= code < 600

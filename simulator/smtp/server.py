@@ -58,6 +58,8 @@ class ListenerOptions:
     chaos: Chaos = field(default=NO_CHAOS, compare=False)
     # Replaying dated traffic (`simulate`): take the receive time from the Date header.
     use_date_header: bool = False
+    # Advertise SMTPUTF8 (RFC 6531); off only to stand in for a relay without it.
+    smtputf8: bool = True
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -181,7 +183,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
             options,
             gate,
             data_size_limit=options.max_message_size or None,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,
             ident="intake-sim ESMTP",
             loop=loop,

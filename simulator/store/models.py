@@ -150,6 +150,9 @@ class Delivery(Base):
     channel: Mapped[str] = mapped_column(
         String(16), default=Channel.SMTP.value, server_default=Channel.SMTP.value
     )
+    # Which header gave `sender` (from, sender, reply-to, envelope); "" for none, and
+    # for rows written before it was recorded.
+    sender_source: Mapped[str] = mapped_column(String(16), default="", server_default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     # The intake mailbox the delivery came to ("" for rows written before it was kept).
     intake_address: Mapped[str] = mapped_column(CleanString(320), default="", server_default="")
@@ -245,6 +248,27 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class BouncedRecipient(Base):
+    """One recipient a delivery report says could not be reached, with the report.
+
+    A permanent failure (status 5.x.x) makes the address undeliverable: no more
+    automatic email is queued to it (outbox `suppressed`). Soft failures (4.x.x)
+    are kept too, and mark nothing. `issue_number` is the issue of the mail it
+    returns, when that mail is one we know (our signed id, or a known Message-ID).
+    """
+
+    __tablename__ = "bounced_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="")
+    permanent: Mapped[bool] = mapped_column(default=False)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    returned_message_id: Mapped[str] = mapped_column(String(255), default="")
+    issue_number: Mapped[int | None] = mapped_column(ForeignKey("issues.number"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Secret(Base):

@@ -42,6 +42,7 @@ CONTRACT = {
         "outcome",
         "reason",
         "issue",
+        "sender_source",
     },
     "issues": {"number", "subject", "submitter", "messages", "created_at"},
     "users": {
@@ -94,6 +95,15 @@ def test_listing_json_contract(command: str, demo_db: str) -> None:
         for key in ("received_at", "created_at", "at"):
             if key in row:
                 assert ISO_UTC.match(row[key]), row[key]
+
+
+def test_messages_say_where_the_sender_came_from(demo_db: str) -> None:
+    rows = json.loads(invoke("messages", "--db", demo_db, "--format", "json"))
+    by_sender = {row["sender"]: row["sender_source"] for row in rows}
+    assert by_sender["carol@customer.example"] == "from"
+    assert by_sender["wei.zhang@customer.example"] == "reply-to"  # From had no address
+    assert by_sender["prizes@bulk.example"] == "envelope"  # From was not an address
+    assert {row["sender_source"] for row in rows if row["sender"] is None} == {""}
 
 
 def test_report_json_contract(demo_db: str) -> None:
@@ -379,3 +389,4 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
     assert "outcome=quarantined/no_headers" in rest
     rows = json.loads(invoke("messages", "--db", db, "--format", "json"))
     assert [r["outcome"] for r in rows] == ["created_issue", "quarantined"]
+    assert [r["sender_source"] for r in rows] == ["from", ""]

@@ -9,6 +9,7 @@ from simulator.pipeline.classify import (
     LOOP_HEADER,
     is_auto_reply,
     is_bounce,
+    is_complaint,
     is_list_mail,
     is_loop,
     is_no_reply,
@@ -188,6 +189,103 @@ def test_no_reply_senders(local: str) -> None:
 @pytest.mark.parametrize("local", ["noreply-team", "reply", "no.reply", "jo"])
 def test_other_local_parts_may_be_answered(local: str) -> None:
     assert not is_no_reply(mail(f"{local}@shop.example"))
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    ["MAILER-DAEMON", "Mail Delivery Subsystem <MAILER-DAEMON>", "<>", "post_master@mx.example"],
+)
+def test_a_from_naming_the_mail_system_is_a_bounce_without_an_address(from_header: str) -> None:
+    raw = f"From: {from_header}\r\nSubject: failure\r\n\r\nsorry\r\n".encode()
+    assert reason(parse_message(raw, "relay@mx.example"), "relay@mx.example") == "bounce"
+
+
+def test_an_mbox_mailer_daemon_envelope_without_a_domain_is_a_bounce() -> None:
+    assert reason(mail(), "MAILER-DAEMON") == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Undeliverable: Quote", "Your message could not be delivered to one or more recipients."),
+        ("failure notice", "This is the mail system at host mx.example."),
+        ("Hello", "Final-Recipient: rfc822; a@b.example\nDiagnostic-Code: smtp; 550 unknown"),
+        ("AWS Notification Message", '{"notificationType":"Bounce","bounce":{}}'),
+    ],
+)
+def test_plain_text_bounces_are_read_from_the_body(subject: str, body: str) -> None:
+    parsed = parse_message(compose("relay@mx.example", subject, body=body), "relay@mx.example")
+    assert reason(parsed, "relay@mx.example") == "bounce"
+
+
+def test_a_person_writing_about_a_full_mailbox_is_no_bounce() -> None:
+    parsed = parse_message(compose(JO, "Help", body="My mailbox is full, what now?"), JO)
+    assert reason(parsed) is None
+
+
+# --- complaints --------------------------------------------------------------------
+
+
+def test_an_arf_feedback_report_is_a_complaint_not_a_bounce() -> None:
+    parsed = parse_message(
+        report("multipart/report; report-type=feedback-report", "message/feedback-report"), JO
+    )
+    assert is_complaint(parsed)
+    assert reason(parsed) == "complaint"
+
+
+def test_hotmail_s_multipart_mixed_complaint() -> None:
+    body = (
+        "--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: us@acme.example\r\n"
+        "Subject: hi\r\n\r\nhello\r\n--b--\r\n"
+    )
+    headers = {"MIME-Version": "1.0", "Content-Type": 'multipart/mixed; boundary="b"'}
+    raw = compose(
+        "staff@hotmail.example",
+        "complaint about message from 192.0.2.1",
+        body=body,
+        headers=headers,
+    )
+    assert (
+        reason(parse_message(raw, "staff@hotmail.example"), "staff@hotmail.example") == "complaint"
+    )
+
+
+def test_apple_unsubscribe_is_a_complaint() -> None:
+    assert reason(mail(X_Apple_Unsubscribe="true", Auto_Submitted="auto-replied")) == "complaint"
+
+
+# --- more auto-replies and lists ---------------------------------------------------
+
+
+def test_apple_vacation_is_an_auto_reply() -> None:
+    assert reason(mail(X_Apple_Action="VACATION")) == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "subject", ["Automatic reply: Help", "Auto reply: Nyaan", "Out of Office: back Monday"]
+)
+def test_vacation_subjects_are_auto_replies(subject: str) -> None:
+    assert reason(parse_message(compose(JO, subject), JO)) == "auto_reply"
+
+
+def test_an_auto_reply_with_a_null_sender_is_an_auto_reply() -> None:
+    # RFC 3834 sends auto-replies from <>: the null sender alone must not make a bounce.
+    assert reason(mail(Auto_Submitted="auto-replied"), "") == "auto_reply"
+    assert reason(mail(), "") == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Mailing-List", "contact users-help@l.example; run by ezmlm"),
+        ("X-MLServer", "fml [fml 4.0.3]"),
+        ("X-ML-Name", "users"),
+        ("X-Mailman-Version", "2.1.39"),
+    ],
+)
+def test_list_manager_headers_are_list_mail(header: str, value: str) -> None:
+    assert reason(mail(**{header.replace("-", "_"): value})) == "list"
 
 
 # --- the order of the rules, and mail a person wrote -------------------------------

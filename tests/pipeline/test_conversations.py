@@ -3,7 +3,8 @@ real pipeline on a real SQLite file.
 
 Dedupe is by Message-ID; a reply threads by In-Reply-To, then References newest
 first; an id in our own domain counts only when its signature holds; the
-`[Issue #N]` subject tag threads into any issue that exists.
+`[Issue #N]` subject tag threads only for someone who takes part in issue N, and
+from a stranger opens a new issue with reason `subject_tag_untrusted`.
 """
 
 from __future__ import annotations
@@ -183,15 +184,34 @@ def test_a_reply_through_the_pipeline_joins_its_issue(store: Store, org: Org) ->
 # --- the subject tag ---------------------------------------------------------------
 
 
-def test_the_subject_tag_threads_into_an_existing_issue(store: Store, org: Org) -> None:
+def test_the_subject_tag_threads_for_the_submitter(store: Store, org: Org) -> None:
     number = open_issue(store, org, "a@customer.example")
-    # From anyone: MAX never wrote to Kim's issue, and the tag alone threads the reply.
     for subject in (
         f"Re: [Issue #{number}] About a",
         f"[issue #{number}]",
         f"Fwd:[ISSUE #{number}]",
     ):
-        assert thread_of(store, reply(subject)) == Thread(number, "subject_tag")
+        assert thread_of(store, reply(subject, sender=KIM)) == Thread(number, "subject_tag")
+
+
+def test_a_stranger_s_tag_opens_a_new_issue(store: Store, org: Org) -> None:
+    number = open_issue(store, org, "a@customer.example")
+    # MAX never wrote to Kim's issue: an issue number is no key to it.
+    untrusted = Thread(number, "subject_tag_untrusted", joins=False)
+    assert thread_of(store, reply(f"Re: [Issue #{number}] mine now")) == untrusted
+    raw = compose(MAX, f"Re: [Issue #{number}] mine now", "hijack@other.example")
+    result = deliver(store, org, raw, MAX)
+    assert (result.outcome.value, result.reason) == ("created_issue", "subject_tag_untrusted")
+    assert result.issue is not None and result.issue != number
+
+
+def test_the_tag_threads_for_someone_who_wrote_into_the_issue(store: Store, org: Org) -> None:
+    number = open_issue(store, org, "a@customer.example")
+    raw = compose(
+        MAX, "Re: About a", "max1@other.example", headers={"In-Reply-To": "<a@customer.example>"}
+    )
+    assert deliver(store, org, raw, MAX).outcome.value == "threaded"
+    assert thread_of(store, reply(f"[Issue #{number}] me again")) == Thread(number, "subject_tag")
 
 
 def test_a_tag_for_an_issue_that_does_not_exist_threads_nothing(store: Store, org: Org) -> None:

@@ -14,6 +14,7 @@ from simulator.pipeline.parse import (
     derived_message_id,
     normalise_address,
     parse_message,
+    repair_folding,
 )
 
 
@@ -520,3 +521,136 @@ def test_hostile_inputs_keep_what_they_can() -> None:
 
     two = parse_message(HOSTILE["two From"], None)
     assert two.sender == "one@example.com"
+
+
+# --- sender resolution ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "source"),
+    [
+        (("From: a@example.com", "Reply-To: r@example.com"), "a@example.com", "from"),
+        (('From: "Name only" <>', "Sender: s@example.com"), "s@example.com", "sender"),
+        (("From: Undisclosed", "Reply-To: <r@example.com>"), "r@example.com", "reply-to"),
+        (("Subject: none of them",), "env@example.com", "envelope"),
+    ],
+)
+def test_sender_is_from_then_sender_then_reply_to_then_envelope(
+    headers: tuple[str, ...], sender: str, source: str
+) -> None:
+    result = parse_message(mail(*headers), "env@example.com")
+
+    assert (result.sender, result.sender_source, result.problem) == (sender, source, None)
+    assert result.from_header is (source == "from")
+
+
+def test_a_name_without_an_address_is_kept_as_the_name() -> None:
+    result = parse_message(mail('From: "Wei Zhang" <>', "Reply-To: <w@example.com>"), None)
+
+    assert (result.sender, result.sender_name) == ("w@example.com", "Wei Zhang")
+
+
+def test_words_inside_the_angle_brackets_are_not_cut_down_to_an_address() -> None:
+    raw = mail('From: "your secret past" <power quadrant system@example.com>')
+
+    assert parse_message(raw, "relay@example.net").sender == "relay@example.net"
+    result = parse_message(raw, None)
+    assert (result.sender, result.problem, result.sender_source) == (None, "no_sender", "")
+
+
+@pytest.mark.parametrize(
+    "value", ["=?utf-8?q?agent?=@example.com", "Agent <=?utf-8?b?YWdlbnQ=?=@example.com>"]
+)
+def test_an_encoded_word_inside_an_address_is_a_spoof(value: str) -> None:
+    result = parse_message(mail(f"From: {value}"), "mallory@example.net")
+
+    assert (result.problem, result.sender) == ("spoofed_sender", None)
+
+
+def test_an_encoded_word_in_the_display_name_is_no_spoof() -> None:
+    result = parse_message(mail("From: =?iso-8859-1?Q?B=FCrling,=20Ann?= <ann@example.com>"), None)
+
+    assert (result.problem, result.sender) == (None, "ann@example.com")
+
+
+# --- charsets, encoded words, folding ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [
+        ("gb2312", "关于祎的发票"),  # 祎 is GBK, not GB2312
+        ("shift_jis", "①請求書"),  # ① is a Windows extension of Shift_JIS
+        ("iso-2022-jp", "請求書"),
+    ],
+)
+def test_charset_labels_are_read_as_their_supersets(charset: str, text: str) -> None:
+    codec = {"gb2312": "gb18030", "shift_jis": "cp932"}.get(charset, charset)
+    word = base64.b64encode(text.encode(codec)).decode()
+
+    assert parse_message(mail(f"Subject: =?{charset}?B?{word}?="), None).subject == text
+
+
+def test_shift_jis_under_an_iso_2022_jp_label_is_read() -> None:
+    word = base64.b64encode("請求書".encode("cp932")).decode()
+
+    assert parse_message(mail(f"Subject: =?iso-2022-jp?B?{word}?="), None).subject == "請求書"
+
+
+def test_encoded_words_with_spaces_inside_are_decoded() -> None:
+    raw = mail("Subject: =?utf-8?q?Rechnung Nr. 5?= =?utf-8?b?w6Q= ?=")
+
+    assert parse_message(raw, None).subject == "Rechnung Nr. 5ä"
+
+
+def test_a_continuation_line_without_indent_keeps_the_headers_after_it() -> None:
+    raw = mail(
+        "Received: from mail.example.com",
+        "by mx.example.net; Thu, 6 Mar 2025 08:55:00 +0000",
+        "From: Noor <noor@example.com>",
+        "Subject: kept",
+    )
+
+    result = parse_message(raw, None)
+    assert (result.sender, result.subject, result.problem) == ("noor@example.com", "kept", None)
+    assert "by mx.example.net" in result.headers["received"][0]
+
+
+def test_a_banner_line_before_the_headers_is_dropped() -> None:
+    raw = b"---- Original email message ----\r\n" + mail("From: a@example.com", "Subject: s")
+
+    assert parse_message(raw, None).subject == "s"
+
+
+def test_a_header_block_ending_in_body_text_is_left_alone() -> None:
+    raw = b"From: a@example.com\r\nSubject: s\r\nHello there\r\n\r\nmore\r\n"
+
+    assert parse_message(raw, None).subject == "s"
+    assert repair_folding(raw) == raw
+
+
+def test_a_broken_multipart_inside_an_attached_mail_is_not_broken_mime() -> None:
+    inner = "From: b@example.com\r\nContent-Type: multipart/mixed\r\n\r\n--lost\r\ncut short\r\n"
+    body = (
+        "--outer\r\nContent-Type: text/plain\r\n\r\nreturned\r\n"
+        f"--outer\r\nContent-Type: message/rfc822\r\n\r\n{inner}--outer--\r\n"
+    )
+    raw = mail("From: a@example.com", 'Content-Type: multipart/mixed; boundary="outer"', body=body)
+
+    assert parse_message(raw, None).problem is None
+
+
+def test_raw_8bit_header_bytes_are_read_in_the_body_s_multibyte_charset() -> None:
+    subject = "转发整体提升".encode("gb18030")
+    raw = (
+        b"From: a@example.com\r\nSubject: " + subject + b"\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: text/plain; charset="gb2312"\r\n\r\nbody\r\n'
+    )
+
+    assert parse_message(raw, None).subject == "转发整体提升"
+
+
+def test_raw_8bit_header_bytes_without_a_multibyte_label_are_latin1() -> None:
+    raw = b"From: a@example.com\r\nSubject: caf\xe9\r\n\r\nbody\r\n"
+
+    assert parse_message(raw, None).subject == "café"

@@ -181,6 +181,7 @@ def message(
         "issue": issue,
         "channel": channel,
         "intake_address": HELP,
+        "sender_source": "from",  # every sample mail names its sender in From
     }
 
 

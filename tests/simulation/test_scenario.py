@@ -31,9 +31,16 @@ TRAFFIC = [
     ),
     ("ANN@Cust.Test", compose("ANN@Cust.Test", "Another", "m3@cust.test"), "created_issue"),
     ("bob@cust.test", compose("bob@cust.test", "Login fails", "m4@cust.test"), "created_issue"),
+    # cat answers bob's thread: her References name it (a bare tag from someone
+    # outside issue 3 would open a new one)
     (
         "cat@other.test",
-        compose("cat@other.test", "Re: [Issue #3] more", "m5@other.test"),
+        compose(
+            "cat@other.test",
+            "Re: [Issue #3] more",
+            "m5@other.test",
+            headers={"References": "<m4@cust.test>"},
+        ),
         "threaded",
     ),
     ("dan@other.test", compose("dan@other.test", "Invoice", "m6@other.test"), "created_issue"),

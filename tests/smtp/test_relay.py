@@ -239,3 +239,39 @@ def test_relay_addresses(text: str, relay: Relay) -> None:
 def test_bad_relay_addresses_are_one_config_error(text: str) -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
         Relay.parse(text)
+
+
+# --- non-ASCII addresses -------------------------------------------------------------
+
+JUERGEN = "jürgen@xn--bcher-kva.example"  # jürgen@bücher.example, as intake stores it
+
+
+@pytest.fixture
+def utf8_store(tmp_path: Path, org: Org) -> Iterator[Store]:
+    """A store whose outbox holds one acknowledgement, to a non-ASCII address."""
+    store = Store(f"sqlite:///{tmp_path / 'utf8.db'}")
+    prepare(store, org)
+    raw = compose("jürgen@bücher.example", "Drucker", "d@bucher.example", to=HELP)
+    ingest(store, org, [Submission(raw, "jürgen@bücher.example", [HELP], datetime.now(UTC))])
+    yield store
+    store.dispose()
+
+
+async def test_a_non_ascii_address_is_sent_with_smtputf8(utf8_store: Store) -> None:
+    handler = CatcherHandler()
+    row = the_row(utf8_store)
+    assert (row.recipient, row.status) == (JUERGEN, "pending")
+    async with catcher(handler) as (_, port):
+        assert await one_round(utf8_store, port) == {"sent": 1}
+        [caught] = await handler.wait_for(1)
+    assert caught.rcpt_tos == (JUERGEN,)
+    assert f"To: {JUERGEN}".encode() in caught.raw
+
+
+async def test_without_smtputf8_the_row_is_suppressed_with_the_reason(utf8_store: Store) -> None:
+    handler = CatcherHandler()
+    async with catcher(handler, smtputf8=False) as (_, port):
+        assert await one_round(utf8_store, port) == {"suppressed": 1}
+    row = the_row(utf8_store)
+    assert (row.status, row.last_error, row.attempts) == ("suppressed", "smtputf8_unsupported", 1)
+    assert handler.caught == []

@@ -61,6 +61,8 @@ class CatcherHandler:
 
 
 @asynccontextmanager
-async def catcher(handler: CatcherHandler, port: int = 0) -> AsyncIterator[tuple[str, int]]:
-    async with smtp_listener(handler, ListenerOptions(port=port)) as address:
+async def catcher(
+    handler: CatcherHandler, port: int = 0, smtputf8: bool = True
+) -> AsyncIterator[tuple[str, int]]:
+    async with smtp_listener(handler, ListenerOptions(port=port, smtputf8=smtputf8)) as address:
         yield address

@@ -44,6 +44,7 @@ def stored_rows(store: Store, mail: list[MailFile], codes: list[int]) -> dict[st
                 "reason": delivery.reason,
                 "issue": delivery.issue_number,
                 "sender": delivery.sender,
+                "subject": delivery.subject,
                 "role": user.role if user else None,
                 "new_user": bool(
                     user

@@ -1,0 +1,65 @@
+"""Bounces act on what they concern: the recipient that failed, and the mail returned.
+
+A delivery filtered as `bounce` records each recipient its delivery-status part
+names, with the status code, the Message-ID of the mail it returns and that
+mail's issue when we know it (one of our automatic emails, or a message we
+stored). A permanent failure (5.x.x) makes the address undeliverable, and no
+more automatic email is queued to it; a soft one (4.x.x) is recorded only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from simulator.pipeline.parse import InboundMail
+from simulator.store.models import BouncedRecipient, KnownMessage, OutboxMessage
+
+
+def record(session: Session, mail: InboundMail, delivery_id: int, at: datetime) -> int:
+    """Write one row per failed recipient of this bounce; returns how many were permanent."""
+    returned, issue = _returned(session, mail.returned_ids)
+    permanent = 0
+    for address, status in mail.failed_recipients:
+        hard = status.startswith("5")
+        permanent += hard
+        session.add(
+            BouncedRecipient(
+                email=address,
+                status=status,
+                permanent=hard,
+                delivery_id=delivery_id,
+                returned_message_id=returned[:255],
+                issue_number=issue,
+                at=at,
+            )
+        )
+    return permanent
+
+
+def _returned(session: Session, ids: tuple[str, ...]) -> tuple[str, int | None]:
+    """The first returned id we know, with its issue; else the first id, no issue."""
+    for message_id in ids:
+        ours = session.scalar(
+            select(OutboxMessage.issue_number).where(OutboxMessage.message_id == message_id)
+        )
+        if ours is not None:
+            return message_id, ours
+        known = session.scalar(
+            select(KnownMessage.issue_number).where(KnownMessage.message_id == message_id)
+        )
+        if known is not None:
+            return message_id, known
+    return (ids[0] if ids else ""), None
+
+
+def undeliverable(session: Session, address: str) -> BouncedRecipient | None:
+    """The latest permanent failure reported for `address`, if any."""
+    return session.scalar(
+        select(BouncedRecipient)
+        .where(BouncedRecipient.email == address, BouncedRecipient.permanent.is_(True))
+        .order_by(BouncedRecipient.id.desc())
+        .limit(1)
+    )
