@@ -95,16 +95,24 @@ def send_smtp(
     failures: list[BaseException] = []
     recipients = [org.intake_addresses[0]]
 
+    last_new = [-1]  # the index of the latest mail that opens an issue
+
     def client() -> None:
         with SmtpClient(host, port) as sender:
             while True:
                 with take:
                     item = next(source, None)
+                    if item is not None and item[0].kind == "new":
+                        before, last_new[0] = last_new[0], item[0].index
                 if item is None:
                     return
                 mail, file = item
                 try:
-                    if mail.root != mail.index:
+                    if mail.kind == "new":
+                        # Issues are numbered in commit order: opening them in plan order
+                        # keeps each `[Issue #N]` reply naming the issue the plan means.
+                        acknowledged.wait_through(before)
+                    elif mail.root != mail.index:
                         acknowledged.wait_through(mail.root)
                     result = sender.send(file, recipients)
                 finally:

@@ -407,5 +407,9 @@ async def test_messages_page_filters_and_searches_and_the_outbox_page(
     assert hits and all(f'href="/api/messages/{m["id"]}"' in carol.text for m in hits)
     assert "bob@globex.example" not in carol.text
     assert (await demo_site.get("/messages", params={"outcome": "bogus"})).status_code == 400
+    mailboxes = {m["intake_address"] for m in everything if m["intake_address"]}
+    page = (await demo_site.get("/messages")).text
+    assert mailboxes and "<th>mailbox</th>" in page
+    assert all(f"<td>{address}</td>" in page for address in mailboxes)
     outbox = await demo_site.get("/outbox")
     assert outbox.status_code == 200 and "acknowledgement" in outbox.text
