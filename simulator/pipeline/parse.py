@@ -51,7 +51,8 @@ _BROKEN_DEFECTS = (
 _BODY_TYPES = ("text/plain", "text/html")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
-_NOT_IN_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
+# Lone surrogates are bytes that were not UTF-8, kept by the listener's surrogateescape.
+_NOT_IN_ADDRESS = re.compile("[\\s<>\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ S550_NO_SUCH_MAILBOX = "550 5.1.1 No such intake address here"
 S552_TOO_MANY_HEADERS = "552 5.3.4 Too many header fields"
 S552_HEADER_TOO_LARGE = "552 5.3.4 Header section too large"
 S553_BAD_ADDRESS = "553 5.1.3 Recipient address not understood"
+# A sender that is not a plausible UTF-8 address; the null sender <> is always accepted.
+S553_BAD_SENDER = "553 5.1.7 Sender address not understood"
 
 # Fault injection (`serve --chaos`): the code is chosen by the operator.
 CHAOS = "{code} {enhanced} Injected fault at {stage} (chaos)"

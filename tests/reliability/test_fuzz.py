@@ -170,8 +170,10 @@ async def test_live_fuzz_over_smtp(listener: Listener) -> None:
     )
     report = await asyncio.to_thread(run_fuzz, options)
     figures = report.as_dict()
-    assert report.sent == 300 and report.accepted > 250, figures
+    assert report.sent == 300 and report.accepted > 200, figures
     assert report.audited and report.missing == [] and report.recorded == report.accepted
-    assert set(report.replies) <= {250, 500, 552}, figures  # long lines, header limits
+    # Long lines (500), header limits (552), envelope addresses we cannot store (553):
+    # the generated envelopes carry bytes that are not UTF-8, and not one batch may 451.
+    assert set(report.replies) <= {250, 500, 552, 553} and report.replies[553] > 0, figures
     assert report.still_answers and report.ok
     assert sum(report.outcomes.values()) == report.accepted
