@@ -24,7 +24,6 @@ from email import errors
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
-from html.parser import HTMLParser
 from types import MappingProxyType
 
 from simulator.domain import Reason
@@ -541,26 +540,18 @@ _BLOCK_TAGS = frozenset(
 )  # fmt: skip
 _CELL_TAGS = frozenset({"td", "th"})
 _SKIPPED_TAGS = frozenset({"script", "style"})
-_TAG = re.compile(r"<[^>]*>")
+_TAG_NAME = re.compile(r"</?([a-zA-Z][^\s/>]*)")
 
 
-class _TextExtractor(HTMLParser):
+class _TextOut:
+    """The text of an HTML body as the scanner finds its pieces."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities arrive already unescaped
         self.chunks: list[str] = []
-        self.skipping = 0
         self.line_started = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._tag(tag, opening=True)
-
-    def handle_endtag(self, tag: str) -> None:
-        self._tag(tag, opening=False)
-
-    def _tag(self, tag: str, *, opening: bool) -> None:
-        if tag in _SKIPPED_TAGS:
-            self.skipping = self.skipping + 1 if opening else max(0, self.skipping - 1)
-        elif tag == "br":
+    def tag(self, tag: str, *, opening: bool) -> None:
+        if tag == "br":
             self._newline()
         elif tag in _BLOCK_TAGS and self.line_started:
             # "</p><div>" is one line break, not two: blocks only end a started line.
@@ -572,22 +563,60 @@ class _TextExtractor(HTMLParser):
         self.chunks.append("\n")
         self.line_started = False
 
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
+    def data(self, data: str) -> None:
+        if not data:
             return
+        data = html.unescape(data)
         # Line breaks in HTML source are just spaces; only tags break lines.
         self.chunks.append(" ".join(data.split("\n")))
         self.line_started = self.line_started or not data.isspace()
 
 
 def _html_to_text(markup: str) -> str:
-    """Readable text from HTML: script/style dropped, entities unescaped, blocks on new lines."""
-    extractor = _TextExtractor()
-    try:
-        extractor.feed(markup)
-        extractor.close()
-        text = "".join(extractor.chunks)
-    except Exception:  # HTMLParser still raises AssertionError on some malformed markup
-        text = html.unescape(_TAG.sub("\n", markup))
-    lines = [_fold(line) for line in text.split("\n")]
+    """Readable text from HTML: script/style dropped, entities unescaped, blocks on new lines.
+
+    One pass over the markup, each character looked at a bounded number of times,
+    so its cost is linear in its size whatever a stranger writes. The stdlib's
+    HTMLParser rescans an unclosed tag on every feed and took minutes on a few
+    hundred KB of `<x y=z ` (issue 18).
+    """
+    out = _TextOut()
+    lower = markup.lower()
+    pos, end = 0, len(markup)
+    while pos < end:
+        lt = markup.find("<", pos)
+        if lt < 0:
+            out.data(markup[pos:])
+            break
+        out.data(markup[pos:lt])
+        pos = _markup_at(markup, lower, lt, out)
+    lines = [_fold(line) for line in "".join(out.chunks).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _markup_at(markup: str, lower: str, lt: int, out: _TextOut) -> int:
+    """Read the markup that starts with the "<" at `lt`; return where the text goes on."""
+    if markup.startswith("<!--", lt):
+        return _past(markup, "-->", lt + 4)
+    if markup.startswith(("<!", "<?"), lt):  # a doctype or processing instruction
+        return _past(markup, ">", lt + 2)
+    name = _TAG_NAME.match(markup, lt)
+    if name is None:  # "a < b": the "<" is text
+        out.data("<")
+        return lt + 1
+    gt = markup.find(">", name.end())
+    if gt < 0:  # never closed: the rest is text, as a browser shows it
+        out.data(markup[lt:])
+        return len(markup)
+    tag, opening = name.group(1).lower(), markup[lt + 1] != "/"
+    out.tag(tag, opening=opening)
+    if opening and tag in _SKIPPED_TAGS:
+        # Script and style hold no text; their end tag is read like any other.
+        close = lower.find("</" + tag, gt + 1)
+        return len(markup) if close < 0 else close
+    return gt + 1
+
+
+def _past(markup: str, closing: str, start: int) -> int:
+    found = markup.find(closing, start)
+    return len(markup) if found < 0 else found + len(closing)
