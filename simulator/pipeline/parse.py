@@ -27,6 +27,7 @@ from email.policy import Compat32
 from types import MappingProxyType
 
 from simulator.domain import Reason
+from simulator.pipeline.mimeshape import over_limits
 
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000
@@ -111,7 +112,10 @@ def parse_message(
 ) -> InboundMail:
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
-        return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
+        # Past a MIME limit, the tree is never built: it would cost far more than the bytes.
+        problem = over_limits(raw, limits.max_depth, limits.max_parts)
+        if problem is None:
+            return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
     except RecursionError:
         # The stdlib parser recurses once per nesting level; very deep MIME ends here.
         problem = TOO_DEEP
@@ -119,7 +123,8 @@ def parse_message(
         problem = UNPARSEABLE
     try:
         # The body is what broke, so salvage sender, subject and ids from the headers alone.
-        return _read(raw, envelope_from, headers_only=True, problem=problem)
+        # Only the header section is handed over: the body is not read again.
+        return _read(_head(raw), envelope_from, headers_only=True, problem=problem)
     except Exception:
         return _unread(envelope_from, problem)
 
@@ -128,9 +133,14 @@ _DATE_FIELD = re.compile(rb"^date:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILIN
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
+def _head(raw: bytes) -> bytes:
+    """The header section of raw mail, without the blank line that ends it."""
+    return _HEADER_END.split(raw, maxsplit=1)[0]
+
+
 def date_header(raw: bytes) -> datetime | None:
     """The Date header as UTC, read cheaply from the header block; None if absent or bad."""
-    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    head = _head(raw)
     found = _DATE_FIELD.search(head)
     return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
 

@@ -11,6 +11,7 @@ import asyncio
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from sqlalchemy import select
 
 from simulator.domain import Outcome
 from simulator.org import load_org
-from simulator.pipeline import classify, intake
+from simulator.pipeline import classify, intake, parse
 from simulator.pipeline.batch import prepare
+from simulator.pipeline.mimeshape import over_limits
 from simulator.pipeline.parse import PROBLEMS, InboundMail, parse_message
 from simulator.reliability.fuzz import FuzzOptions, run_fuzz
 from simulator.reliability.fuzzmail import CHARSETS, MailFuzzer
@@ -95,6 +97,27 @@ def test_parse_and_classify_generated_mime(rng: random.Random) -> None:
         check_mail(mail)
         reason = classify.noise_reason(mail, "x@customer.example", "intake-sim.invalid")
         assert reason is None or reason in NOISE_REASONS
+
+
+def tree_shape(raw: bytes, max_depth: int, max_parts: int) -> set[str]:
+    """The limits the parsed tree is past, counted on the tree as the parser builds it."""
+    parts, too_deep = parse._walk(BytesParser(policy=parse._POLICY).parsebytes(raw), max_depth)
+    over = {"too_deep": too_deep, "too_many_parts": len(parts) > max_parts}
+    return {reason for reason, past in over.items() if past}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(1, 3), st.integers(1, 8))
+def test_counting_parts_on_the_bytes_never_says_over_when_the_tree_is_not(
+    rng: random.Random, max_depth: int, max_parts: int
+) -> None:
+    """`over_limits` skips building the tree, so it may only say "over" when the tree
+    would be over too; what it misses, the count on the tree still catches."""
+    fuzzer = MailFuzzer(rng)
+    for _ in range(5):
+        raw = fuzzer.message()
+        found = over_limits(raw, max_depth, max_parts)
+        assert found is None or found in tree_shape(raw, max_depth, max_parts), raw
 
 
 @FAST
