@@ -40,11 +40,14 @@ from simulator.smtp.chaos import Chaos, parse_rule
 from simulator.smtp.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.smtp.relay import Relay
 from simulator.smtp.server import (
+    COMMAND_TIMEOUT_SECONDS,
+    DATA_TIMEOUT_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
     MAX_HEADER_SIZE,
     MAX_HEADERS,
     MAX_RECIPIENTS,
@@ -92,6 +95,31 @@ def serve(
     max_connections: Annotated[
         int, _limit("--max-connections", "sessions", "Concurrent sessions; more get 421 4.7.0")
     ] = MAX_CONNECTIONS,
+    max_connections_per_client: Annotated[
+        int,
+        _limit(
+            "--max-connections-per-client",
+            "sessions",
+            "Concurrent sessions from one client address; more get 421 4.7.0",
+        ),
+    ] = MAX_CONNECTIONS_PER_CLIENT,
+    command_timeout: Annotated[
+        float,
+        _limit(
+            "--command-timeout",
+            "seconds",
+            "One command line, from its first byte to its end, however slowly the bytes "
+            "come; then 421 4.4.2",
+        ),
+    ] = COMMAND_TIMEOUT_SECONDS,
+    data_timeout: Annotated[
+        float,
+        _limit(
+            "--data-timeout",
+            "seconds",
+            "One message's data, from 354 to the final dot; then 421 4.4.2",
+        ),
+    ] = DATA_TIMEOUT_SECONDS,
     max_recipients: Annotated[
         int, _limit("--max-recipients", "per message", "RCPTs; more get 452 4.5.3")
     ] = MAX_RECIPIENTS,
@@ -187,6 +215,9 @@ def serve(
             idle_timeout=idle_timeout,
             session_timeout=session_timeout,
             max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            command_timeout=command_timeout,
+            data_timeout=data_timeout,
             max_recipients=max_recipients,
             max_headers=max_headers,
             max_header_size=max_header_size,
