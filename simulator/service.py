@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.delivery import spool
@@ -28,7 +28,7 @@ from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits
 from simulator.smtp.handler import IntakeHandler
 from simulator.smtp.relay import OutboxSender, Relay, RetryPolicy
-from simulator.smtp.server import ListenerOptions, smtp_listener
+from simulator.smtp.server import MAX_CONNECTIONS, ListenerOptions, smtp_listener
 from simulator.store.db import Store
 from simulator.web.app import WebOptions, create_app
 from simulator.web.server import web_server
@@ -123,7 +123,14 @@ async def web_service(
         app = create_app(
             reader, org, active, host=options.host, form_rate_limit=options.form_rate_limit
         )
-        async with web_server(app, options.host, options.port) as address:
+        async with web_server(
+            app,
+            options.host,
+            options.port,
+            options.max_connections,
+            options.header_timeout,
+            options.descriptor_reserve,
+        ) as address:
             yield address
     finally:
         if own:
@@ -183,6 +190,9 @@ async def run_listener(
             store.display_url,
         )
         if web is not None:
+            # Descriptors for every SMTP session the listener may hold, whatever the web does.
+            smtp_sessions = options.max_connections or MAX_CONNECTIONS
+            web = replace(web, descriptor_reserve=web.descriptor_reserve + smtp_sessions)
             address = await stack.enter_async_context(
                 web_service(store, organisation, web, service.writer)
             )

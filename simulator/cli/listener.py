@@ -21,6 +21,8 @@ from simulator.cli.options import (
     PortOption,
     RelayOption,
     VerboseOption,
+    WebHeaderTimeoutOption,
+    WebMaxConnectionsOption,
     cli_errors,
     flag_errors,
     out,
@@ -56,6 +58,7 @@ from simulator.smtp.server import (
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.web.app import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
+from simulator.web.server import WEB_HEADER_TIMEOUT_SECONDS, WEB_MAX_CONNECTIONS
 
 
 def _limit(flag: str, unit: str, what: str) -> Any:
@@ -174,6 +177,8 @@ def serve(
         str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
     ] = DEFAULT_HOST,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
+    web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     use_date_header: Annotated[
         bool,
         typer.Option(
@@ -223,7 +228,11 @@ def serve(
             max_header_size=max_header_size,
             chaos=Chaos(rules, chaos_seed),
         )
-        web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
+        web_options = None
+        if web_port is not None:
+            web_options = WebOptions(
+                web_host, web_port, form_rate_limit, web_max_connections, web_header_timeout
+            )
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
             asyncio.run(
@@ -244,6 +253,8 @@ def web(
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
+    web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the web view, the customer web form and the JSON API (without SMTP)."""
@@ -253,7 +264,10 @@ def web(
         store = open_store(db)
         prepare(store, organisation)
         try:
-            asyncio.run(run_web(store, organisation, WebOptions(host, port, form_rate_limit)))
+            options = WebOptions(
+                host, port, form_rate_limit, web_max_connections, web_header_timeout
+            )
+            asyncio.run(run_web(store, organisation, options))
         finally:
             store.dispose()
 

@@ -45,6 +45,7 @@ from simulator.web.pages import (
     submit,
     users_page,
 )
+from simulator.web.server import WEB_HEADER_TIMEOUT_SECONDS, WEB_MAX_CONNECTIONS
 
 DEFAULT_WEB_PORT = 8080
 DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address per hour
@@ -65,6 +66,10 @@ class WebOptions:
     host: str = "127.0.0.1"
     port: int = DEFAULT_WEB_PORT
     form_rate_limit: int = DEFAULT_FORM_RATE_LIMIT
+    max_connections: int = WEB_MAX_CONNECTIONS
+    header_timeout: float = WEB_HEADER_TIMEOUT_SECONDS
+    # File descriptors kept for the rest of the process (the SMTP listener's sessions).
+    descriptor_reserve: int = 32
 
 
 def templates() -> Environment:
