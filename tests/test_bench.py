@@ -28,3 +28,19 @@ def test_bench_script_runs() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split(" | ")[0].strip() for line in done.stdout.splitlines() if " | " in line]
     assert rows[2:] == ["null", "sqlite", "sqlite, ack spool"], done.stdout
+
+
+def test_attack_script_runs() -> None:
+    """One short attack run beside its baseline: the table is printed, exit 0 or 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_SIM_")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "attacks.py"), "--seconds", "0.5"]
+        + ["--clients", "1", "--only", "MAIL FROM"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 2), done.stdout + done.stderr
+    rows = [line.split(" | ")[0] for line in done.stdout.splitlines() if " | " in line]
+    assert rows[2:] == ["none (baseline)", "bad byte in MAIL FROM"], done.stdout
