@@ -33,9 +33,9 @@ def test_bench_script_runs() -> None:
 def test_attack_script_runs() -> None:
     """One short attack run beside its baseline: the table is printed, exit 0 or 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_SIM_")}
+    options = ["--seconds", "0.5", "--clients", "1", "--only", "MAIL FROM"]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "attacks.py"), "--seconds", "0.5"]
-        + ["--clients", "1", "--only", "MAIL FROM"],
+        [sys.executable, str(ROOT / "benchmarks" / "attacks.py"), *options],
         env=env,
         capture_output=True,
         text=True,

@@ -125,6 +125,41 @@ class Deadline:
             self.handle = None
 
 
+class FairReader:
+    """aiosmtpd's stream reader, giving the event loop a turn every `LINES_PER_TURN` reads.
+
+    aiosmtpd reads DATA one line per await, and an await on bytes already buffered
+    never yields: a 7 MB message of empty lines held the loop, and every other
+    session's reply, for seconds. Everything but the reads goes to the reader itself.
+    """
+
+    LINES_PER_TURN = 256
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._inner = reader
+        self._reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def _turn(self) -> None:
+        self._reads += 1
+        if self._reads % self.LINES_PER_TURN == 0:
+            await asyncio.sleep(0)
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        await self._turn()
+        return await self._inner.readuntil(separator)
+
+    async def readline(self) -> bytes:
+        await self._turn()
+        return await self._inner.readline()
+
+    async def read(self, n: int = -1) -> bytes:
+        await self._turn()
+        return await self._inner.read(n)
+
+
 class IntakeSMTP(SMTP):
     """aiosmtpd's SMTP plus the connection cap, the session timeout and 421 replies.
 
@@ -168,6 +203,12 @@ class IntakeSMTP(SMTP):
             self._session_timer = self.loop.call_later(
                 self._options.session_timeout, self._close_with, replies.S421_SESSION_TIMEOUT
             )
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        self._reader = FairReader(reader)  # type: ignore[assignment]
 
     def connection_lost(self, error: Exception | None) -> None:
         if not self._admitted:
