@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.delivery import spool
@@ -28,7 +28,7 @@ from simulator.pipeline.batch import prepare
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS, MimeLimits
 from simulator.smtp.handler import IntakeHandler
 from simulator.smtp.relay import OutboxSender, Relay, RetryPolicy
-from simulator.smtp.server import ListenerOptions, smtp_listener
+from simulator.smtp.server import MAX_CONNECTIONS, ListenerOptions, smtp_listener
 from simulator.store.db import Store
 from simulator.web.options import WebOptions
 
@@ -126,7 +126,14 @@ async def web_service(
         app = create_app(
             reader, org, active, host=options.host, form_rate_limit=options.form_rate_limit
         )
-        async with web_server(app, options.host, options.port) as address:
+        async with web_server(
+            app,
+            options.host,
+            options.port,
+            options.max_connections,
+            options.header_timeout,
+            options.descriptor_reserve,
+        ) as address:
             yield address
     finally:
         if own:
@@ -191,6 +198,9 @@ async def run_listener(
                 "fault injection on: %s", ", ".join(rule.text for rule in options.chaos.rules)
             )
         if web is not None:
+            # Descriptors for every SMTP session the listener may hold, whatever the web does.
+            smtp_sessions = options.max_connections or MAX_CONNECTIONS
+            web = replace(web, descriptor_reserve=web.descriptor_reserve + smtp_sessions)
             address = await stack.enter_async_context(
                 web_service(store, organisation, web, service.writer)
             )

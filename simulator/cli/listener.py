@@ -21,6 +21,8 @@ from simulator.cli.options import (
     PortOption,
     RelayOption,
     VerboseOption,
+    WebHeaderTimeoutOption,
+    WebMaxConnectionsOption,
     cli_errors,
     flag_errors,
     out,
@@ -40,11 +42,14 @@ from simulator.smtp.chaos import Chaos, parse_rule
 from simulator.smtp.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
 from simulator.smtp.relay import Relay
 from simulator.smtp.server import (
+    COMMAND_TIMEOUT_SECONDS,
+    DATA_TIMEOUT_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
     MAX_HEADER_SIZE,
     MAX_HEADERS,
     MAX_RECIPIENTS,
@@ -53,7 +58,13 @@ from simulator.smtp.server import (
     check_bindable,
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
-from simulator.web.options import DEFAULT_FORM_RATE_LIMIT, DEFAULT_WEB_PORT, WebOptions
+from simulator.web.options import (
+    DEFAULT_FORM_RATE_LIMIT,
+    DEFAULT_WEB_PORT,
+    WEB_HEADER_TIMEOUT_SECONDS,
+    WEB_MAX_CONNECTIONS,
+    WebOptions,
+)
 
 
 def _limit(flag: str, unit: str, what: str) -> Any:
@@ -93,6 +104,31 @@ def serve(
     max_connections: Annotated[
         int, _limit("--max-connections", "sessions", "Concurrent sessions; more get 421 4.7.0")
     ] = MAX_CONNECTIONS,
+    max_connections_per_client: Annotated[
+        int,
+        _limit(
+            "--max-connections-per-client",
+            "sessions",
+            "Concurrent sessions from one client address; more get 421 4.7.0",
+        ),
+    ] = MAX_CONNECTIONS_PER_CLIENT,
+    command_timeout: Annotated[
+        float,
+        _limit(
+            "--command-timeout",
+            "seconds",
+            "One command line, from its first byte to its end, however slowly the bytes "
+            "come; then 421 4.4.2",
+        ),
+    ] = COMMAND_TIMEOUT_SECONDS,
+    data_timeout: Annotated[
+        float,
+        _limit(
+            "--data-timeout",
+            "seconds",
+            "One message's data, from 354 to the final dot; then 421 4.4.2",
+        ),
+    ] = DATA_TIMEOUT_SECONDS,
     max_recipients: Annotated[
         int, _limit("--max-recipients", "per message", "RCPTs; more get 452 4.5.3")
     ] = MAX_RECIPIENTS,
@@ -147,6 +183,8 @@ def serve(
         str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
     ] = DEFAULT_HOST,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
+    web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     use_date_header: Annotated[
         bool,
         typer.Option(
@@ -189,12 +227,19 @@ def serve(
             idle_timeout=idle_timeout,
             session_timeout=session_timeout,
             max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            command_timeout=command_timeout,
+            data_timeout=data_timeout,
             max_recipients=max_recipients,
             max_headers=max_headers,
             max_header_size=max_header_size,
             chaos=Chaos(rules, chaos_seed),
         )
-        web_options = None if web_port is None else WebOptions(web_host, web_port, form_rate_limit)
+        web_options = None
+        if web_port is not None:
+            web_options = WebOptions(
+                web_host, web_port, form_rate_limit, web_max_connections, web_header_timeout
+            )
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
             asyncio.run(
@@ -234,6 +279,8 @@ def web(
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
+    web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the web view, the customer web form and the JSON API (without SMTP)."""
@@ -244,7 +291,10 @@ def web(
         store = open_store(db)
         prepare(store, organisation)
         try:
-            asyncio.run(run_web(store, organisation, WebOptions(host, port, form_rate_limit)))
+            options = WebOptions(
+                host, port, form_rate_limit, web_max_connections, web_header_timeout
+            )
+            asyncio.run(run_web(store, organisation, options))
         finally:
             store.dispose()
 

@@ -76,6 +76,23 @@ WideOption = Annotated[
         help="Tables: every cell whole, however wide (default: long addresses end in ...).",
     ),
 ]
+WebMaxConnectionsOption = Annotated[
+    int,
+    typer.Option(
+        envvar="INTAKE_SIM_WEB_MAX_CONNECTIONS",
+        help="Concurrent web connections; more get 503 and are closed (0 = no limit).",
+        min=0,
+    ),
+]
+WebHeaderTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        envvar="INTAKE_SIM_WEB_HEADER_TIMEOUT",
+        help="Seconds a web request's header section may take to arrive, from the "
+        "connection or the previous response; then the connection is closed (0 = no limit).",
+        min=0,
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 RelayOption = Annotated[
     str | None,

@@ -24,10 +24,10 @@ from email import errors
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
-from html.parser import HTMLParser
 from types import MappingProxyType
 
 from simulator.domain import Reason
+from simulator.pipeline.mimeshape import over_limits
 
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000
@@ -85,7 +85,8 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
 _WORDS_IN_ANGLE = re.compile(r"<[^<>@]*\S\s+[^<>\s]*@[^<>]*>")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
-_NOT_IN_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
+# Lone surrogates are bytes that were not UTF-8, kept by the listener's surrogateescape.
+_NOT_IN_ADDRESS = re.compile("[\\s<>\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,10 @@ def parse_message(
 ) -> InboundMail:
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
-        return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
+        # Past a MIME limit, the tree is never built: it would cost far more than the bytes.
+        problem = over_limits(raw, limits.max_depth, limits.max_parts)
+        if problem is None:
+            return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
     except RecursionError:
         # The stdlib parser recurses once per nesting level; very deep MIME ends here.
         problem = TOO_DEEP
@@ -159,7 +163,8 @@ def parse_message(
         problem = UNPARSEABLE
     try:
         # The body is what broke, so salvage sender, subject and ids from the headers alone.
-        return _read(raw, envelope_from, headers_only=True, problem=problem)
+        # Only the header section is handed over: the body is not read again.
+        return _read(_head(raw), envelope_from, headers_only=True, problem=problem)
     except Exception:
         return _unread(envelope_from, problem)
 
@@ -169,9 +174,14 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _RECEIVED_FIELD = re.compile(rb"^received:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 
 
+def _head(raw: bytes) -> bytes:
+    """The header section of raw mail, without the blank line that ends it."""
+    return _HEADER_END.split(raw, maxsplit=1)[0]
+
+
 def date_header(raw: bytes) -> datetime | None:
     """The Date header as UTC, read cheaply from the header block; None if absent or bad."""
-    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    head = _head(raw)
     found = _DATE_FIELD.search(head)
     return _date(found.group(1).decode("ascii", "replace").strip()) if found else None
 
@@ -784,26 +794,18 @@ _BLOCK_TAGS = frozenset(
 )  # fmt: skip
 _CELL_TAGS = frozenset({"td", "th"})
 _SKIPPED_TAGS = frozenset({"script", "style"})
-_TAG = re.compile(r"<[^>]*>")
+_TAG_NAME = re.compile(r"</?([a-zA-Z][^\s/>]*)")
 
 
-class _TextExtractor(HTMLParser):
+class _TextOut:
+    """The text of an HTML body as the scanner finds its pieces."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities arrive already unescaped
         self.chunks: list[str] = []
-        self.skipping = 0
         self.line_started = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._tag(tag, opening=True)
-
-    def handle_endtag(self, tag: str) -> None:
-        self._tag(tag, opening=False)
-
-    def _tag(self, tag: str, *, opening: bool) -> None:
-        if tag in _SKIPPED_TAGS:
-            self.skipping = self.skipping + 1 if opening else max(0, self.skipping - 1)
-        elif tag == "br":
+    def tag(self, tag: str, *, opening: bool) -> None:
+        if tag == "br":
             self._newline()
         elif tag in _BLOCK_TAGS and self.line_started:
             # "</p><div>" is one line break, not two: blocks only end a started line.
@@ -815,22 +817,60 @@ class _TextExtractor(HTMLParser):
         self.chunks.append("\n")
         self.line_started = False
 
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
+    def data(self, data: str) -> None:
+        if not data:
             return
+        data = html.unescape(data)
         # Line breaks in HTML source are just spaces; only tags break lines.
         self.chunks.append(" ".join(data.split("\n")))
         self.line_started = self.line_started or not data.isspace()
 
 
 def _html_to_text(markup: str) -> str:
-    """Readable text from HTML: script/style dropped, entities unescaped, blocks on new lines."""
-    extractor = _TextExtractor()
-    try:
-        extractor.feed(markup)
-        extractor.close()
-        text = "".join(extractor.chunks)
-    except Exception:  # HTMLParser still raises AssertionError on some malformed markup
-        text = html.unescape(_TAG.sub("\n", markup))
-    lines = [_fold(line) for line in text.split("\n")]
+    """Readable text from HTML: script/style dropped, entities unescaped, blocks on new lines.
+
+    One pass over the markup, each character looked at a bounded number of times,
+    so its cost is linear in its size whatever a stranger writes. The stdlib's
+    HTMLParser rescans an unclosed tag on every feed and took minutes on a few
+    hundred KB of `<x y=z ` (issue 18).
+    """
+    out = _TextOut()
+    lower = markup.lower()
+    pos, end = 0, len(markup)
+    while pos < end:
+        lt = markup.find("<", pos)
+        if lt < 0:
+            out.data(markup[pos:])
+            break
+        out.data(markup[pos:lt])
+        pos = _markup_at(markup, lower, lt, out)
+    lines = [_fold(line) for line in "".join(out.chunks).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _markup_at(markup: str, lower: str, lt: int, out: _TextOut) -> int:
+    """Read the markup that starts with the "<" at `lt`; return where the text goes on."""
+    if markup.startswith("<!--", lt):
+        return _past(markup, "-->", lt + 4)
+    if markup.startswith(("<!", "<?"), lt):  # a doctype or processing instruction
+        return _past(markup, ">", lt + 2)
+    name = _TAG_NAME.match(markup, lt)
+    if name is None:  # "a < b": the "<" is text
+        out.data("<")
+        return lt + 1
+    gt = markup.find(">", name.end())
+    if gt < 0:  # never closed: the rest is text, as a browser shows it
+        out.data(markup[lt:])
+        return len(markup)
+    tag, opening = name.group(1).lower(), markup[lt + 1] != "/"
+    out.tag(tag, opening=opening)
+    if opening and tag in _SKIPPED_TAGS:
+        # Script and style hold no text; their end tag is read like any other.
+        close = lower.find("</" + tag, gt + 1)
+        return len(markup) if close < 0 else close
+    return gt + 1
+
+
+def _past(markup: str, closing: str, start: int) -> int:
+    found = markup.find(closing, start)
+    return len(markup) if found < 0 else found + len(closing)

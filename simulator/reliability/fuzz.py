@@ -27,7 +27,6 @@ from simulator.store.db import Store
 from simulator.store.models import Delivery
 
 INTAKE_ADDRESS = "support@acme.example"
-ENVELOPE_SENDERS = ("fuzz@customer.example", "", "MAILER-DAEMON@mx.example", "eli@acme.example")
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,8 @@ class _Sender(threading.Thread):
         try:
             for _ in range(self.count):
                 raw = self.fuzzer.message()
-                sender = self.fuzzer.rng.choice(ENVELOPE_SENDERS)
-                mail = MailFile("fuzz", raw, sender)
-                reply = client.attempt(self.address, mail, INTAKE_ADDRESS)
+                sender, recipients = self.fuzzer.envelope(INTAKE_ADDRESS)
+                reply = client.attempt(self.address, MailFile("fuzz", raw, sender), *recipients)
                 self.replies[reply.code] += 1
                 if reply.delivery_id is not None:
                     self.accepted.append(reply.delivery_id)

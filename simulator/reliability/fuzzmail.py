@@ -66,6 +66,28 @@ ADDRESSES = (
     "support@acme.example",
     "first@customer.example, second@customer.example",
 )
+# MAIL FROM and RCPT TO as a hostile client sends them. Lone surrogates stand for
+# bytes that are not UTF-8 (the client sends them back as those bytes); no CR or LF,
+# which would end the command line and start another.
+ENVELOPE_ADDRESSES = (
+    "fuzz@customer.example",
+    "",
+    "MAILER-DAEMON@mx.example",
+    "eli@acme.example",
+    "\udcff@evil.example",
+    "fuzz@\udcfe\udcffevil.example",
+    "a\x01b@customer.example",
+    "tab\there@customer.example",
+    "üser@bücher.example",
+    "a@b@c",
+    "@",
+    "x" * 300 + "@customer.example",
+    "user@" + "d" * 70 + ".example",
+    '"quoted local"@customer.example',
+    "user@[127.0.0.1]",
+    "support@acme.example\x00",
+    "SUPPORT@ACME.EXAMPLE",
+)
 NOISE = (
     ("Auto-Submitted", "auto-replied"),
     ("Auto-Submitted", "no"),
@@ -111,6 +133,24 @@ class MailFuzzer:
             return self.rng.randbytes(self.rng.randint(0, 600))
         raw = self._headers() + self._body(depth=0)  # the body opens with its own fields
         return self._damage(raw) if kind < 0.3 else raw
+
+    def envelope(self, intake_address: str) -> tuple[str, list[str]]:
+        """A MAIL FROM address and RCPT TO list; the intake address is always among
+        the recipients, so a refused stranger never ends the transaction alone."""
+        rng = self.rng
+        sender = self._envelope_address()
+        recipients = [self._envelope_address() for _ in range(rng.choice((0, 0, 1, 2)))]
+        recipients.insert(rng.randint(0, len(recipients)), intake_address)
+        return sender, recipients
+
+    def _envelope_address(self) -> str:
+        chance = self.rng.random()
+        if chance < 0.75:  # mostly plain, so that most messages still get through
+            return self.rng.choice(ENVELOPE_ADDRESSES[:4])
+        if chance < 0.8:  # random bytes: a local part that is anything at all
+            junk = bytes(b for b in self.rng.randbytes(self.rng.randint(1, 12)) if b not in b"\r\n")
+            return junk.decode("utf-8", "surrogateescape") + "@fuzz.example"
+        return self.rng.choice(ENVELOPE_ADDRESSES)
 
     def _headers(self) -> bytes:
         rng = self.rng

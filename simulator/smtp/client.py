@@ -50,6 +50,15 @@ class SendResult:
         return self.code == 250 and replies.spool_id(self.reply) is not None
 
 
+class _SMTP(smtplib.SMTP):
+    """smtplib, except that commands go out as UTF-8 and a surrogate-escaped byte (how
+    Python keeps a byte that was not UTF-8, from an mbox From line or `fuzz`) goes out
+    as that byte: the server answers it, instead of the client raising mid-session."""
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s.encode("utf-8", "surrogateescape") if isinstance(s, str) else s)
+
+
 class NoSession(IntakeSimError):
     """No SMTP session could be opened: no listener, or a greeting other than 220."""
 
@@ -79,7 +88,7 @@ class SmtpClient:
 
     def _connect(self) -> smtplib.SMTP:
         if self._client is None:
-            client = smtplib.SMTP(timeout=self.timeout)
+            client = _SMTP(timeout=self.timeout)
             try:
                 code, greeting = client.connect(self.host, self.port)
                 if code != 220:
@@ -116,7 +125,9 @@ class SmtpClient:
             return SendResult(mail.source, 0, f"connection failed: {exc}")
         return SendResult(mail.source, code, _text(reply))
 
-    def attempt(self, address: tuple[str, int], mail: MailFile, recipient: str) -> SendResult:
+    def attempt(
+        self, address: tuple[str, int], mail: MailFile, recipient: str, *more: str
+    ) -> SendResult:
         """Retry mode: one try at `address`, never raising; no session at all is code 0.
 
         A new address (a listener restarted on another port) drops the old connection.
@@ -125,7 +136,7 @@ class SmtpClient:
             self.close()
             self.host, self.port = address
         try:
-            return self.send(mail, [recipient])
+            return self.send(mail, [recipient, *more])
         except NoSession as exc:
             return SendResult(mail.source, 0, str(exc))
 

@@ -59,6 +59,9 @@ class IntakeHandler:
         fault = self.options.chaos.fault(Stage.MAIL)
         if fault is not None:
             return fault
+        # Refused here, not at DATA: a sender we cannot store must never reach a batch.
+        if address.strip("<> ") and normalise_address(address) is None:
+            return replies.S553_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.S250_SENDER_OK

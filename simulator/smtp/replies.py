@@ -19,7 +19,10 @@ S250_SENDER_OK = "250 2.1.0 Sender OK"
 S250_RECIPIENT_OK = "250 2.1.5 Recipient OK"
 # 421: the service closes the transmission channel (RFC 5321 3.8, 4.2.3).
 S421_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+S421_TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address, try again later"
 S421_IDLE_TIMEOUT = "421 4.4.2 Idle too long, closing connection"
+S421_COMMAND_TIMEOUT = "421 4.4.2 Command line took too long, closing connection"
+S421_DATA_TIMEOUT = "421 4.4.2 Message data took too long, closing connection"
 S421_SESSION_TIMEOUT = "421 4.4.2 Session time limit reached, closing connection"
 S451_STORE_UNAVAILABLE = "451 4.3.0 Storage unavailable, try again later"
 S451_INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
@@ -29,6 +32,8 @@ S550_NO_SUCH_MAILBOX = "550 5.1.1 No such intake address here"
 S552_TOO_MANY_HEADERS = "552 5.3.4 Too many header fields"
 S552_HEADER_TOO_LARGE = "552 5.3.4 Header section too large"
 S553_BAD_ADDRESS = "553 5.1.3 Recipient address not understood"
+# A sender that is not a plausible UTF-8 address; the null sender <> is always accepted.
+S553_BAD_SENDER = "553 5.1.7 Sender address not understood"
 
 # Fault injection (`serve --chaos`): the code is chosen by the operator.
 CHAOS = "{code} {enhanced} Injected fault at {stage} (chaos)"

@@ -4,9 +4,10 @@ The handler that answers MAIL, RCPT and DATA is in smtp/handler.py; this module
 binds the socket and holds the limits and the session around it.
 
 Limits keep one client from pinning the listener: an idle timeout per command,
-a total session timeout (a client dribbling bytes is cut off), a cap on
-concurrent connections, on recipients per message and on the header section.
-Each limit answers with its own reply line from `replies`.
+deadlines that run however many bytes arrive (one command line from its first
+byte, one DATA from its 354, the whole session), a cap on concurrent connections
+in all and per client address, on recipients per message and on the header
+section. Each limit answers with its own reply line from `replies`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,15 @@ SERVER_HOSTNAME = "intake-sim.localhost"
 IDLE_TIMEOUT_SECONDS = 300
 SESSION_TIMEOUT_SECONDS = 1800
 MAX_CONNECTIONS = 100
+# A quarter of the listener at most for one address, so that one client dribbling
+# bytes on every connection it can open leaves the rest to everyone else.
+MAX_CONNECTIONS_PER_CLIENT = 25
+# From a command line's first byte to its end; an honest client sends one in a packet.
+COMMAND_TIMEOUT_SECONDS = 60
+# From the 354 to the final ".": RFC 5321 4.5.3.2.6 asks a server to wait 10 minutes.
+DATA_TIMEOUT_SECONDS = 600
+# What ends a message's data, as it arrives on the wire (RFC 5321 4.1.1.4).
+END_OF_DATA = b"\r\n.\r\n"
 # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients per message.
 MAX_RECIPIENTS = 100
 MAX_HEADERS = 1000
@@ -52,6 +63,9 @@ class ListenerOptions:
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     session_timeout: float = SESSION_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
+    max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT
+    command_timeout: float = COMMAND_TIMEOUT_SECONDS
+    data_timeout: float = DATA_TIMEOUT_SECONDS
     max_recipients: int = MAX_RECIPIENTS
     max_headers: int = MAX_HEADERS
     max_header_size: int = MAX_HEADER_SIZE
@@ -88,20 +102,81 @@ def is_loopback(host: str) -> bool:
 
 
 class ConnectionGate:
-    """Counts open sessions of one listener against `max_connections`."""
+    """Counts open sessions of one listener, in all and per client address."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         self.limit = limit
+        self.per_client = per_client
         self.open = 0
+        self.by_client: Counter[str] = Counter()
 
-    def admit(self) -> bool:
+    def admit(self, client: str) -> str | None:
+        """None when the session may start, else the 421 line that refuses it."""
         if self.limit and self.open >= self.limit:
-            return False
+            return replies.S421_TOO_MANY_CONNECTIONS
+        if self.per_client and self.by_client[client] >= self.per_client:
+            return replies.S421_TOO_MANY_FROM_CLIENT
         self.open += 1
-        return True
+        self.by_client[client] += 1
+        return None
 
-    def leave(self) -> None:
+    def leave(self, client: str) -> None:
         self.open -= 1
+        self.by_client[client] -= 1
+        if not self.by_client[client]:
+            del self.by_client[client]
+
+
+class Deadline:
+    """One timer that closes the session with its 421 line; `start` keeps a running one."""
+
+    def __init__(self, seconds: float, expire: Callable[[], None]) -> None:
+        self.seconds, self.expire = seconds, expire
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.seconds and self.handle is None:
+            self.handle = loop.call_later(self.seconds, self.expire)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+class FairReader:
+    """aiosmtpd's stream reader, giving the event loop a turn every `LINES_PER_TURN` reads.
+
+    aiosmtpd reads DATA one line per await, and an await on bytes already buffered
+    never yields: a 7 MB message of empty lines held the loop, and every other
+    session's reply, for seconds. Everything but the reads goes to the reader itself.
+    """
+
+    LINES_PER_TURN = 256
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._inner = reader
+        self._reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def _turn(self) -> None:
+        self._reads += 1
+        if self._reads % self.LINES_PER_TURN == 0:
+            await asyncio.sleep(0)
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        await self._turn()
+        return await self._inner.readuntil(separator)
+
+    async def readline(self) -> bytes:
+        await self._turn()
+        return await self._inner.readline()
+
+    async def read(self, n: int = -1) -> bytes:
+        await self._turn()
+        return await self._inner.read(n)
 
 
 class IntakeSMTP(SMTP):
@@ -117,15 +192,24 @@ class IntakeSMTP(SMTP):
         self._options = options
         self._gate = gate
         self._admitted = False
+        self._client = ""
         self._session_timer: asyncio.TimerHandle | None = None
+        self._line = Deadline(
+            options.command_timeout, lambda: self._close_with(replies.S421_COMMAND_TIMEOUT)
+        )
+        self._data = Deadline(
+            options.data_timeout, lambda: self._close_with(replies.S421_DATA_TIMEOUT)
+        )
+        # While DATA is read: the last bytes seen, to find END_OF_DATA across chunks.
+        self._data_tail: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._admitted:  # STARTTLS re-entry; not offered, but keep aiosmtpd's path intact
             super().connection_made(transport)
             return
-        refusal = self._options.chaos.fault(Stage.CONNECT)
-        if refusal is None and not self._gate.admit():
-            refusal = replies.S421_TOO_MANY_CONNECTIONS
+        peer = transport.get_extra_info("peername")
+        self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        refusal = self._options.chaos.fault(Stage.CONNECT) or self._gate.admit(self._client)
         if refusal is not None:
             log.info("%s to %s", refusal[:3], transport.get_extra_info("peername"))
             assert isinstance(transport, asyncio.WriteTransport)
@@ -139,18 +223,57 @@ class IntakeSMTP(SMTP):
                 self._options.session_timeout, self._close_with, replies.S421_SESSION_TIMEOUT
             )
 
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        self._reader = FairReader(reader)  # type: ignore[assignment]
+
     def connection_lost(self, error: Exception | None) -> None:
         if not self._admitted:
             return
         self._admitted = False
-        self._gate.leave()
+        self._gate.leave(self._client)
         if self._session_timer is not None:
             self._session_timer.cancel()
+        self._line.stop()
+        self._data.stop()
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
         if self._admitted:
+            self._watch(data)
             super().data_received(data)
+
+    def _watch(self, data: bytes) -> None:
+        """Run the deadlines on the bytes as they come, whole commands or not."""
+        if self._data_tail is not None:
+            seen = self._data_tail + data
+            end = seen.find(END_OF_DATA)
+            if end < 0:
+                self._data_tail = seen[-len(END_OF_DATA) :]
+                return
+            self._data_over()
+            data = seen[end + len(END_OF_DATA) :]  # pipelined commands after the message
+        if b"\n" in data:
+            self._line.stop()
+            data = data[data.rindex(b"\n") + 1 :]
+        if data:  # a command line has begun and is not complete yet
+            self._line.start(self.loop)
+
+    def _data_over(self) -> None:
+        self._data_tail = None
+        self._data.stop()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # The message starts on a new line, so a first line of "." ends it too.
+        self._line.stop()
+        self._data_tail = b"\r\n"
+        self._data.start(self.loop)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_over()
 
     def eof_received(self) -> bool | None:
         return super().eof_received() if self._admitted else False
@@ -175,7 +298,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     the server ourselves and read the socket's real address.
     """
     loop = asyncio.get_running_loop()
-    gate = ConnectionGate(options.max_connections)
+    gate = ConnectionGate(options.max_connections, options.max_connections_per_client)
 
     def protocol() -> SMTP:
         return IntakeSMTP(

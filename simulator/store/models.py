@@ -10,6 +10,7 @@ The seat ledger is append-only: there is no code path that updates it.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -30,20 +31,30 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from simulator.domain import Channel
 
+# NUL, which PostgreSQL's text type cannot hold, and lone surrogates, which no
+# backend can encode: a listener keeps a byte that is not UTF-8 as one (surrogateescape).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """`value` with every character no backend can store replaced by U+FFFD."""
+    return value if value.isascii() and "\x00" not in value else _UNSTORABLE.sub("\ufffd", value)
+
 
 class CleanText(TypeDecorator[str]):
-    """Text without NUL characters, which PostgreSQL's text type cannot hold.
+    """Text that every backend can store, whatever a stranger sent.
 
-    Hostile mail may carry NULs in any header or body; they become U+FFFD on
-    every backend, so SQLite and PostgreSQL store the same text. The raw bytes
-    keep the original.
+    Hostile mail may carry NULs in any header or body, and a non-UTF-8 byte in
+    the envelope arrives as a lone surrogate; each becomes U+FFFD on every
+    backend, so SQLite and PostgreSQL store the same text, and no such value can
+    fail a write (and with it a whole batch). The raw bytes keep the original.
     """
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: object) -> str | None:
-        return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+        return storable_text(value) if value else value
 
 
 class CleanString(CleanText):

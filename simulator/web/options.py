@@ -1,4 +1,5 @@
-"""What a web server is started with: address, port and the form's rate limit.
+"""What a web server is started with: address, port, the form's rate limit and the
+connection limits.
 
 Kept apart from app.py so that the command line can name the defaults without
 importing Starlette.
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 DEFAULT_WEB_PORT = 8080
 DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address per hour
+WEB_MAX_CONNECTIONS = 50
+WEB_HEADER_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -17,3 +20,7 @@ class WebOptions:
     host: str = "127.0.0.1"
     port: int = DEFAULT_WEB_PORT
     form_rate_limit: int = DEFAULT_FORM_RATE_LIMIT
+    max_connections: int = WEB_MAX_CONNECTIONS
+    header_timeout: float = WEB_HEADER_TIMEOUT_SECONDS
+    # File descriptors kept for the rest of the process (the SMTP listener's sessions).
+    descriptor_reserve: int = 32

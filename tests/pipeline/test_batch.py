@@ -163,3 +163,40 @@ def test_a_storage_error_fails_the_whole_batch(
     with pytest.raises(StoreUnavailable, match="disk I/O error"):
         write_batch(store, org, [submission(1), submission(2)])
     assert committed_deliveries(url) == 0
+
+
+# How a listener keeps a byte that is not UTF-8 (aiosmtpd decodes with surrogateescape).
+UNWRITABLE = "\udcff@evil.example"
+
+
+def test_an_unwritable_envelope_costs_that_delivery_only(store: Store, org: Org, url: str) -> None:
+    """A surrogate-escaped byte in the envelope cannot be stored as text; the delivery is
+    still stored (with the byte replaced) and its batch-mates are committed with it."""
+    bad = Submission(submission(2).raw, UNWRITABLE, [DESK, UNWRITABLE], AT, Channel.SMTP)
+    results = write_batch(store, org, [submission(1), bad, submission(3)])
+    assert [r.outcome.value for r in results][::2] == ["created_issue", "created_issue"]
+    assert committed_deliveries(url) == 3
+    with store.sessions() as session:
+        row = session.get(Delivery, results[1].delivery_id)
+        assert row is not None and row.envelope_from == "\ufffd@evil.example"
+        assert row.recipients == f"{DESK},\ufffd@evil.example"
+
+
+def test_the_quarantine_fallback_cannot_fail_on_the_same_text(
+    store: Store, org: Org, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When intake fails on a delivery whose envelope is unwritable, the quarantine row
+    that replaces it must not fail for the same reason and take the batch down (451)."""
+
+    def broken(*_: object) -> str | None:
+        raise RuntimeError("a bug in one stage")
+
+    monkeypatch.setattr(classify, "noise_reason", broken)
+    bad = Submission(submission(2).raw, UNWRITABLE, [UNWRITABLE], AT, Channel.SMTP)
+    results = write_batch(store, org, [bad])
+    assert [(r.outcome.value, r.reason) for r in results] == [("quarantined", "internal_error")]
+    assert committed_deliveries(url) == 1
+    with store.sessions() as session:
+        row = session.get(Delivery, results[0].delivery_id)
+        assert row is not None and row.raw == bad.raw
+        assert (row.envelope_from, row.recipients) == ("\ufffd@evil.example",) * 2

@@ -11,6 +11,7 @@ import asyncio
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from sqlalchemy import select
 
 from simulator.domain import Outcome
 from simulator.org import load_org
-from simulator.pipeline import classify, intake
+from simulator.pipeline import classify, intake, parse
 from simulator.pipeline.batch import prepare
+from simulator.pipeline.mimeshape import over_limits
 from simulator.pipeline.parse import PROBLEMS, InboundMail, parse_message
 from simulator.reliability.fuzz import FuzzOptions, run_fuzz
 from simulator.reliability.fuzzmail import CHARSETS, MailFuzzer
@@ -97,6 +99,27 @@ def test_parse_and_classify_generated_mime(rng: random.Random) -> None:
         assert reason is None or reason in NOISE_REASONS
 
 
+def tree_shape(raw: bytes, max_depth: int, max_parts: int) -> set[str]:
+    """The limits the parsed tree is past, counted on the tree as the parser builds it."""
+    parts, too_deep = parse._walk(BytesParser(policy=parse._POLICY).parsebytes(raw), max_depth)
+    over = {"too_deep": too_deep, "too_many_parts": len(parts) > max_parts}
+    return {reason for reason, past in over.items() if past}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(1, 3), st.integers(1, 8))
+def test_counting_parts_on_the_bytes_never_says_over_when_the_tree_is_not(
+    rng: random.Random, max_depth: int, max_parts: int
+) -> None:
+    """`over_limits` skips building the tree, so it may only say "over" when the tree
+    would be over too; what it misses, the count on the tree still catches."""
+    fuzzer = MailFuzzer(rng)
+    for _ in range(5):
+        raw = fuzzer.message()
+        found = over_limits(raw, max_depth, max_parts)
+        assert found is None or found in tree_shape(raw, max_depth, max_parts), raw
+
+
 @FAST
 @given(
     st.lists(
@@ -170,8 +193,10 @@ async def test_live_fuzz_over_smtp(listener: Listener) -> None:
     )
     report = await asyncio.to_thread(run_fuzz, options)
     figures = report.as_dict()
-    assert report.sent == 300 and report.accepted > 250, figures
+    assert report.sent == 300 and report.accepted > 200, figures
     assert report.audited and report.missing == [] and report.recorded == report.accepted
-    assert set(report.replies) <= {250, 500, 552}, figures  # long lines, header limits
+    # Long lines (500), header limits (552), envelope addresses we cannot store (553):
+    # the generated envelopes carry bytes that are not UTF-8, and not one batch may 451.
+    assert set(report.replies) <= {250, 500, 552, 553} and report.replies[553] > 0, figures
     assert report.still_answers and report.ok
     assert sum(report.outcomes.values()) == report.accepted

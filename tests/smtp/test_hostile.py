@@ -7,6 +7,7 @@ import socket
 
 from sqlalchemy import func, select
 
+from simulator.smtp import replies
 from simulator.store.models import Delivery
 from tests.support.listeners import Listener
 from tests.support.mail import compose, deep_multipart
@@ -78,3 +79,46 @@ async def test_abrupt_disconnect_mid_data_stores_nothing(listener: Listener) -> 
     assert code == 250
     with listener.store.sessions() as session:
         assert session.scalar(select(func.count(Delivery.id))) == 1
+
+
+def envelope_replies(listener: Listener, commands: list[bytes]) -> list[bytes]:
+    """Each command's reply line, sent as raw bytes on one session."""
+    with socket.create_connection((listener.host, listener.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+
+        def reply() -> bytes:
+            while (line := reader.readline())[3:4] == b"-":  # skip a multi-line reply's start
+                pass
+            return line.strip()
+
+        reply()  # the greeting
+        answers = []
+        for command in [b"EHLO tests.localhost", *commands]:
+            sock.sendall(command + b"\r\n")
+            answers.append(reply())
+        return answers[1:]
+
+
+async def test_envelope_addresses_that_cannot_be_stored_are_refused(listener: Listener) -> None:
+    """A byte that is not UTF-8, or a control character, in MAIL FROM or RCPT TO is refused
+    at once (553), so it never reaches a batch; the same session then delivers normally."""
+    intake = listener.org.intake_addresses[0].encode()
+    raw = compose("after@customer.example", to="support@acme.example")
+    answers = await asyncio.to_thread(
+        envelope_replies,
+        listener,
+        [
+            b"MAIL FROM:<\xff@evil.example>",
+            b"MAIL FROM:<a\x01b@evil.example>",
+            b"MAIL FROM:<@>",
+            b"MAIL FROM:<>",
+            b"RCPT TO:<\xff" + intake + b">",
+            b"RCPT TO:<" + intake + b">",
+            b"DATA",
+            raw.rstrip(b"\r\n") + b"\r\n.",
+        ],
+    )
+    codes = [answer[:3] for answer in answers]
+    assert codes == [b"553", b"553", b"553", b"250", b"553", b"250", b"354", b"250"], answers
+    assert answers[0].decode() == replies.S553_BAD_SENDER
+    assert answers[4].decode() == replies.S553_BAD_ADDRESS

@@ -189,3 +189,73 @@ def test_loopback_detection() -> None:
     assert ListenerOptions().host == "127.0.0.1"
     assert all(map(is_loopback, ["127.0.0.1", "127.5.0.1", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.10", "example.com"]))
+
+
+ATTACKER = "127.0.0.2"  # all of 127/8 is loopback on Linux: another client address
+
+
+def connect_from(listener: Listener, source: str) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection((listener.host, listener.port), 10, (source, 0))
+    return sock, sock.makefile("rb").readline()
+
+
+def dribble(sock: socket.socket, data: bytes, every: float) -> tuple[float, bytes]:
+    """Send `data` a byte at a time until the server hangs up; (seconds, all it sent)."""
+    started = time.monotonic()
+    received = b""
+    with sock:
+        with suppress(OSError):  # closed by the server: what we are waiting for
+            for byte in data:
+                sock.sendall(bytes([byte]))
+                time.sleep(every)
+        with suppress(OSError):
+            sock.settimeout(5)
+            received = read_all(sock)
+    return time.monotonic() - started, received
+
+
+async def test_one_address_cannot_take_every_connection(db_url: str, org: Org) -> None:
+    """Past --max-connections-per-client, one address is refused (421) while the
+    listener still has room, and another client still gets in and delivers."""
+    async with limited(db_url, org, max_connections=10, max_connections_per_client=3) as listener:
+
+        def crowd() -> list[bytes]:
+            held = [connect_from(listener, ATTACKER) for _ in range(5)]
+            for sock, _ in held:
+                sock.close()
+            return [greeting for _, greeting in held]
+
+        greetings = await asyncio.to_thread(crowd)
+        assert [g[:3] for g in greetings] == [b"220"] * 3 + [b"421"] * 2
+        assert greetings[3].decode().strip() == replies.S421_TOO_MANY_FROM_CLIENT
+
+
+async def test_dribbled_command_and_data_are_cut_off_by_their_deadlines(
+    db_url: str, org: Org
+) -> None:
+    """A byte every 50 ms resets no per-byte timer: a command line must be complete
+    within --command-timeout of its first byte, and DATA within --data-timeout of its
+    354, however busy the client looks. Meanwhile an honest client is served."""
+    limits = {"idle_timeout": 60, "session_timeout": 60, "command_timeout": 0.5}
+    async with limited(db_url, org, data_timeout=1.0, **limits) as listener:
+
+        def slow_command() -> tuple[float, bytes]:
+            sock, _ = connect_from(listener, ATTACKER)
+            return dribble(sock, b"EHLO " + b"x" * 200, 0.05)
+
+        def slow_data() -> tuple[float, bytes]:
+            sock, _ = connect_from(listener, ATTACKER)
+            envelope = f"HELO a\r\nMAIL FROM:<a@customer.example>\r\nRCPT TO:<{INTAKE}>\r\nDATA\r\n"
+            sock.sendall(envelope.encode())
+            time.sleep(0.2)
+            return dribble(sock, b"Subject: slow\r\n\r\n" + b"x\r\n" * 100, 0.05)
+
+        slow = [asyncio.to_thread(slow_command), asyncio.to_thread(slow_data)]
+        await asyncio.sleep(0.2)
+        code, reply = await listener.send(compose("busy@customer.example", to=INTAKE))
+        assert code == 250, reply
+        (command_seconds, command_sent), (data_seconds, data_sent) = await asyncio.gather(*slow)
+        assert command_seconds < 3, command_seconds  # the dribble alone takes 10 s
+        assert replies.S421_COMMAND_TIMEOUT.encode() in command_sent
+        assert data_seconds < 4, data_seconds  # 5 s to dribble
+        assert replies.S421_DATA_TIMEOUT.encode() in data_sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -36,15 +37,25 @@ class Running:
 
 
 @contextmanager
-def intake_sim(args: list[str], wanted: dict[str, PortOf], db: str) -> Iterator[Running]:
+def intake_sim(
+    args: list[str], wanted: dict[str, PortOf], db: str, open_files: int | None = None
+) -> Iterator[Running]:
     """Run `python -m simulator ARGS` until every reader in `wanted` has found its port;
-    stop it with SIGTERM afterwards and check that it exited cleanly."""
+    stop it with SIGTERM afterwards and check that it exited cleanly. `open_files` lowers
+    the child's soft limit on file descriptors (RLIMIT_NOFILE)."""
     env = {**os.environ, "INTAKE_SIM_DB": db}
+
+    def limit() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     process = subprocess.Popen(
         [sys.executable, "-m", "simulator", *args],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=limit,
     )
     assert process.stderr is not None
     running = Running(process, {}, [])
