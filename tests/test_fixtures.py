@@ -11,7 +11,8 @@ import pytest
 
 from simulator.demo import run_demo
 from simulator.org import load_org
-from simulator.smtp.mailfiles import MailFile, load_mail
+from simulator.smtp.mailfiles import MailFile
+from simulator.smtp.sources import load_mail
 from simulator.store.db import Store
 from tests.support.databases import BACKENDS, fresh_database
 from tests.support.samples import CASES, expected_for, stored_rows

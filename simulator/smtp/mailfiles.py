@@ -10,9 +10,7 @@ still gives its address.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from simulator.pipeline.parse import header_sender
 
@@ -47,10 +45,3 @@ def envelope_sender(raw: bytes, mbox_from: str | None = None) -> str:
     if found is None:
         return ""
     return header_sender(head + b"\n\n") or found.group(1).decode("utf-8", "replace").strip()
-
-
-def load_mail(paths: Iterable[str | Path]) -> list[MailFile]:
-    """Every message under `paths` as a list: smtp/sources.py's `load_mail`."""
-    from simulator.smtp import sources  # sources imports this module
-
-    return sources.load_mail(paths)

@@ -34,13 +34,7 @@ from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
 from simulator.web.api import API_ROUTES, openapi_document
-
-# WebOptions and the defaults stay importable from here, as before web/options.py.
-from simulator.web.options import (  # noqa: F401
-    DEFAULT_FORM_RATE_LIMIT,
-    DEFAULT_WEB_PORT,
-    WebOptions,
-)
+from simulator.web.options import DEFAULT_FORM_RATE_LIMIT
 from simulator.web.pages import (
     WebContext,
     dashboard,

@@ -44,11 +44,11 @@ from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
 from simulator.reliability.listener import listening_address
 from simulator.service import intake_service, web_service
 from simulator.smtp import replies as smtp_replies
-from simulator.smtp.mailfiles import load_mail
 from simulator.smtp.server import ListenerOptions
+from simulator.smtp.sources import load_mail
 from simulator.store.db import Store, open_store
 from simulator.store.models import Delivery
-from simulator.web.app import WebOptions
+from simulator.web.options import WebOptions
 from tests.support.listeners import Listener, smtp_transaction, still_answers
 from tests.support.mail import compose
 from tests.support.samples import CASES, expected_for, stored_rows

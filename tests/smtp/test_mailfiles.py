@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import IntakeSimError
-from simulator.smtp.mailfiles import MailFile, envelope_sender, load_mail
+from simulator.smtp.mailfiles import MailFile, envelope_sender
+from simulator.smtp.sources import load_mail
 from tests.support.mail import compose
 from tests.support.samples import CASES
 

@@ -26,7 +26,7 @@ from simulator.smtp.server import ListenerOptions
 from simulator.store import schema
 from simulator.store.db import open_store
 from simulator.web.api import API_ROUTES, openapi_document
-from simulator.web.app import WebOptions
+from simulator.web.options import WebOptions
 from simulator.web.pages import CSRF_COOKIE
 from tests.support.listeners import Listener
 from tests.support.mail import compose
