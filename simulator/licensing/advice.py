@@ -31,6 +31,9 @@ class Evidence:
     customers_notified: int = 0  # customers who receive automatic email updates
     # Team seats held only because the system emailed them (never wrote in themselves).
     team_seats_from_notifications: int = 0
+    customers_by_web_form: int = 0  # of customers_submitting, those who used only the web form
+    strangers_shared: int = 0  # distinct strangers whose mail went to the shared account
+    shared_user: str = ""  # that account's address
 
 
 @dataclass(frozen=True)
