@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Channel, LicenseModel, OutboxStatus, Outcome, Role, SeatReason
+from simulator.domain import (
+    Channel,
+    LicenseModel,
+    Origin,
+    OutboxStatus,
+    Outcome,
+    Role,
+    SeatReason,
+)
 from simulator.errors import ConfigError
 from simulator.licensing import advice, seats
 from simulator.licensing.costs import ModelCost
@@ -104,17 +112,31 @@ def noise_senders_filtered(session: Session, as_of: datetime) -> int:
     return int(session.scalar(query) or 0)
 
 
-def customers_submitting(session: Session, as_of: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(User.id)).where(
-                User.role == Role.CUSTOMER.value,
-                User.first_seen.is_not(None),
-                User.first_seen <= as_of,
-            )
+def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
+    """Who wrote counted mail by `as_of`, for the advice: customer users with a counted
+    delivery (billed noise is no submission; the shared account is no customer),
+    those of them who used only the web form, and the strangers behind the shared
+    account."""
+    rows = session.execute(
+        select(User.email, User.origin, Delivery.channel, Delivery.sender)
+        .join(Delivery, Delivery.user_id == User.id)
+        .where(
+            User.role == Role.CUSTOMER.value,
+            Delivery.outcome.in_(COUNTED),
+            Delivery.received_at <= as_of,
         )
-        or 0
-    )
+        .distinct()
+    ).all()
+    shared = {r.email for r in rows if r.origin == Origin.SHARED.value}
+    customers = {r.email for r in rows} - shared
+    by_email = {r.email for r in rows if r.channel != Channel.WEB_FORM.value}
+    strangers = {r.sender for r in rows if r.email in shared}
+    return {
+        "customers_submitting": len(customers),
+        "customers_by_web_form": len(customers - by_email),
+        "strangers_shared": len(strangers),
+        "shared_user": next(iter(shared), ""),
+    }
 
 
 def data_end(session: Session) -> datetime | None:
@@ -162,7 +184,7 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     )
     support_seats = seats.seats_at(support_spans(session, as_of), moment)
     evidence = advice.Evidence(
-        customers_submitting=customers_submitting(session, as_of),
+        **submitters(session, org, as_of),
         customers_notified=customers_notified(session, as_of),
         team_seats_from_notifications=seats.notified_seats_at(everyone, org.licensing, moment),
     )
