@@ -111,12 +111,11 @@ def evidence(state: SeatState, org: Org, from_notifications: int) -> advice.Evid
     """What the rule of thumb asks, from the plan's users (as the report counts them)."""
     customers = {u for u in state.counted_senders if state.roles.get(u) == Role.CUSTOMER.value}
     shared = state.shared if state.shared in customers else None
-    by_form = {u for u in customers if u in state.web_form_senders}
     return advice.Evidence(
         customers_submitting=len(customers - {shared}),
         customers_notified=len(state.customers_notified),
         team_seats_from_notifications=from_notifications,
-        customers_by_web_form=len(by_form - state.email_senders),
+        customers_by_web_form=0,  # the plan's traffic is all email
         strangers_shared=len(state.shared_strangers) if shared else 0,
         shared_user=org.intake.shared_user if shared else "",
     )
