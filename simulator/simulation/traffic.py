@@ -137,6 +137,7 @@ class SeatState:
     counted_senders: set[str] = field(default_factory=set)  # users with counted mail (email)
     shared_strangers: set[str] = field(default_factory=set)  # addresses mapped to it
     customers_notified: set[str] = field(default_factory=set)
+    suppressed: int = 0  # updates the per-recipient cap held back (acknowledgement-only: 0)
 
     @property
     def users(self) -> set[str]:
@@ -378,7 +379,8 @@ class TrafficPlan:
             if not self._allowed_for(address, role, address == seats.shared):
                 continue
             if self._cap and self._over_cap(address, at):
-                continue  # suppressed: recorded, not sent, no user made
+                seats.suppressed += 1  # recorded, not sent, no user made
+                continue
             sent = self._sent.get(address)
             if sent is None:
                 sent = self._sent[address] = deque()
