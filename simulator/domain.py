@@ -76,6 +76,7 @@ class Reason(StrEnum):
     NO_REPLY = "no_reply"
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
+    SYSTEM_ACCOUNT = "system_account"  # from a free `[[system_accounts]]` address
     COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
