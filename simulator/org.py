@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import IntakeSimError, OrgFileError
+from simulator.errors import ConfigError, IntakeSimError, OrgFileError
 from simulator.licensing.prices import (
     Band,
     Billing,
@@ -517,3 +517,61 @@ def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01")
+
+
+# --- price books ---------------------------------------------------------------------
+
+PRICE_BOOKS = "prices"  # the folder of simulator.samples holding the shipped books
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """A vendor's published prices as a `[pricing]` table, with where and when they
+    were read: `--prices` bills an org's seats with it instead of the file's."""
+
+    name: str
+    title: str
+    source: str  # the vendor's page the figures come from
+    read: str  # the date (ISO) the figures were written down
+    note: str
+    pricing: Pricing
+
+
+def price_book_names() -> list[str]:
+    """The books that ship in the package, by name (their file name without .toml)."""
+    folder = resources.files("simulator.samples") / PRICE_BOOKS
+    names = (p.name for p in folder.iterdir())
+    return sorted(n.removesuffix(".toml") for n in names if n.endswith(".toml"))
+
+
+def load_price_book(name_or_file: str, billing: Billing = Billing.MONTHLY) -> PriceBook:
+    """A shipped book by name, or a book file; its prices under the org's billing term.
+    A name that is neither is one error line naming the books there are."""
+    path = Path(name_or_file)
+    if name_or_file in price_book_names():
+        shipped = resources.files("simulator.samples") / PRICE_BOOKS / f"{name_or_file}.toml"
+        path = Path(str(shipped))
+    elif path.suffix != ".toml" or not path.is_file():
+        books = ", ".join(price_book_names())
+        raise ConfigError(f"no price book {name_or_file!r}: name one of {books}, or a .toml file")
+    data = read_toml(path, "price book", OrgFileError)
+    try:
+        book = _table(data, "book")
+        text = {key: str(book.get(key, "")).strip() for key in ("title", "source", "read", "note")}
+        if not text["source"] or not text["read"]:
+            raise OrgFileError("[book] must give its source (the page) and the date it was read")
+        return PriceBook(
+            name=path.stem,
+            pricing=build_pricing(_table(data, "pricing"), billing),
+            **text,
+        )
+    except OrgFileError as exc:
+        raise OrgFileError(f"{path}: {exc}") from None
+
+
+def with_price_book(org: Org, name_or_file: str | None) -> Org:
+    """The org billed by a price book (`--prices`); unchanged when none is named."""
+    if not name_or_file:
+        return org
+    book = load_price_book(name_or_file, org.licensing.billing)
+    return org.with_pricing(book.pricing, book.name)
