@@ -70,13 +70,13 @@ class Reason(StrEnum):
 
     # filtered: noise, stored and recorded, but no issue, no user, no seat
     LOOP = "loop"
+    SYSTEM_ACCOUNT = "system_account"  # from a free `[[system_accounts]]` address
     BOUNCE = "bounce"
     AUTO_REPLY = "auto_reply"
     LIST = "list"
     NO_REPLY = "no_reply"
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
-    SYSTEM_ACCOUNT = "system_account"  # from a free `[[system_accounts]]` address
     COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
