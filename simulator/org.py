@@ -522,6 +522,20 @@ def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
 # --- price books ---------------------------------------------------------------------
 
 PRICE_BOOKS = "prices"  # the folder of simulator.samples holding the shipped books
+PRICING_KEYS = {
+    "currency",
+    "period",
+    "light_agents_free",
+    "support_per_agent",
+    "support_per_agent_annual",
+    "team_per_user",
+    "team_per_user_annual",
+    *(
+        f"{model}_{key}"
+        for model in ("support", "team")
+        for key in ("shape", "bands", "free", "free_plan", "block", "minimum")
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -560,6 +574,10 @@ def load_price_book(name_or_file: str, billing: Billing = Billing.MONTHLY) -> Pr
         text = {key: str(book.get(key, "")).strip() for key in ("title", "source", "read", "note")}
         if not text["source"] or not text["read"]:
             raise OrgFileError("[book] must give its source (the page) and the date it was read")
+        # A misspelt key would silently bill the default price: a book names known keys only.
+        unknown = sorted(set(_table(data, "pricing")) - PRICING_KEYS)
+        if unknown:
+            raise OrgFileError(f"pricing: unknown key(s) {', '.join(unknown)}")
         return PriceBook(
             name=path.stem,
             pricing=build_pricing(_table(data, "pricing"), billing),

@@ -146,11 +146,25 @@ def test_bad_books_are_one_error_line(demo_db: str, args: list[str], message: st
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
 
-def test_a_book_without_its_source_is_refused(demo_db: str, tmp_path: Path) -> None:
-    book = tmp_path / "anonymous.toml"
-    book.write_text('[book]\ntitle = "no source"\n[pricing]\nteam_per_user = 1.0\n')
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[book]\ntitle = "no source"\n[pricing]\nteam_per_user = 1.0\n', "must give its source"),
+        (
+            '[book]\nsource = "https://v.example"\nread = 2026-01-01\n'
+            "[pricing]\nteam_per_usr = 1\n",
+            "pricing: unknown key(s) team_per_usr",
+        ),
+    ],
+)
+def test_a_book_without_its_source_or_with_a_misspelt_key_is_refused(
+    demo_db: str, tmp_path: Path, text: str, message: str
+) -> None:
+    book = tmp_path / "book.toml"
+    book.write_text(text, encoding="utf-8")
     result = runner.invoke(app, ["report", "--db", demo_db, "--prices", str(book)])
-    assert result.exit_code == 1 and "must give its source" in result.stderr
+    assert result.exit_code == 1 and message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_simulate_and_sweep_take_a_book() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import OrgFileError
-from simulator.licensing import costs
+from simulator.licensing import advice, costs
 from simulator.licensing.prices import (
     Band,
     PricePair,
@@ -79,6 +79,20 @@ def test_breakeven_follows_blocks_and_free_plans() -> None:
     assert costs.breakeven_team_seats(4, blocks) == 10
     jira = Pricing(support_rule=support, team_rule=PriceRule(unit_price=8.6, free_plan=10))
     assert costs.breakeven_team_seats(4, jira) == 11  # 11 x 8.60 = 94.60; 12 = 103.20
+
+
+def test_the_figures_sentence_names_the_new_terms() -> None:
+    pricing = Pricing(
+        support_rule=PriceRule(unit_price=20.0, free_plan=3),
+        team_rule=PriceRule(unit_price=10.0, block=5, minimum=10),
+    )
+    result = advice.compare(3, 11, pricing, advice.Evidence(customers_submitting=0))
+    assert (result.support.cost, result.team.cost) == (0.0, 150.0)
+    assert result.reasons[1] == (
+        "Support bills 3 agent(s) (flat prices, free while at most 3) = 0.00 USD/month; "
+        "Team bills 11 user(s) (flat prices, in blocks of 5, at least 10 billed) = "
+        "150.00 USD/month; Support is cheaper by 150.00 USD/month"
+    )
 
 
 def write(tmp_path: Path, text: str) -> Path:
