@@ -1,7 +1,9 @@
-"""The org file: the organisation's directory, intake policy and prices.
+"""The org file: the organisation's directory, intake policy and prices, and the
+price books (`--prices`) that can bill with a vendor's prices instead.
 
 Loaded and validated once, before any socket opens, so that a typo in the file
-is one clear error line rather than a surprise on the first delivery.
+is one clear error line rather than a surprise on the first delivery. Who an
+address is (aliases, plus addresses) is decided here too, in `Org.identity`.
 """
 
 from __future__ import annotations
