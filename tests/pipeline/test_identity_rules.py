@@ -1,4 +1,5 @@
-"""Counting rules decided at intake, through the real pipeline into a real SQLite file:
+"""Counting rules decided at intake, through the real pipeline into a real database
+(an SQLite file, and PostgreSQL when INTAKE_SIM_TEST_PG names a server):
 plus addresses and aliases are one person (one user, one seat, one flood count),
 a free system account is never a user, a billed one and light agents past the
 plan's allowance are agent seats."""
@@ -16,6 +17,7 @@ from simulator.org import Org, load_org
 from simulator.pipeline.batch import ingest, prepare
 from simulator.reports import rows, summary
 from simulator.store.db import Store
+from tests.support.databases import BACKENDS, fresh_database
 from tests.support.mail import compose
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -57,15 +59,16 @@ billed = true
 """
 
 
-@pytest.fixture
-def desk(tmp_path: Path) -> Iterator[tuple[Store, Org]]:
+@pytest.fixture(params=BACKENDS)
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Org]]:
     path = tmp_path / "org.toml"
     path.write_text(ORG, encoding="utf-8")
     org = load_org(path)
-    store = Store(f"sqlite:///{tmp_path / 'intake.db'}")
-    prepare(store, org, AT)
-    yield store, org
-    store.dispose()
+    with fresh_database(request.param, tmp_path) as url:
+        store = Store(url)
+        prepare(store, org, AT)
+        yield store, org
+        store.dispose()
 
 
 def send(store: Store, org: Org, *messages: bytes) -> None:
