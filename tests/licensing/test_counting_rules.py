@@ -4,6 +4,7 @@ light agents past an allowance, system accounts and aliases in the org file."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,29 @@ def test_a_ladder_that_bills_less_for_more_is_found_and_worded_with_its_figures(
     ]
     graduated = PriceRule(8.0, PriceShape.GRADUATED, ladder.bands)
     assert price_drops(graduated) == [] and costs.pricing_warnings(Pricing()) == []
+
+
+def test_price_drops_agree_with_trying_every_count() -> None:
+    """Bisection per edge against the bill at every count, over seeded random ladders
+    with free seats, free plans, blocks (one can carry the count over two edges) and
+    minimums; and an edge at a million seats is found without counting to it."""
+    draw = random.Random(15)
+    for _ in range(500):
+        edges = sorted(draw.sample(range(1, 60), draw.randint(1, 4)))
+        bands = tuple(Band(e, draw.choice([3.0, 5.0, 7.0, 8.0, 9.0])) for e in edges)
+        rule = PriceRule(
+            5.0,
+            PriceShape.STEP,
+            (*bands, Band(None, draw.choice([2.0, 6.0, 10.0]))),
+            free=draw.randint(0, 4),
+            free_plan=draw.choice([0, 0, 5, 70]),
+            block=draw.choice([0, 1, 3, 5]),
+            minimum=draw.choice([0, 0, 7, 12, 80]),
+        )
+        every = [(n, price(n, rule), price(n + 1, rule)) for n in range(1, 400)]
+        assert price_drops(rule) == [(n, a, b) for n, a, b in every if b < a], rule
+    wide = PriceRule(8.0, PriceShape.STEP, (Band(10, 8.0), Band(1_000_000, 7.0), Band(None, 6.0)))
+    assert price_drops(wide) == [(1_000_000, 7_000_000.0, 6_000_006.0)]
 
 
 def test_breakeven_follows_blocks_and_free_plans() -> None:
