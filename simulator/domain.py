@@ -70,6 +70,7 @@ class Reason(StrEnum):
 
     # filtered: noise, stored and recorded, but no issue, no user, no seat
     LOOP = "loop"
+    SYSTEM_ACCOUNT = "system_account"  # from a free `[[system_accounts]]` address
     BOUNCE = "bounce"
     AUTO_REPLY = "auto_reply"
     LIST = "list"

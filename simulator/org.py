@@ -1,7 +1,9 @@
-"""The org file: the organisation's directory, intake policy and prices.
+"""The org file: the organisation's directory, intake policy and prices, and the
+price books (`--prices`) that can bill with a vendor's prices instead.
 
 Loaded and validated once, before any socket opens, so that a typo in the file
-is one clear error line rather than a surprise on the first delivery.
+is one clear error line rather than a surprise on the first delivery. Who an
+address is (aliases, plus addresses) is decided here too, in `Org.identity`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import IntakeSimError, OrgFileError
+from simulator.errors import ConfigError, IntakeSimError, OrgFileError
 from simulator.licensing.prices import (
     Band,
     Billing,
     LicensingRules,
+    PricePair,
     PriceRule,
     PriceShape,
     Pricing,
@@ -43,6 +46,9 @@ class DirectoryEntry:
     logs_in: bool
     since: datetime | None = None  # in the directory from this moment (UTC) ...
     until: datetime | None = None  # ... up to this one; None: open-ended
+    aliases: tuple[str, ...] = ()  # other addresses of the same person
+    light: bool = False  # a light agent / collaborator: free up to the plan's allowance
+    system: bool = False  # a billed system or admin account (`[[system_accounts]]`)
 
     def ended_by(self, moment: datetime) -> bool:
         return self.until is not None and self.until <= moment
@@ -76,6 +82,14 @@ class NotifyPolicy:
 
 
 @dataclass(frozen=True)
+class IdentityRules:
+    """`[identity]`: which addresses are one person."""
+
+    merge_plus_addresses: bool = False  # jo+billing@x.example is jo@x.example
+    plus_separator: str = "+"
+
+
+@dataclass(frozen=True)
 class Org:
     name: str
     internal_domains: tuple[str, ...]
@@ -89,6 +103,34 @@ class Org:
     notify: NotifyPolicy = field(default_factory=NotifyPolicy)
     # `[intake.by_address."help@acme.example"]`: one mailbox's own intake policy.
     intake_by_address: dict[str, IntakePolicy] = field(default_factory=dict)
+    identities: IdentityRules = field(default_factory=IdentityRules)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> directory address
+    # `[[system_accounts]]` with `billed = false`: the tool's own accounts, never a user.
+    free_system_accounts: frozenset[str] = frozenset()
+    price_book: str = ""  # the `--prices` book whose pricing replaced the file's, if any
+
+    def identity(self, address: str) -> str:
+        """The person a well-formed address belongs to: its directory user when it is
+        one of their aliases; with `merge_plus_addresses`, the address without its
+        `+tag`. Intake maps every sender, To and Cc address through this one function
+        after `parse.normalise_address` (the syntax), so `jo+billing@` and `jo@` are
+        one user, one seat and one flood count."""
+        found = self.aliases.get(address)
+        if found is not None:
+            return found
+        if self.identities.merge_plus_addresses:
+            local, _, domain = address.rpartition("@")
+            base, separator, _ = local.partition(self.identities.plus_separator)
+            if separator and base:
+                address = f"{base}@{domain}"
+                return self.aliases.get(address, address)
+        return address
+
+    def with_pricing(self, pricing: Pricing, book: str = "") -> Org:
+        """The org billed by other prices (a price book); the light-agent allowance
+        decides again which light agents are billed as agents."""
+        directory = _light_allowance(self.directory, pricing.light_agents_free)
+        return dataclasses.replace(self, pricing=pricing, directory=directory, price_book=book)
 
     def for_address(self, address: str) -> Org:
         """The org as intake sees it for mail to `address`: with that mailbox's policy."""
@@ -177,19 +219,66 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
     message_id_domain = _typed(
         organization, "organization", "message_id_domain", str, "intake-sim.invalid"
     )
+    licensing = _build_licensing(_table(data, "licensing"))
+    pricing = build_pricing(_table(data, "pricing"), licensing.billing)
+    directory, free_system = _build_directory(data)
     return Org(
         name=name,
         internal_domains=domains,
         intake_addresses=intake_addresses,
         intake=_build_intake(_table(data, "intake")),
         intake_by_address=_build_overrides(_table(data, "intake"), intake_addresses),
-        pricing=_build_pricing(_table(data, "pricing")),
-        directory=_build_directory(data),
-        licensing=_build_licensing(_table(data, "licensing")),
+        pricing=pricing,
+        directory=_light_allowance(directory, pricing.light_agents_free),
+        licensing=licensing,
         message_id_domain=message_id_domain.lower(),
         source=source,
         notify=_build_notify(data, intake_addresses[0]),
+        identities=_build_identity(_table(data, "identity")),
+        aliases=_aliases(directory),
+        free_system_accounts=free_system,
     )
+
+
+def _build_identity(table: dict[str, Any]) -> IdentityRules:
+    known = set(IdentityRules.__dataclass_fields__)
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise OrgFileError(f"identity: unknown key(s) {', '.join(unknown)}")
+    rules = IdentityRules(
+        merge_plus_addresses=_typed(table, "identity", "merge_plus_addresses", bool, False),
+        plus_separator=_typed(table, "identity", "plus_separator", str, "+"),
+    )
+    if len(rules.plus_separator) != 1 or rules.plus_separator in "@ \t":
+        raise OrgFileError("identity.plus_separator must be one character, such as + or -")
+    return rules
+
+
+def _aliases(directory: dict[str, DirectoryEntry]) -> dict[str, str]:
+    """alias -> its directory address; an alias that is itself a directory address, or
+    that two people claim, is an error."""
+    found: dict[str, str] = {}
+    for entry in directory.values():
+        for alias in entry.aliases:
+            if alias in directory or found.get(alias, entry.email) != entry.email:
+                raise OrgFileError(f"alias {alias} belongs to more than one directory entry")
+            found[alias] = entry.email
+    return found
+
+
+def _light_allowance(
+    directory: dict[str, DirectoryEntry], allowance: int
+) -> dict[str, DirectoryEntry]:
+    """Light agents, in file order: the first `allowance` are free under Support (an
+    employee who logs in, the README's "partial role"); the rest are billed as agents."""
+    result, free = {}, 0
+    for email, entry in directory.items():
+        if entry.light:
+            billed = free >= allowance
+            free += 0 if billed else 1
+            entry = dataclasses.replace(entry, role="agent" if billed else "employee")
+        result[email] = entry
+    return result
 
 
 def _build_intake(table: dict[str, Any]) -> IntakePolicy:
@@ -272,20 +361,39 @@ def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPoli
     return policy
 
 
-def _build_pricing(table: dict[str, Any]) -> Pricing:
+def build_pricing(table: dict[str, Any], billing: Billing = Billing.MONTHLY) -> Pricing:
+    """A `[pricing]` table (an org file's or a price book's) under a billing term: where
+    a monthly/annual pair is listed, the unit price is the term's."""
+    support_pair = _pair(table, "support_per_agent", 25.0)
+    team_pair = _pair(table, "team_per_user", 10.0)
+    annual = billing is Billing.ANNUAL
     pricing = Pricing(
         currency=_typed(table, "pricing", "currency", str, "USD"),
         period=_typed(table, "pricing", "period", str, "month"),
-        support_per_agent=_typed(table, "pricing", "support_per_agent", float, 25.0),
-        team_per_user=_typed(table, "pricing", "team_per_user", float, 10.0),
+        support_per_agent=support_pair.annual if annual else support_pair.monthly,
+        team_per_user=team_pair.annual if annual else team_pair.monthly,
+        support_pair=support_pair if "support_per_agent_annual" in table else None,
+        team_pair=team_pair if "team_per_user_annual" in table else None,
+        light_agents_free=_typed(table, "pricing", "light_agents_free", int, 0),
     )
     if pricing.support_per_agent < 0 or pricing.team_per_user < 0:
         raise OrgFileError("prices must not be negative")
+    if pricing.light_agents_free < 0:
+        raise OrgFileError("pricing.light_agents_free must not be negative")
     return dataclasses.replace(
         pricing,
         support_rule=_price_rule(table, "support", pricing.support_per_agent),
         team_rule=_price_rule(table, "team", pricing.team_per_user),
     )
+
+
+def _pair(table: dict[str, Any], key: str, default: float) -> PricePair:
+    """`KEY` (the monthly price) and `KEY_annual` (per period on a yearly contract)."""
+    monthly = _typed(table, "pricing", key, float, default)
+    annual = _typed(table, "pricing", f"{key}_annual", float, monthly)
+    if monthly < 0 or annual < 0:
+        raise OrgFileError("prices must not be negative")
+    return PricePair(monthly=monthly, annual=annual)
 
 
 def _choice(
@@ -301,9 +409,13 @@ def _choice(
 
 def _price_rule(table: dict[str, Any], model: str, unit_price: float) -> PriceRule:
     shape = _choice(table, "pricing", f"{model}_shape", PriceShape, "flat")
-    free = _typed(table, "pricing", f"{model}_free", int, 0)
-    if free < 0:
-        raise OrgFileError(f"pricing.{model}_free must not be negative")
+    counts = {
+        key: _typed(table, "pricing", f"{model}_{key}", int, 0)
+        for key in ("free", "free_plan", "block", "minimum")
+    }
+    for key, value in counts.items():
+        if value < 0:
+            raise OrgFileError(f"pricing.{model}_{key} must not be negative")
     raw_bands = table.get(f"{model}_bands", [])
     if not isinstance(raw_bands, list) or not all(isinstance(b, dict) for b in raw_bands):
         raise OrgFileError(f"pricing.{model}_bands must be a list of {{up_to, price}} tables")
@@ -319,7 +431,7 @@ def _price_rule(table: dict[str, Any], model: str, unit_price: float) -> PriceRu
         _check_bands(bands, where)
     elif bands:
         raise OrgFileError(f'{where} needs pricing.{model}_shape = "step" or "graduated"')
-    return PriceRule(unit_price=unit_price, shape=shape, bands=bands, free=free)
+    return PriceRule(unit_price=unit_price, shape=shape, bands=bands, **counts)
 
 
 def _check_bands(bands: tuple[Band, ...], where: str) -> None:
@@ -345,9 +457,12 @@ def _build_licensing(table: dict[str, Any]) -> LicensingRules:
     return rules
 
 
-def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:
+def _build_directory(data: dict[str, Any]) -> tuple[dict[str, DirectoryEntry], frozenset[str]]:
+    """The agents, employees and billed system accounts; and the free system accounts
+    (the tool's own, such as Zammad's system user: never a user, never a seat)."""
     directory: dict[str, DirectoryEntry] = {}
-    for section, role in (("agents", "agent"), ("employees", "employee")):
+    free_system: set[str] = set()
+    for section in ("agents", "employees", "system_accounts"):
         entries = data.get(section, [])
         if not isinstance(entries, list):
             raise OrgFileError(f"[[{section}]] must be an array of tables")
@@ -358,21 +473,34 @@ def _build_directory(data: dict[str, Any]) -> dict[str, DirectoryEntry]:
             email = _typed(entry, where, "email", str, "").strip().lower()
             if email.count("@") != 1:
                 raise OrgFileError(f"{where}.email must be an address")
-            if email in directory:
+            if email in directory or email in free_system:
                 raise OrgFileError(f"{email} appears twice in the directory")
-            since, until = _moment(entry, where, "since"), _moment(entry, where, "until")
-            if since and until and until <= since:
-                raise OrgFileError(f"{where}.until must be later than its since")
-            directory[email] = DirectoryEntry(
-                email=email,
-                name=_typed(entry, where, "name", str, ""),
-                role=role,
-                # Agents always log in: owning requests is done in the agent UI.
-                logs_in=True if role == "agent" else _typed(entry, where, "logs_in", bool, True),
-                since=since,
-                until=until,
-            )
-    return directory
+            if section == "system_accounts" and not _typed(entry, where, "billed", bool, False):
+                free_system.add(email)
+                continue
+            directory[email] = _entry(entry, where, section, email)
+    return directory, frozenset(free_system)
+
+
+def _entry(entry: dict[str, Any], where: str, section: str, email: str) -> DirectoryEntry:
+    """One directory entry. A billed system account (Issuetrak's administrator) is an
+    agent who logs in; only an agent can be light."""
+    role = "employee" if section == "employees" else "agent"
+    since, until = _moment(entry, where, "since"), _moment(entry, where, "until")
+    if since and until and until <= since:
+        raise OrgFileError(f"{where}.until must be later than its since")
+    return DirectoryEntry(
+        email=email,
+        name=_typed(entry, where, "name", str, ""),
+        role=role,
+        # Agents always log in: owning requests is done in the agent UI.
+        logs_in=True if role == "agent" else _typed(entry, where, "logs_in", bool, True),
+        since=since,
+        until=until,
+        aliases=_addresses(entry.get("aliases", []), f"{where}.aliases"),
+        light=section == "agents" and _typed(entry, where, "light", bool, False),
+        system=section == "system_accounts",
+    )
 
 
 def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
@@ -391,3 +519,79 @@ def _moment(entry: dict[str, Any], where: str, key: str) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     raise OrgFileError(f"{where}.{key} must be a date, e.g. 2025-01-01")
+
+
+# --- price books ---------------------------------------------------------------------
+
+PRICE_BOOKS = "prices"  # the folder of simulator.samples holding the shipped books
+PRICING_KEYS = {
+    "currency",
+    "period",
+    "light_agents_free",
+    "support_per_agent",
+    "support_per_agent_annual",
+    "team_per_user",
+    "team_per_user_annual",
+    *(
+        f"{model}_{key}"
+        for model in ("support", "team")
+        for key in ("shape", "bands", "free", "free_plan", "block", "minimum")
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """A vendor's published prices as a `[pricing]` table, with where and when they
+    were read: `--prices` bills an org's seats with it instead of the file's."""
+
+    name: str
+    title: str
+    source: str  # the vendor's page the figures come from
+    read: str  # the date (ISO) the figures were written down
+    note: str
+    pricing: Pricing
+
+
+def price_book_names() -> list[str]:
+    """The books that ship in the package, by name (their file name without .toml)."""
+    folder = resources.files("simulator.samples") / PRICE_BOOKS
+    names = (p.name for p in folder.iterdir())
+    return sorted(n.removesuffix(".toml") for n in names if n.endswith(".toml"))
+
+
+def load_price_book(name_or_file: str, billing: Billing = Billing.MONTHLY) -> PriceBook:
+    """A shipped book by name, or a book file; its prices under the org's billing term.
+    A name that is neither is one error line naming the books there are."""
+    path = Path(name_or_file)
+    if name_or_file in price_book_names():
+        shipped = resources.files("simulator.samples") / PRICE_BOOKS / f"{name_or_file}.toml"
+        path = Path(str(shipped))
+    elif path.suffix != ".toml" or not path.is_file():
+        books = ", ".join(price_book_names())
+        raise ConfigError(f"no price book {name_or_file!r}: name one of {books}, or a .toml file")
+    data = read_toml(path, "price book", OrgFileError)
+    try:
+        book = _table(data, "book")
+        text = {key: str(book.get(key, "")).strip() for key in ("title", "source", "read", "note")}
+        if not text["source"] or not text["read"]:
+            raise OrgFileError("[book] must give its source (the page) and the date it was read")
+        # A misspelt key would silently bill the default price: a book names known keys only.
+        unknown = sorted(set(_table(data, "pricing")) - PRICING_KEYS)
+        if unknown:
+            raise OrgFileError(f"pricing: unknown key(s) {', '.join(unknown)}")
+        return PriceBook(
+            name=path.stem,
+            pricing=build_pricing(_table(data, "pricing"), billing),
+            **text,
+        )
+    except OrgFileError as exc:
+        raise OrgFileError(f"{path}: {exc}") from None
+
+
+def with_price_book(org: Org, name_or_file: str | None) -> Org:
+    """The org billed by a price book (`--prices`); unchanged when none is named."""
+    if not name_or_file:
+        return org
+    book = load_price_book(name_or_file, org.licensing.billing)
+    return org.with_pricing(book.pricing, book.name)

@@ -45,6 +45,10 @@ def test_wheel_ships_sample_org_and_emails(tmp_path: Path) -> None:
         [n for n in emails if n.endswith(".eml")]
     )
     assert "simulator/store/models.py" in names
+    # The price books `--prices NAME` names, one file each.
+    books = {p.name for p in (ROOT / "fixtures" / "prices").glob("*.toml")}
+    assert len(books) >= 4
+    assert {f"simulator/samples/prices/{name}" for name in books} <= names
 
 
 def test_changelog_top_entry_is_the_current_version() -> None:

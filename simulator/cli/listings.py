@@ -16,6 +16,7 @@ from simulator.cli.options import (
     DbOption,
     FormatOption,
     OrgOption,
+    PricesOption,
     WideOption,
     cli_errors,
     existing_db,
@@ -24,13 +25,15 @@ from simulator.cli.options import (
     plot_option,
     print_json,
     print_report,
+    warn_pricing,
 )
-from simulator.cli.render import Format, render
+from simulator.cli.render import Format, compare_table, render
 from simulator.domain import LicenseModel, OutboxStatus, Outcome
 from simulator.errors import ConfigError
-from simulator.org import Org, load_org
+from simulator.org import Org, load_org, load_price_book, with_price_book
 from simulator.reports import rows, summary
 from simulator.reports.columns import (
+    COMPARE_COLUMNS,
     ISSUE_COLUMNS,
     LEDGER_COLUMNS,
     MONTH_COLUMNS,
@@ -62,15 +65,32 @@ def report(
         typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
     ] = None,
     plot: plot_option("report") = None,  # type: ignore[valid-type]
+    prices: PricesOption = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            envvar="INTAKE_SIM_COMPARE",
+            help="Price books to bill the same ledger with, side by side, comma-separated "
+            "(names or .toml files), e.g. zendesk-support-team,freshdesk-growth.",
+        ),
+    ] = None,
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
     with cli_errors():
-        organisation = load_org(org)
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")
+        if compare is not None and (by is not None or prices is not None):
+            raise ConfigError("--compare prices one report with several books: drop --by/--prices")
+        with flag_errors("--prices"):
+            organisation = with_price_book(load_org(org), prices)
         url = existing_db(db)
         with flag_errors("--as-of"):
             moment = summary.parse_as_of(as_of)
+        if compare is not None:
+            _print_comparison(url, organisation, compare, moment, fmt)
+            return
+        warn_pricing(organisation)
         if by is not None:
             by_month = partial(summary.by_month, org=organisation, as_of=moment)
             _print_months(rows.read_from(url, by_month), organisation, fmt, plot)
@@ -78,6 +98,25 @@ def report(
         report_at = partial(summary.report, org=organisation, as_of=moment)
         data = rows.read_from(url, report_at)
     print_report(data, fmt)
+
+
+def _print_comparison(url: str, organisation: Org, compare: str, moment: Any, fmt: Format) -> None:
+    names = [name.strip() for name in compare.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--compare: name at least one price book")
+    with flag_errors("--compare"):
+        books = [load_price_book(name, organisation.licensing.billing) for name in names]
+    compared = partial(summary.compare_books, org=organisation, books=books, as_of=moment)
+    data = rows.read_from(url, compared)
+    for book in data["books"]:
+        for warning in book["warnings"]:
+            typer.echo(f"warning: {book['book']}: {warning}", err=True)
+    if fmt is Format.JSON:
+        print_json(data)
+    elif fmt is Format.CSV:
+        render(summary.compare_rows(data), COMPARE_COLUMNS, fmt, out)
+    else:
+        out.print(compare_table(data))
 
 
 def _print_months(

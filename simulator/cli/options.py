@@ -24,7 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from simulator.cli.render import Format, render, report_tables, to_json
 from simulator.errors import ConfigError, IntakeSimError
+from simulator.licensing.costs import pricing_warnings
 from simulator.logs import setup_logging
+from simulator.org import Org
 from simulator.reports.columns import MODEL_COLUMNS, OUTCOME_COLUMNS
 from simulator.reports.summary import model_rows
 from simulator.store.db import missing_sqlite_file
@@ -43,6 +45,15 @@ OrgOption = Annotated[
         envvar="INTAKE_SIM_ORG",
         help="Org file (TOML). Default: the sample org that ships with intake-sim.",
         dir_okay=False,
+    ),
+]
+PricesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--prices",
+        envvar="INTAKE_SIM_PRICES",
+        help="Bill with this price book instead of the org file's [pricing]: a shipped "
+        "book's name (see docs/licensing-rules.md) or a .toml file.",
     ),
 ]
 FormatOption = Annotated[
@@ -206,6 +217,12 @@ def progress(label: str, total: int | None) -> Iterator[Callable[..., None]]:
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+def warn_pricing(org: Org) -> None:
+    """One stderr line per price ladder of the org's that bills less for more seats."""
+    for warning in pricing_warnings(org.pricing):
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

@@ -184,9 +184,38 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             f"{team['seats_without_notifications']} seat(s), "
             f"{money_text(team['cost_without_notifications'])}",
         )
+    pricing = report.get("pricing") or {}
+    if pricing.get("book") or pricing.get("pairs"):
+        summary.add_row(
+            "prices", f"{safe_text(pricing.get('book') or 'org file')}, {pricing.get('term')} term"
+        )
     summary.add_row("break-even Team seats", safe_text(report["breakeven_team_seats"]))
     summary.add_row("cheaper model", report["cheaper_model"])
     summary.add_row("recommended model", report["recommended_model"])
     for index, reason in enumerate(report["reasons"]):
         summary.add_row("why" if index == 0 else "", safe_text(reason))
     return [comparison, summary]
+
+
+def compare_table(data: dict[str, Any]) -> Table:
+    """`report --compare`: one column per price book, the same ledger's figures in rows."""
+    books = data["books"]
+    table = Table(title=f"Price books compared: {safe_text(data['organization'])}")
+    table.add_column("", no_wrap=True)
+    for book in books:
+        table.add_column(safe_text(book["book"]), justify="right", overflow="fold")
+    lines: list[tuple[str, Any]] = [
+        ("currency / term", lambda b: f"{b['currency']} / {b['term']}"),
+        ("Support seats (agents)", lambda b: b["support"]["seats"]),
+        ("Support unit price", lambda b: money_text(b["support"]["unit_price"])),
+        ("Support cost", lambda b: money_text(b["support"]["cost"])),
+        ("Team seats (users)", lambda b: b["team"]["seats"]),
+        ("Team unit price", lambda b: money_text(b["team"]["unit_price"])),
+        ("Team cost", lambda b: money_text(b["team"]["cost"])),
+        ("cheaper model", lambda b: b["cheaper_model"]),
+        ("break-even Team seats", lambda b: b["breakeven_team_seats"]),
+        ("prices read", lambda b: b["read"]),
+    ]
+    for label, cell in lines:
+        table.add_row(label, *(safe_text(cell(book)) for book in books))
+    return table

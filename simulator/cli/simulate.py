@@ -16,6 +16,7 @@ from simulator.cli.options import (
     FormatOption,
     HostOption,
     OrgOption,
+    PricesOption,
     cli_errors,
     err,
     flag_errors,
@@ -24,10 +25,11 @@ from simulator.cli.options import (
     print_json,
     print_report,
     progress,
+    warn_pricing,
 )
 from simulator.cli.render import Format, render
 from simulator.errors import ConfigError, IntakeSimError
-from simulator.org import Org
+from simulator.org import Org, with_price_book
 from simulator.reports.columns import SWEEP_COLUMNS, SWEEP_MONTH_COLUMNS
 from simulator.reports.plots import plot_sweep
 from simulator.reports.summary import parse_as_of
@@ -80,16 +82,21 @@ NoiseOption = _traffic_option(
 
 
 def _traffic(
-    scenario: Path | None, org: Path | None, given: dict[str, Any]
+    scenario: Path | None, org: Path | None, given: dict[str, Any], prices: str | None = None
 ) -> tuple[Org, TrafficParams]:
-    """The org and traffic: the scenario's (if any), then the flags that were given."""
+    """The org and traffic: the scenario's (if any), then the flags that were given;
+    billed by the `--prices` book when one is named."""
     if given.get("start") is not None:
         with flag_errors("--start"):
             given = {**given, "start": parse_as_of(given["start"], "start")}
     if given.get("noise") is not None:
         with flag_errors("--noise"):
             given = {**given, "noise": parse_noise(given["noise"])}
-    return merge_traffic(scenario, org, given)
+    organisation, params = merge_traffic(scenario, org, given)
+    with flag_errors("--prices"):
+        organisation = with_price_book(organisation, prices)
+    warn_pricing(organisation)
+    return organisation, params
 
 
 @app.command()
@@ -132,6 +139,7 @@ def simulate(
         ),
     ] = None,
     org: OrgOption = None,
+    prices: PricesOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Synthetic traffic through the intake pipeline (direct or over SMTP), then the report."""
@@ -148,7 +156,7 @@ def simulate(
         "noise": noise,
     }
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-simulate-") as scratch:
-        organisation, params = _traffic(scenario, org, given)
+        organisation, params = _traffic(scenario, org, given, prices)
         external = via is Via.SMTP and port is not None
         if external and db is None:
             raise ConfigError("--port sends to a running listener: pass --db, its database")
@@ -203,6 +211,7 @@ def sweep(
     cc_per_message: CcOption = None,
     noise: NoiseOption = None,
     org: OrgOption = None,
+    prices: PricesOption = None,
     fmt: FormatOption = Format.TABLE,
     plot: plot_option("sweep") = None,  # type: ignore[valid-type]
 ) -> None:
@@ -219,7 +228,7 @@ def sweep(
         "days": 30.0,  # a volume is per month
     }
     with cli_errors():
-        organisation, params = _traffic(scenario, org, given)
+        organisation, params = _traffic(scenario, org, given, prices)
         with flag_errors("--volumes"):
             wanted = parse_volumes(volumes)
         with flag_errors("--months"):

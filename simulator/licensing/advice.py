@@ -113,11 +113,17 @@ def _rule_of_thumb(evidence: Evidence) -> str:
 
 
 def _bill(model: ModelCost, rule: PriceRule, noun: str, pricing: Pricing) -> str:
-    if rule.shape is PriceShape.FLAT and not rule.free:
+    extras = [
+        f"the first {rule.free} free" if rule.free else "",
+        f"free while at most {rule.free_plan}" if rule.free_plan else "",
+        f"in blocks of {rule.block}" if rule.block > 1 else "",
+        f"at least {rule.minimum} billed" if rule.minimum else "",
+    ]
+    terms = "".join(f", {extra}" for extra in extras if extra)
+    if rule.shape is PriceShape.FLAT and not terms:
         how = f"x {money(model.unit_price, pricing)}"
     else:
-        free = f", the first {rule.free} free" if rule.free else ""
-        how = f"({rule.shape.value} prices{free})"
+        how = f"({rule.shape.value} prices{terms})"
     return f"{model.seats} {noun}(s) {how} = {money(model.cost, pricing)}/{pricing.period}"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.licensing.prices import PriceRule, PriceShape, Pricing, cost, price
+from simulator.licensing.prices import PriceRule, PriceShape, Pricing, cost, price, price_drops
 
 SUPPORT = "support"
 TEAM = "team"
@@ -31,14 +31,17 @@ def model_cost(seats: int, unit_price: float, rule: PriceRule | None = None) -> 
 def breakeven_team_seats(support_seats: int, pricing: Pricing) -> int | None:
     """The most Team seats that cost no more than Support's bill; None if Team is free."""
     rule, support_bill = pricing.team, price(support_seats, pricing.support)
-    if rule.shape is PriceShape.FLAT:
+    plain = not (rule.free_plan or rule.minimum or rule.block > 1)
+    if rule.shape is PriceShape.FLAT and plain:
         if rule.unit_price <= 0:
             return None
         # A small epsilon keeps 75.0 / 2.5 from landing on 29.999999.
         return rule.free + math.floor(support_bill / rule.unit_price + 1e-9)
-    if all(b.price <= 0 for b in rule.bands[-1:]):
+    top = rule.bands[-1].price if rule.bands else rule.unit_price
+    if top <= 0:
         return None  # seats above the last edge are free: Team never gets dearer
-    # Banded prices only rise with the count: double, then bisect.
+    # Bills are taken to rise with the count (a ladder that drops is warned about):
+    # double, then bisect.
     high = 1
     while price(high, rule) <= support_bill + 1e-9:
         high *= 2
@@ -60,3 +63,16 @@ def cheaper_model(support: ModelCost, team: ModelCost) -> str:
 
 def money(amount: float, pricing: Pricing) -> str:
     return f"{amount:,.2f} {pricing.currency}"
+
+
+def pricing_warnings(pricing: Pricing) -> list[str]:
+    """One sentence per price ladder that bills less for more seats, with the figures."""
+    found = []
+    for model, rule, noun in ((SUPPORT, pricing.support, "agent"), (TEAM, pricing.team, "user")):
+        for seats, bill, next_bill in price_drops(rule):
+            found.append(
+                f"{model} prices bill {money(bill, pricing)} for {seats} {noun}(s) but "
+                f"{money(next_bill, pricing)} for {seats + 1}: this ladder charges less "
+                "for more seats"
+            )
+    return found

@@ -31,6 +31,19 @@ class PriceRule:
     shape: PriceShape = PriceShape.FLAT
     bands: tuple[Band, ...] = ()
     free: int = 0  # the first N seats cost nothing
+    # A free plan: the whole bill is 0 while the count is at most N; one more and
+    # every seat is paid (Jira's "free up to 10 users"). Not the same as `free`.
+    free_plan: int = 0
+    block: int = 0  # seats are bought in blocks of N (0 or 1: one by one)
+    minimum: int = 0  # a paid bill is for at least N seats
+
+
+@dataclass(frozen=True)
+class PricePair:
+    """One list price offered two ways: month to month, or per month on a yearly contract."""
+
+    monthly: float
+    annual: float
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,13 @@ class Pricing:
     team_per_user: float = 10.0
     support_rule: PriceRule | None = None
     team_rule: PriceRule | None = None
+    # Published monthly/annual pairs; the unit prices above are the one the org's
+    # `[licensing] billing` term pays (the loader picks it).
+    support_pair: PricePair | None = None
+    team_pair: PricePair | None = None
+    # Light agents (Zendesk) or collaborators (Freshdesk) the plan includes free; the
+    # directory's light agents past this many are billed as agents.
+    light_agents_free: int = 0
 
     @property
     def support(self) -> PriceRule:
@@ -73,9 +93,26 @@ def cost(seats: int, unit_price: float) -> float:
     return round(seats * unit_price, 2)
 
 
-def price(seats: int, rule: PriceRule) -> float:
-    """What `seats` cost under a rule: free seats first, then the shape's bands."""
+def billable_seats(seats: int, rule: PriceRule) -> int:
+    """The seats a rule charges for, before its shape: a free plan that has not been
+    outgrown bills none; then the free seats come off, what is left is rounded up
+    to whole blocks, and a paid bill is for at least the minimum."""
+    if seats <= rule.free_plan:
+        return 0
     billable = max(0, seats - rule.free)
+    if billable == 0:
+        return 0
+    if rule.block > 1:
+        billable = -(-billable // rule.block) * rule.block
+    return max(billable, rule.minimum)
+
+
+def price(seats: int, rule: PriceRule) -> float:
+    """What `seats` cost under a rule: the billable seats, then the shape's bands.
+
+    The one function that bills a rule: reports, the sweep and every sentence of
+    advice price seats through it."""
+    billable = billable_seats(seats, rule)
     if rule.shape is PriceShape.FLAT or billable == 0:
         return cost(billable, rule.unit_price)
     if rule.shape is PriceShape.STEP:
@@ -90,3 +127,28 @@ def price(seats: int, rule: PriceRule) -> float:
         if lower >= billable:
             break
     return round(total, 2)
+
+
+def price_drops(rule: PriceRule) -> list[tuple[int, float, float]]:
+    """(n, price of n, price of n + 1) wherever one more seat makes the bill smaller.
+
+    Only a step ladder can do that, when the billable seats cross a band's edge
+    (25 seats at 7.00 = 175.00, 26 at 6.00 = 156.00). Billable seats never fall as
+    the count rises, so each edge is crossed at one count, found by bisection:
+    exact, and as quick for an edge at a million seats as for one at ten.
+    """
+    if rule.shape is not PriceShape.STEP:
+        return []
+    drops = []
+    for edge in (b.up_to for b in rule.bands if b.up_to is not None):
+        low, high = 0, edge + rule.free + rule.free_plan + rule.block + rule.minimum + 1
+        while low < high:  # the least count whose billable seats pass the edge
+            middle = (low + high) // 2
+            low, high = (
+                (middle + 1, high) if billable_seats(middle, rule) <= edge else (low, middle)
+            )
+        before, after = price(low - 1, rule), price(low, rule)
+        # A block can carry the count over two edges at once: one drop, named once.
+        if low >= 2 and after < before and (low - 1, before, after) not in drops:
+            drops.append((low - 1, before, after))
+    return drops

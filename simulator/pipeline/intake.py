@@ -108,7 +108,7 @@ def process(
     The outcome is decided first and the delivery row written once, with it;
     the rows that point at the delivery (known id, seat events, outbox) follow.
     """
-    mail = parse_message(raw, envelope_from, mime_limits)
+    mail = roles.as_people(parse_message(raw, envelope_from, mime_limits), org)
     address = intake_address(mail, recipients, channel, org)
     org = org.for_address(address)  # that mailbox's own intake policy, if it has one
     row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
@@ -133,6 +133,8 @@ def process(
         _store_new(session, row, result, Outcome.QUARANTINED, problem)
         return result
     sender = mail.sender
+    if noise is None and sender in org.free_system_accounts:
+        noise = Reason.SYSTEM_ACCOUNT
     if noise is None and sender is not None and _is_flooding(session, org, sender, received_at):
         noise = Reason.FLOOD
     if noise is not None or sender is None:  # no sender and no noise was quarantined above
@@ -306,7 +308,8 @@ def _store_noise(
 ) -> None:
     """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
     system would."""
-    if not org.intake.noise_creates_users or mail.sender is None:
+    free_system = noise == Reason.SYSTEM_ACCOUNT  # never a user, whatever the policy
+    if not org.intake.noise_creates_users or mail.sender is None or free_system:
         _store_new(session, row, result, Outcome.FILTERED, noise)
         return
     at = row["received_at"]

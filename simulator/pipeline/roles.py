@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
@@ -9,7 +10,22 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import Origin, Role
 from simulator.org import Org, UnknownSenders
+from simulator.pipeline.parse import InboundMail
 from simulator.store.models import User
+
+
+def as_people(mail: InboundMail, org: Org) -> InboundMail:
+    """The mail with its sender, To and Cc as the people they are (`Org.identity`:
+    aliases and plus addresses merged), so that every later stage, from the flood
+    guard to To/Cc creation and notifications, sees one address per person."""
+    if not (org.aliases or org.identities.merge_plus_addresses):
+        return mail
+    return dataclasses.replace(
+        mail,
+        sender=org.identity(mail.sender) if mail.sender else mail.sender,
+        to=tuple(dict.fromkeys(org.identity(a) for a in mail.to)),
+        cc=tuple(dict.fromkeys(org.identity(a) for a in mail.cc)),
+    )
 
 
 def role_for(address: str, org: Org) -> Role:

@@ -57,6 +57,22 @@ OUTCOME_COLUMNS = ["outcome", "deliveries"]
 FIGURE_COLUMNS = ["figure", "value"]
 # The report as CSV: one row per licensing model.
 MODEL_COLUMNS = ["model", "seats", "unit_price", "cost", "cheaper", "recommended"]
+# `report --compare` as CSV: one row per price book.
+COMPARE_COLUMNS = [
+    "book",
+    "currency",
+    "term",
+    "support_seats",
+    "support_unit_price",
+    "support_cost",
+    "team_seats",
+    "team_unit_price",
+    "team_cost",
+    "cheaper_model",
+    "breakeven_team_seats",
+    "source",
+    "read",
+]
 MONTH_COLUMNS = [
     "month",
     "support_seats",

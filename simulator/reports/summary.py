@@ -25,9 +25,9 @@ from simulator.domain import (
     SeatReason,
 )
 from simulator.errors import ConfigError
-from simulator.licensing import advice, seats
+from simulator.licensing import advice, costs, seats
 from simulator.licensing.costs import ModelCost
-from simulator.org import Org
+from simulator.org import Org, PriceBook
 from simulator.reports import rows
 from simulator.reports.rows import COUNTED, Row, iso
 from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
@@ -215,7 +215,65 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
             **_outbox_counts(session, as_of),
             "undeliverable": undeliverable_addresses(session, as_of),
         },
+        "pricing": pricing_facts(org),
     }
+
+
+def pricing_facts(org: Org) -> Row:
+    """Which prices a report bills with: the price book (None: the org file's own),
+    the billing term, any monthly/annual pairs, and ladders that bill less for more."""
+    pricing = org.pricing
+    pairs = (("support", pricing.support_pair), ("team", pricing.team_pair))
+    return {
+        "book": org.price_book or None,
+        "term": org.licensing.billing.value,
+        "pairs": {m: {"monthly": p.monthly, "annual": p.annual} for m, p in pairs if p},
+        "warnings": costs.pricing_warnings(pricing),
+    }
+
+
+def compare_books(
+    session: Session, org: Org, books: list[PriceBook], as_of: datetime | None = None
+) -> Row:
+    """One ledger's seats billed by each price book: the org's counting rules and the
+    ledger stay; only `[pricing]` changes from book to book."""
+    as_of = as_of or datetime.now(UTC)
+    priced = []
+    for book in books:
+        data = report(session, org.with_pricing(book.pricing, book.name), as_of)
+        priced.append(
+            {
+                "book": book.name,
+                "title": book.title,
+                "source": book.source,
+                "read": book.read,
+                "currency": data["currency"],
+                "term": data["pricing"]["term"],
+                "support": data["support"],
+                "team": {k: data["team"][k] for k in ("seats", "unit_price", "cost")},
+                "cheaper_model": data["cheaper_model"],
+                "breakeven_team_seats": data["breakeven_team_seats"],
+                "warnings": data["pricing"]["warnings"],
+            }
+        )
+    return {"as_of": iso(as_of), "organization": org.name, "books": priced}
+
+
+def compare_rows(data: Row) -> list[Row]:
+    """`compare_books` as one row per book, for CSV."""
+    return [
+        {
+            "book": b["book"],
+            "currency": b["currency"],
+            "term": b["term"],
+            **{f"{m}_{k}": b[m][k] for m in MODELS for k in ("seats", "unit_price", "cost")},
+            "cheaper_model": b["cheaper_model"],
+            "breakeven_team_seats": b["breakeven_team_seats"],
+            "source": b["source"],
+            "read": b["read"],
+        }
+        for b in data["books"]
+    ]
 
 
 def _seat_events(
