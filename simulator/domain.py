@@ -8,6 +8,7 @@ and the JSON contract is made of them.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -117,3 +118,13 @@ class Submission:
     recipients: list[str]
     received_at: datetime
     channel: Channel = Channel.SMTP
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (any 127/8 or ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -15,6 +15,7 @@ from simulator.cli.app import app
 from simulator.cli.options import (
     DbOption,
     FormatOption,
+    FormClientRateLimitOption,
     FormRateLimitOption,
     HostOption,
     OrgOption,
@@ -59,6 +60,7 @@ from simulator.smtp.server import (
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.web.options import (
+    DEFAULT_FORM_CLIENT_RATE_LIMIT,
     DEFAULT_FORM_RATE_LIMIT,
     DEFAULT_WEB_PORT,
     WEB_HEADER_TIMEOUT_SECONDS,
@@ -183,6 +185,7 @@ def serve(
         str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
     ] = DEFAULT_HOST,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    form_client_rate_limit: FormClientRateLimitOption = DEFAULT_FORM_CLIENT_RATE_LIMIT,
     web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
     web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     use_date_header: Annotated[
@@ -238,7 +241,12 @@ def serve(
         web_options = None
         if web_port is not None:
             web_options = WebOptions(
-                web_host, web_port, form_rate_limit, web_max_connections, web_header_timeout
+                web_host,
+                web_port,
+                form_rate_limit,
+                web_max_connections,
+                web_header_timeout,
+                form_client_rate_limit=form_client_rate_limit,
             )
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
@@ -279,6 +287,7 @@ def web(
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    form_client_rate_limit: FormClientRateLimitOption = DEFAULT_FORM_CLIENT_RATE_LIMIT,
     web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
     web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     verbose: VerboseOption = False,
@@ -292,7 +301,12 @@ def web(
         prepare(store, organisation)
         try:
             options = WebOptions(
-                host, port, form_rate_limit, web_max_connections, web_header_timeout
+                host,
+                port,
+                form_rate_limit,
+                web_max_connections,
+                web_header_timeout,
+                form_client_rate_limit=form_client_rate_limit,
             )
             asyncio.run(run_web(store, organisation, options))
         finally:

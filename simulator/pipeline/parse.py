@@ -223,13 +223,26 @@ def normalise_address(value: str) -> str | None:
     local, _, domain = address.partition("@")
     if address.count("@") != 1 or not local or not domain or _NOT_IN_ADDRESS.search(address):
         return None
-    domain = domain.lower()
+    # `ava@acme.example.` names the same mailbox (a fully qualified domain): one user.
+    domain = domain.lower().rstrip(".")
+    if not domain:
+        return None
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:  # empty or over-long label: not a domain we could ever match
             return None
     return f"{local.lower()}@{domain}"
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox a normalised address delivers to, for counting against a limit.
+
+    `wendy+1@x` and `wendy+2@x` both reach `wendy@x`, so a tag must not buy a fresh
+    allowance. Only limits use this: the users themselves stay as written.
+    """
+    local, at, domain = address.partition("@")
+    return f"{local.partition('+')[0] or local}{at}{domain}"
 
 
 # --- reading one message -----------------------------------------------------------

@@ -13,7 +13,6 @@ section. Each limit answers with its own reply line from `replies`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections import Counter
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from simulator.domain import is_loopback
 from simulator.smtp import replies
 from simulator.smtp.chaos import NO_CHAOS, Chaos, Stage
 
@@ -90,15 +90,6 @@ def check_bindable(host: str, port: int) -> None:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConnectionGate:
