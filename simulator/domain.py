@@ -78,6 +78,7 @@ class Reason(StrEnum):
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
     COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
+    POSTMASTER = "postmaster"  # to postmaster@ only: kept for a person to read, never counted
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
     NO_SENDER = "no_sender"

@@ -102,6 +102,15 @@ class Org:
     def is_intake_address(self, address: str) -> bool:
         return address.lower() in self.intake_addresses
 
+    def is_postmaster(self, address: str) -> bool:
+        """`postmaster` alone or at an intake address's domain: RFC 5321 4.5.1 says a
+        host that takes mail for a domain takes mail for its postmaster."""
+        local, at, domain = address.strip().strip("<>").strip().lower().partition("@")
+        if local != "postmaster":
+            return False
+        domains = {a.rpartition("@")[2] for a in self.intake_addresses}
+        return not at or domain.rstrip(".") in domains
+
 
 def sample_org_path() -> Path:
     """The sample org that ships inside the package (works from any directory)."""

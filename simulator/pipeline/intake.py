@@ -123,6 +123,11 @@ def process(
         _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
         return result
 
+    # Mail to postmaster alone (RFC 5321 makes us accept it) is for whoever runs the
+    # mailbox, not a support request: kept with its bytes, no user, issue, seat or ack.
+    if not org.is_intake_address(address) and org.is_postmaster(address):
+        _store_new(session, row, result, Outcome.FILTERED, Reason.POSTMASTER)
+        return result
     # Machine mail is recognised on whatever could be read before anything is
     # quarantined: a bounce from "MAILER-DAEMON" with no domain, or one whose
     # returned original was cut short, is still a bounce.

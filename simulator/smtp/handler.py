@@ -80,6 +80,9 @@ class IntakeHandler:
         limit = self.options.max_recipients
         if limit and len(envelope.rcpt_tos) >= limit:
             return replies.S452_TOO_MANY_RECIPIENTS
+        if self.org.is_postmaster(address):  # kept, never counted: see intake
+            envelope.rcpt_tos.append(address)
+            return replies.S250_RECIPIENT_OK
         normalised = normalise_address(address)
         if normalised is None:
             return replies.S553_BAD_ADDRESS
