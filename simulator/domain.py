@@ -78,6 +78,7 @@ class Reason(StrEnum):
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
     COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
+    UNVERIFIED_SENDER = "unverified_sender"  # a role under [identity] without its proof
     POSTMASTER = "postmaster"  # to postmaster@ only: kept for a person to read, never counted
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
@@ -119,6 +120,9 @@ class Submission:
     recipients: list[str]
     received_at: datetime
     channel: Channel = Channel.SMTP
+    # The SMTP client's IP address ("" for files, fetches and the form's own server):
+    # what per-client limits count and what `[identity] trusted_relays` is checked on.
+    peer: str = ""
 
 
 def is_loopback(host: str) -> bool:

@@ -7,6 +7,7 @@ is one clear error line rather than a surprise on the first delivery.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from simulator.domain import Role
 from simulator.errors import IntakeSimError, OrgFileError
 from simulator.licensing.prices import (
     Band,
@@ -66,13 +68,32 @@ class NotifyPolicy:
     acknowledge: bool = False  # "[Issue #N] subject" to the submitter of a new issue
     notify_participants_on_reply: bool = False  # an update to the others on each reply
     from_address: str = ""  # default: the first intake address
-    per_recipient_cap: int = 10  # at most this many to one address per window (0 = no cap)
+    per_recipient_cap: int = 10  # at most this many to one mailbox per window (0 = no cap)
     cap_window_hours: float = 3.0
+    # Acknowledgements (not updates) over the same window: forged senders are where
+    # backscatter comes from, so new issues are what these count (0 = no limit).
+    acknowledgements_per_window: int = 200  # in all
+    acknowledgements_per_client: int = 20  # per SMTP client address
     signing_key: str = ""  # signs our Message-IDs; default: a secret kept in the database
 
     @property
     def enabled(self) -> bool:
         return self.acknowledge or self.notify_participants_on_reply
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """`[identity]`: which roles a From address alone does not prove, and what does."""
+
+    verify_roles: tuple[str, ...] = ()  # e.g. ("agent",); empty: From is believed (default)
+    # Authentication-Results headers count only when written by one of these hosts
+    # (RFC 8601 section 5: anyone can write the header; only our own border's counts).
+    authserv_ids: tuple[str, ...] = ()
+    # SMTP clients (IP addresses or networks) whose mail is believed as it stands.
+    trusted_relays: tuple[str, ...] = ()
+
+    def needs_proof(self, role: str) -> bool:
+        return role in self.verify_roles
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,7 @@ class Org:
     notify: NotifyPolicy = field(default_factory=NotifyPolicy)
     # `[intake.by_address."help@acme.example"]`: one mailbox's own intake policy.
     intake_by_address: dict[str, IntakePolicy] = field(default_factory=dict)
+    identity: IdentityPolicy = field(default_factory=IdentityPolicy)
 
     def for_address(self, address: str) -> Org:
         """The org as intake sees it for mail to `address`: with that mailbox's policy."""
@@ -198,6 +220,7 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
         message_id_domain=message_id_domain.lower(),
         source=source,
         notify=_build_notify(data, intake_addresses[0]),
+        identity=_build_identity(_table(data, "identity")),
     )
 
 
@@ -271,14 +294,49 @@ def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPoli
         per_recipient_cap=_typed(table, "notify", "per_recipient_cap", int, 10),
         cap_window_hours=_typed(table, "notify", "cap_window_hours", float, 3.0),
         signing_key=_typed(table, "notify", "signing_key", str, ""),
+        acknowledgements_per_window=_typed(
+            table, "notify", "acknowledgements_per_window", int, 200
+        ),
+        acknowledgements_per_client=_typed(table, "notify", "acknowledgements_per_client", int, 20),
     )
     if policy.per_recipient_cap < 0 or policy.cap_window_hours <= 0:
         raise OrgFileError("notify.per_recipient_cap must be >= 0 and cap_window_hours > 0")
+    if policy.acknowledgements_per_window < 0 or policy.acknowledgements_per_client < 0:
+        raise OrgFileError("notify.acknowledgements_per_window and _per_client must be >= 0")
     if policy.signing_key and len(policy.signing_key) < SIGNING_KEY_MIN_LENGTH:
         raise OrgFileError(
             f"notify.signing_key must be at least {SIGNING_KEY_MIN_LENGTH} characters"
         )
     return policy
+
+
+def _build_identity(table: dict[str, Any]) -> IdentityPolicy:
+    unknown = sorted(set(table) - set(IdentityPolicy.__dataclass_fields__))
+    if unknown:
+        raise OrgFileError(f"identity: unknown key(s) {', '.join(unknown)}")
+    lists = {}
+    for key in IdentityPolicy.__dataclass_fields__:
+        values = table.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise OrgFileError(f"identity.{key} must be a list of strings")
+        lists[key] = tuple(v.strip().lower() for v in values if v.strip())
+    roles = {role.value for role in Role}
+    for role in lists["verify_roles"]:
+        if role not in roles:
+            raise OrgFileError(f"identity.verify_roles: {role!r} is not one of {sorted(roles)}")
+    for relay in lists["trusted_relays"]:
+        try:
+            ipaddress.ip_network(relay, strict=False)
+        except ValueError:
+            raise OrgFileError(
+                f"identity.trusted_relays: {relay!r} is not an IP address or network"
+            ) from None
+    if lists["verify_roles"] and not (lists["authserv_ids"] or lists["trusted_relays"]):
+        raise OrgFileError(
+            "identity.verify_roles needs authserv_ids or trusted_relays: "
+            "otherwise nobody in those roles could ever be believed"
+        )
+    return IdentityPolicy(**lists)
 
 
 def _build_pricing(table: dict[str, Any]) -> Pricing:

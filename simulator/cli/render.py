@@ -17,8 +17,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-# C0/C1 controls (ESC included) would let a subject repaint the terminal.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What no output may carry raw: C0 controls but tab and LF, DEL and the C1 controls
+# (ESC, BEL, CSI U+009B, OSC U+009D would let a subject repaint a terminal), and the
+# Unicode bidi controls (U+202E shows "gpj.exe" as "exe.jpg"; U+2066-2069 isolates).
+UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+# Characters a spreadsheet starts a formula with, fullwidth forms included (some
+# spreadsheets fold ＝ into =).
+FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
+# A formula character after a separator a spreadsheet may split on, quotes or not
+# (`;` in many locales, `|`, tab): such a cell's later pieces start a formula of their own.
+FORMULA_AFTER_SEPARATOR = re.compile(f"([;|\t][ ]*)(?=[{re.escape(FORMULA_START)}])")
+# In JSON, the same characters are written as \u escapes: the value a reader parses
+# is unchanged, and a terminal that shows the JSON never sees them raw.
+JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def defused(text: str) -> str:
+    """The one guard of every output: each unsafe character shown as '?'."""
+    return UNSAFE.sub("?", text)
 
 
 class Format(StrEnum):
@@ -28,7 +46,9 @@ class Format(StrEnum):
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    # json.dumps escapes C0 itself; outside strings JSON has no such characters at all.
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def safe_text(value: Any) -> str:
@@ -37,7 +57,7 @@ def safe_text(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return CONTROL.sub("?", str(value).replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    return defused(str(value).replace("\r", " ").replace("\n", " ").replace("\t", " "))
 
 
 def csv_cell(value: Any) -> str:
@@ -51,8 +71,9 @@ def csv_cell(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, int | float):
         return str(value)
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    text = FORMULA_AFTER_SEPARATOR.sub(r"\1'", defused(str(value)))
+    start = text.lstrip(" ")[:1]
+    return "'" + text if start and (start in FORMULA_START or start == "\t") else text
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:

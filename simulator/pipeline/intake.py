@@ -20,7 +20,16 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
+from simulator.pipeline import (
+    bounces,
+    classify,
+    conversations,
+    identity,
+    ledger,
+    notify,
+    roles,
+    signing,
+)
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import (
     DEFAULT_MIME_LIMITS,
@@ -101,6 +110,7 @@ def process(
     received_at: datetime,
     channel: Channel = Channel.SMTP,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    peer: str = "",
 ) -> DeliveryResult:
     """Run one delivery through parse, dedupe, noise, roles, threading and seats.
 
@@ -111,7 +121,7 @@ def process(
     address = intake_address(mail, recipients, channel, org)
     org = org.for_address(address)  # that mailbox's own intake policy, if it has one
     row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
-    row["intake_address"] = address
+    row.update(intake_address=address, peer=peer, sender_trust=identity.NOT_ASKED)
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
     known = conversations.known_message(session, row["message_id"])
@@ -145,6 +155,12 @@ def process(
             bounces.record(session, mail, result.delivery_id, received_at)
         return result
 
+    if org.identity.needs_proof(roles.role_for(sender, org).value):
+        row["sender_trust"] = identity.decide(org.identity, sender, mail.headers, channel, peer)
+        if row["sender_trust"] == identity.UNVERIFIED:
+            # A From that names an agent proves nothing by itself: kept, never acted on.
+            _store_new(session, row, result, Outcome.FILTERED, Reason.UNVERIFIED_SENDER)
+            return result
     user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)
     if user is None:
         _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
