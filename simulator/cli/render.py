@@ -24,7 +24,7 @@ UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
 # Characters a spreadsheet starts a formula with, fullwidth forms included (some
-# spreadsheets fold ＝ into =).
+# spreadsheets fold U+FF1D into =).
 FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
 # A formula character after a separator a spreadsheet may split on, quotes or not
 # (`;` in many locales, `|`, tab): such a cell's later pieces start a formula of their own.
