@@ -20,9 +20,7 @@ from rich.table import Table
 # What no output may carry raw: C0 controls but tab and LF, DEL and the C1 controls
 # (ESC, BEL, CSI U+009B, OSC U+009D would let a subject repaint a terminal), and the
 # Unicode bidi controls (U+202E shows "gpj.exe" as "exe.jpg"; U+2066-2069 isolates).
-UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Characters a spreadsheet starts a formula with, fullwidth forms included (some
 # spreadsheets fold U+FF1D into =).
 FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
