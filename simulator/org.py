@@ -72,13 +72,20 @@ class NotifyPolicy:
     cap_window_hours: float = 3.0
     # Acknowledgements (not updates) over the same window: forged senders are where
     # backscatter comes from, so new issues are what these count (0 = no limit).
-    acknowledgements_per_window: int = 200  # in all
-    acknowledgements_per_client: int = 20  # per SMTP client address
+    acknowledgements_per_window: int = 500  # in all
+    acknowledgements_per_client: int = 50  # per SMTP client address
+    # Acknowledge only when: "any" (a new issue; default), "aligned" (and the From
+    # domain is the envelope sender's), "authenticated" (and an Authentication-Results
+    # pass from one of `[identity] authserv_ids` vouches for the From domain).
+    acknowledge_only: str = "any"
     signing_key: str = ""  # signs our Message-IDs; default: a secret kept in the database
 
     @property
     def enabled(self) -> bool:
         return self.acknowledge or self.notify_participants_on_reply
+
+
+ACKNOWLEDGE_ONLY = ("any", "aligned", "authenticated")
 
 
 @dataclass(frozen=True)
@@ -295,10 +302,16 @@ def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPoli
         cap_window_hours=_typed(table, "notify", "cap_window_hours", float, 3.0),
         signing_key=_typed(table, "notify", "signing_key", str, ""),
         acknowledgements_per_window=_typed(
-            table, "notify", "acknowledgements_per_window", int, 200
+            table, "notify", "acknowledgements_per_window", int, 500
         ),
-        acknowledgements_per_client=_typed(table, "notify", "acknowledgements_per_client", int, 20),
+        acknowledgements_per_client=_typed(table, "notify", "acknowledgements_per_client", int, 50),
+        acknowledge_only=_typed(table, "notify", "acknowledge_only", str, "any").strip().lower(),
     )
+    if policy.acknowledge_only not in ACKNOWLEDGE_ONLY:
+        raise OrgFileError(
+            f"notify.acknowledge_only must be one of {', '.join(ACKNOWLEDGE_ONLY)}, "
+            f"not {policy.acknowledge_only!r}"
+        )
     if policy.per_recipient_cap < 0 or policy.cap_window_hours <= 0:
         raise OrgFileError("notify.per_recipient_cap must be >= 0 and cap_window_hours > 0")
     if policy.acknowledgements_per_window < 0 or policy.acknowledgements_per_client < 0:

@@ -35,11 +35,7 @@ def decide(
     peer: str,
 ) -> str:
     """AUTHENTICATED, RELAY or UNVERIFIED for a sender whose role needs proof."""
-    domain = sender.rpartition("@")[2]
-    if any(
-        _passes(value, domain, policy.authserv_ids)
-        for value in headers.get("authentication-results", ())
-    ):
+    if authenticated(policy, sender, headers):
         return AUTHENTICATED
     # Over SMTP the client is who handed us the mail; from a file or a mailbox, the
     # topmost Received hop says who handed it to the last server.
@@ -47,6 +43,17 @@ def decide(
     if client and _in_networks(client, policy.trusted_relays):
         return RELAY
     return UNVERIFIED
+
+
+def authenticated(
+    policy: IdentityPolicy, sender: str, headers: Mapping[str, tuple[str, ...]]
+) -> bool:
+    """Whether a trusted Authentication-Results header vouches for the sender's domain."""
+    domain = sender.rpartition("@")[2]
+    return any(
+        _passes(value, domain, policy.authserv_ids)
+        for value in headers.get("authentication-results", ())
+    )
 
 
 def _passes(value: str, domain: str, authserv_ids: Iterable[str]) -> bool:

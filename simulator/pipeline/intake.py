@@ -187,7 +187,18 @@ def process(
         # A derived id is ours alone; the sender's mail never carried it.
         answers = mail.message_id if mail.message_id == row["message_id"] else None
         sent = notify.after_intake(
-            session, org, signer, mail, user, number, created, delivery_id, received_at, answers
+            session,
+            org,
+            signer,
+            mail,
+            user,
+            number,
+            created,
+            delivery_id,
+            received_at,
+            answers,
+            envelope_from,
+            peer,
         )
         result.seat_changes += sent.seat_changes
         result.notifications = sent.queued
