@@ -31,6 +31,9 @@ from simulator.pipeline.mimeshape import over_limits
 
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000
+# Header fields in the header section of any one MIME part (the message's own is
+# bounded by the listener's --max-headers, at DATA).
+MAX_PART_HEADERS = 1000
 
 NO_HEADERS = Reason.NO_HEADERS
 NO_SENDER = Reason.NO_SENDER
@@ -44,6 +47,7 @@ PROBLEMS = (
     NO_HEADERS,
     TOO_DEEP,
     TOO_MANY_PARTS,
+    Reason.TOO_MANY_HEADERS,
     UNPARSEABLE,
     BROKEN_MIME,
     SPOOFED_SENDER,
@@ -128,6 +132,7 @@ class MimeLimits:
 
     max_depth: int = MAX_MIME_DEPTH
     max_parts: int = MAX_MIME_PARTS
+    max_part_headers: int = MAX_PART_HEADERS
 
 
 DEFAULT_MIME_LIMITS = MimeLimits()
@@ -153,7 +158,7 @@ def parse_message(
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
         # Past a MIME limit, the tree is never built: it would cost far more than the bytes.
-        problem = over_limits(raw, limits.max_depth, limits.max_parts)
+        problem = over_limits(raw, limits.max_depth, limits.max_parts, limits.max_part_headers)
         if problem is None:
             return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
     except RecursionError:
