@@ -51,6 +51,7 @@ from simulator.smtp.server import (
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
+    MAX_DATA_MEMORY,
     MAX_HEADER_SIZE,
     MAX_HEADERS,
     MAX_RECIPIENTS,
@@ -140,6 +141,15 @@ def serve(
     max_header_size: Annotated[
         int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
     ] = MAX_HEADER_SIZE,
+    max_data_memory: Annotated[
+        int,
+        _limit(
+            "--max-data-memory",
+            "bytes",
+            "Message data held by all sessions at once, a quarter of it per client "
+            "address; past it a message gets 452 4.3.1",
+        ),
+    ] = MAX_DATA_MEMORY,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     db_busy_timeout: Annotated[
@@ -236,6 +246,7 @@ def serve(
             max_recipients=max_recipients,
             max_headers=max_headers,
             max_header_size=max_header_size,
+            max_data_memory=max_data_memory,
             chaos=Chaos(rules, chaos_seed),
         )
         web_options = None

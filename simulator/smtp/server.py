@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP
 
 from simulator.domain import is_loopback
 from simulator.smtp import replies
@@ -51,6 +52,12 @@ MAX_RECIPIENTS = 100
 MAX_HEADERS = 1000
 MAX_HEADER_SIZE = 512 * 1024
 NO_LIMIT_SECONDS = 10.0**9
+# Message data held by all sessions at once (and a quarter of it by one client address).
+MAX_DATA_MEMORY = 256 * 1024 * 1024
+# DATA is read in blocks of up to this many bytes, not a line per await.
+DATA_BLOCK = 64 * 1024
+# RFC 5321 4.5.3.1.6: a text line is at most 998 octets before its CRLF.
+_LONG_LINE = re.compile(rb"[^\r\n]{1000}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class ListenerOptions:
     max_recipients: int = MAX_RECIPIENTS
     max_headers: int = MAX_HEADERS
     max_header_size: int = MAX_HEADER_SIZE
+    max_data_memory: int = MAX_DATA_MEMORY
     chaos: Chaos = field(default=NO_CHAOS, compare=False)
     # Replaying dated traffic (`simulate`): take the receive time from the Date header.
     use_date_header: bool = False
@@ -115,6 +123,41 @@ class ConnectionGate:
         self.open -= 1
         self.by_client[client] -= 1
         if not self.by_client[client]:
+            del self.by_client[client]
+
+
+class DataBudget:
+    """Bytes of message data the sessions of one listener hold, in all and per client.
+
+    A message's bytes are held from the first one read until its DATA reply: through
+    the writer's queue and commit too. 100 concurrent 9 MB messages reached 1.5 GB
+    before; past the budget a message is read to its end and dropped, with a 452.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.per_client = total // 4
+        self.held = 0
+        self.by_client: Counter[str] = Counter()
+
+    def full(self, client: str) -> bool:
+        if not self.total:
+            return False
+        return self.held >= self.total or self.by_client[client] >= self.per_client
+
+    def take(self, client: str, size: int) -> bool:
+        if self.total and (
+            self.held + size > self.total or self.by_client[client] + size > self.per_client
+        ):
+            return False
+        self.held += size
+        self.by_client[client] += size
+        return True
+
+    def give_back(self, client: str, size: int) -> None:
+        self.held -= size
+        self.by_client[client] -= size
+        if self.by_client[client] <= 0:
             del self.by_client[client]
 
 
@@ -177,11 +220,20 @@ class IntakeSMTP(SMTP):
     closed before aiosmtpd starts a session for it.
     """
 
-    def __init__(self, handler: Any, options: ListenerOptions, gate: ConnectionGate, **kw: Any):
+    def __init__(
+        self,
+        handler: Any,
+        options: ListenerOptions,
+        gate: ConnectionGate,
+        budget: DataBudget | None = None,
+        **kw: Any,
+    ):
         # aiosmtpd needs some timeout; "no limit" becomes a very long one.
         super().__init__(handler, timeout=options.idle_timeout or NO_LIMIT_SECONDS, **kw)
         self._options = options
         self._gate = gate
+        self._budget = budget or DataBudget(options.max_data_memory)
+        self._held = 0  # bytes of this session's message data counted in the budget
         self._admitted = False
         self._client = ""
         self._session_timer: asyncio.TimerHandle | None = None
@@ -229,6 +281,7 @@ class IntakeSMTP(SMTP):
             self._session_timer.cancel()
         self._line.stop()
         self._data.stop()
+        self._release()
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
@@ -262,9 +315,112 @@ class IntakeSMTP(SMTP):
         self._data_tail = b"\r\n"
         self._data.start(self.loop)
         try:
-            await super().smtp_DATA(arg)
+            await self._data_command(arg)
         finally:
             self._data_over()
+            self._release()
+
+    async def _data_command(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the data read in blocks and held within the budget."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        if self._budget.full(self._client):
+            log.info("%s to %s", replies.S452_DATA_MEMORY[:3], self._client)
+            self._set_post_data_state()
+            await self.push(replies.S452_DATA_MEMORY)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, refusal = await self._receive()
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection went during DATA
+            raise
+        except asyncio.IncompleteReadError:
+            return  # the client left mid-message; connection_lost cleans up
+        if refusal is not None:
+            log.info("%s to %s", refusal[:3], self._client)
+            self._set_post_data_state()
+            await self.push(refusal)
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _receive(self) -> tuple[bytes, str | None]:
+        """The message up to its lone-dot line, dot-unstuffed; or why it was dropped.
+
+        Reads whatever the socket has, up to DATA_BLOCK at a time, so a message costs
+        what its bytes cost rather than one await per line (a 7 MB message of empty
+        lines was 2 million of them). Past a limit the rest is read and dropped.
+        """
+        stream = self._reader._inner if isinstance(self._reader, FairReader) else self._reader
+        body = bytearray()
+        tail = b"\r\n"  # the last bytes read: the DATA line's own CRLF to begin with
+        refusal: str | None = None
+        size_limit = self.data_size_limit
+        received = 0
+        line_limit = stream._limit
+        stream._limit = max(line_limit, DATA_BLOCK)  # readuntil may look this far
+        try:
+            while True:
+                chunk, done, started = await _next_block(stream, tail)
+                # Of the end line, only the CRLF that ends the last line is message.
+                kept = chunk[: max(0, len(chunk) - 3)] if done else chunk
+                if done and started > 2 and refusal is None:
+                    del body[2 - started :]  # "." (and CR) of the end, kept a block ago
+                received += len(kept)
+                tail = (tail + chunk)[-4:]
+                if refusal is None:
+                    refusal = self._keep(body, kept, received, size_limit)
+                if done:
+                    break
+                await asyncio.sleep(0)  # a turn for the other sessions between blocks
+        finally:
+            stream._limit = line_limit
+        if refusal is not None:
+            return b"", refusal
+        content = bytes(body)
+        del body
+        # RFC 5321 4.5.2: a line's leading dot was added by the client; take it off.
+        if content.startswith(b"."):
+            content = content[1:]
+        if b"\r\n." in content:
+            content = content.replace(b"\r\n.", b"\r\n")
+        return content, None
+
+    def _keep(
+        self, body: bytearray, kept: bytes, received: int, size_limit: int | None
+    ) -> str | None:
+        """Add `kept` to the message, or say why the message is dropped (and drop it)."""
+        refusal = None
+        if size_limit and received > size_limit:
+            refusal = replies.S552_TOO_MUCH_DATA
+        elif not self._budget.take(self._client, len(kept)):
+            refusal = replies.S452_DATA_MEMORY
+        else:
+            self._held += len(kept)
+            start = len(body)
+            body.extend(kept)
+            if _LONG_LINE.search(body, max(0, start - 999)):
+                refusal = replies.S500_LINE_TOO_LONG
+        if refusal is not None:
+            body.clear()
+            self._release()
+        return refusal
+
+    def _release(self) -> None:
+        if self._held:
+            self._budget.give_back(self._client, self._held)
+            self._held = 0
 
     def eof_received(self) -> bool | None:
         return super().eof_received() if self._admitted else False
@@ -281,6 +437,29 @@ class IntakeSMTP(SMTP):
         self.transport.close()
 
 
+_END = b"\r\n.\r\n"
+
+
+async def _next_block(stream: asyncio.StreamReader, tail: bytes) -> tuple[bytes, bool, int]:
+    """The next bytes of DATA, whether they end the end-of-data line, and how many
+    bytes of that line `tail` already held.
+
+    When the bytes read so far end in the start of `\r\n.\r\n`, exactly the rest
+    of it is read: never a byte past the end of the message, which may be followed
+    by the client's next command.
+    """
+    for started in range(len(_END) - 1, 0, -1):
+        if tail.endswith(_END[:started]):
+            chunk = await stream.readexactly(len(_END) - started)
+            return chunk, chunk == _END[started:], started
+    try:
+        return await stream.readuntil(_END), True, 0
+    except asyncio.LimitOverrunError as exc:
+        # No end within the limit: take what is buffered but the last 4 bytes, which
+        # may hold the start of the end.
+        return await stream.read(exc.consumed), False, 0
+
+
 @asynccontextmanager
 async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator[tuple[str, int]]:
     """Listen on host:port (0 picks a free port) and yield the bound address.
@@ -290,12 +469,14 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     """
     loop = asyncio.get_running_loop()
     gate = ConnectionGate(options.max_connections, options.max_connections_per_client)
+    budget = DataBudget(options.max_data_memory)
 
     def protocol() -> SMTP:
         return IntakeSMTP(
             handler,
             options,
             gate,
+            budget,
             data_size_limit=options.max_message_size or None,
             enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,
