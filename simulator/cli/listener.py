@@ -150,6 +150,15 @@ def serve(
             "address; past it a message gets 452 4.3.1",
         ),
     ] = MAX_DATA_MEMORY,
+    max_client_rate: Annotated[
+        int,
+        _limit(
+            "--max-client-rate",
+            "bytes per second",
+            "Message data read from one client address per second; past it the "
+            "listener reads that client's data more slowly",
+        ),
+    ] = 0,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     db_busy_timeout: Annotated[
@@ -247,6 +256,7 @@ def serve(
             max_headers=max_headers,
             max_header_size=max_header_size,
             max_data_memory=max_data_memory,
+            max_client_rate=max_client_rate,
             chaos=Chaos(rules, chaos_seed),
         )
         web_options = None

@@ -83,6 +83,8 @@ class ListenerOptions:
     max_headers: int = MAX_HEADERS
     max_header_size: int = MAX_HEADER_SIZE
     max_data_memory: int = MAX_DATA_MEMORY
+    # Message data read per second from one client address (0: as fast as it comes).
+    max_client_rate: int = 0
     chaos: Chaos = field(default=NO_CHAOS, compare=False)
     # Replaying dated traffic (`simulate`): take the receive time from the Date header.
     use_date_header: bool = False
@@ -167,6 +169,27 @@ class DataBudget:
             del self.by_client[client]
 
 
+class ClientRates:
+    """A token bucket per client address for message data: a second's worth may come
+    at once, and past it the listener stops reading from that address until the
+    bucket refills, so TCP makes the client wait, not the other sessions."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # level, when
+
+    def delay(self, client: str, size: int, now: float) -> float:
+        """Take `size` bytes from the client's bucket; the seconds to wait before more."""
+        if not self.rate:
+            return 0.0
+        level, then = self._buckets.get(client, (float(self.rate), now))
+        level = min(float(self.rate), level + (now - then) * self.rate) - size
+        self._buckets[client] = (level, now)
+        if len(self._buckets) > 10_000:  # forget the full ones: memory stays bounded
+            self._buckets = {c: b for c, b in self._buckets.items() if b[0] < 0}
+        return max(0.0, -level / self.rate)
+
+
 class Deadline:
     """One timer that closes the session with its 421 line; `start` keeps a running one."""
 
@@ -232,6 +255,7 @@ class IntakeSMTP(SMTP):
         options: ListenerOptions,
         gate: ConnectionGate,
         budget: DataBudget | None = None,
+        rates: ClientRates | None = None,
         **kw: Any,
     ):
         # aiosmtpd needs some timeout; "no limit" becomes a very long one.
@@ -239,6 +263,7 @@ class IntakeSMTP(SMTP):
         self._options = options
         self._gate = gate
         self._budget = budget or DataBudget(options.max_data_memory)
+        self._rates = rates or ClientRates(options.max_client_rate)
         self._held = 0  # bytes of this session's message data counted in the budget
         self._line_run = 0  # bytes of the message's current line read so far
         self._admitted = False
@@ -391,7 +416,8 @@ class IntakeSMTP(SMTP):
                     refusal = self._keep(body, kept, received, size_limit)
                 if done:
                     break
-                await asyncio.sleep(0)  # a turn for the other sessions between blocks
+                # A turn for the other sessions between blocks; longer past the rate.
+                await asyncio.sleep(self._rates.delay(self._client, len(chunk), self.loop.time()))
         finally:
             stream._limit = line_limit
         if refusal is not None:
@@ -491,6 +517,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     loop = asyncio.get_running_loop()
     gate = ConnectionGate(options.max_connections, options.max_connections_per_client)
     budget = DataBudget(options.max_data_memory)
+    rates = ClientRates(options.max_client_rate)
 
     def protocol() -> SMTP:
         return IntakeSMTP(
@@ -498,6 +525,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
             options,
             gate,
             budget,
+            rates,
             data_size_limit=options.max_message_size or None,
             enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,

@@ -131,3 +131,34 @@ async def test_block_reading_keeps_every_byte_and_pipelined_commands(db_url: str
     assert [a[:3] for a in answers] == [b"250", b"250", b"250", b"250", b"354", b"250"]
     assert raws[0] == stored
     assert raws[1] == b""
+
+
+async def test_a_client_over_its_byte_rate_is_read_slowly_and_others_are_not(
+    db_url: str, org: Org
+) -> None:
+    rate = 400_000
+    async with budgeted(db_url, org, max_client_rate=rate) as listener:
+
+        def heavy() -> tuple[float, bytes]:
+            session = Session(listener, "127.0.0.2")
+            started = time.monotonic()
+            session.sock.sendall(body(1_600_000, "heavy"))  # a second's worth, then 3 more
+            reply = session.end()
+            session.close()
+            return time.monotonic() - started, reply
+
+        def light() -> tuple[float, bytes]:
+            time.sleep(0.5)
+            session = Session(listener, "127.0.0.1")
+            started = time.monotonic()
+            session.sock.sendall(body(20_000, "light"))
+            reply = session.end()
+            session.close()
+            return time.monotonic() - started, reply
+
+        (heavy_seconds, heavy_reply), (light_seconds, light_reply) = await asyncio.gather(
+            asyncio.to_thread(heavy), asyncio.to_thread(light)
+        )
+    assert heavy_reply.startswith(b"250") and light_reply.startswith(b"250")
+    assert heavy_seconds > 2.5, heavy_seconds  # unthrottled, loopback takes milliseconds
+    assert light_seconds < 1.5, light_seconds
