@@ -17,24 +17,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-# What no output may carry raw: C0 controls but tab and LF, DEL and the C1 controls
-# (ESC, BEL, CSI U+009B, OSC U+009D would let a subject repaint a terminal), and the
-# Unicode bidi controls (U+202E shows "gpj.exe" as "exe.jpg"; U+2066-2069 isolates).
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from simulator.reports.safe import defused, json_text
+
 # Characters a spreadsheet starts a formula with, fullwidth forms included (some
 # spreadsheets fold U+FF1D into =).
 FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
 # A formula character after a separator a spreadsheet may split on, quotes or not
 # (`;` in many locales, `|`, tab): such a cell's later pieces start a formula of their own.
 FORMULA_AFTER_SEPARATOR = re.compile(f"([;|\t][ ]*)(?=[{re.escape(FORMULA_START)}])")
-# In JSON, the same characters are written as \u escapes: the value a reader parses
-# is unchanged, and a terminal that shows the JSON never sees them raw.
-JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
-
-
-def defused(text: str) -> str:
-    """The one guard of every output: each unsafe character shown as '?'."""
-    return UNSAFE.sub("?", text)
 
 
 class Format(StrEnum):
@@ -44,9 +34,7 @@ class Format(StrEnum):
 
 
 def to_json(value: Any) -> str:
-    # json.dumps escapes C0 itself; outside strings JSON has no such characters at all.
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return json_text(value, indent=2)
 
 
 def safe_text(value: Any) -> str:

@@ -13,9 +13,10 @@ from rich.text import Text
 
 from simulator.cli.app import HELP_OPTIONS, app
 from simulator.cli.options import DbOption, FormatOption, cli_errors, existing_db, out, print_json
-from simulator.cli.render import Format, defused, render, safe_text, table_cell
+from simulator.cli.render import Format, render, safe_text, table_cell
 from simulator.reports import conversation, rows
 from simulator.reports.columns import MESSAGE_COLUMNS
+from simulator.reports.safe import defused
 from simulator.store.db import DEFAULT_DB_URL
 
 show_app = typer.Typer(

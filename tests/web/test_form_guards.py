@@ -104,3 +104,12 @@ async def test_a_web_host_that_is_not_loopback_is_warned_about(
             pass
     found = [r.getMessage() for r in caplog.records if "not a loopback address" in r.message]
     assert bool(found) == warned, found
+
+
+async def test_the_json_api_writes_bidi_controls_escaped(sqlite_url: str, org: Org) -> None:
+    async with site(sqlite_url, org) as client:
+        subject = "invoice\u202efdp.exe"
+        assert (await post(client, **form(subject=subject))).status_code == 200
+        answer = await client.get("/api/messages")
+    assert "\u202e" not in answer.text and "\\u202e" in answer.text
+    assert answer.json()[0]["subject"] == subject  # parsed back exactly as submitted
