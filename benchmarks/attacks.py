@@ -182,9 +182,10 @@ class Run:
 def one_run(name: str, attack: Callable[..., None] | None, args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory(prefix="intake-sim-attacks-") as scratch:
         web = free_port()
-        server = ListenerProcess(
-            f"sqlite:///{Path(scratch) / 'attacks.db'}", ["--web-port", str(web)]
-        )
+        options = ["--web-port", str(web)]
+        if args.client_rate:
+            options += ["--max-client-rate", str(args.client_rate)]
+        server = ListenerProcess(f"sqlite:///{Path(scratch) / 'attacks.db'}", options)
         address = server.start()
         # The attacker is a process of its own, so that it never shares a GIL with the
         # honest clients it is measured against.
@@ -213,6 +214,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="honest sending per run")
     parser.add_argument("--clients", type=int, default=4, help="honest SMTP clients")
     parser.add_argument("--only", default="", help="run the attacks whose name has this text")
+    parser.add_argument(
+        "--client-rate",
+        type=int,
+        default=0,
+        help="serve --max-client-rate for every run, baseline included (0: the default, off)",
+    )
     args = parser.parse_args()
     baseline = one_run("none (baseline)", None, args)
     runs = [baseline] + [

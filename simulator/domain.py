@@ -8,6 +8,7 @@ and the JSON contract is made of them.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -78,6 +79,8 @@ class Reason(StrEnum):
     FLOOD = "flood"
     UNKNOWN_SENDER = "unknown_sender"
     COMPLAINT = "complaint"  # an abuse or spam feedback report (ARF, RFC 5965)
+    UNVERIFIED_SENDER = "unverified_sender"  # a role under [identity] without its proof
+    POSTMASTER = "postmaster"  # to postmaster@ only: kept for a person to read, never counted
     # quarantined: could not be understood; the raw bytes are kept for a look
     NO_HEADERS = "no_headers"
     NO_SENDER = "no_sender"
@@ -85,6 +88,7 @@ class Reason(StrEnum):
     SPOOFED_SENDER = "spoofed_sender"  # an encoded word inside the sender's address
     TOO_DEEP = "too_deep"
     TOO_MANY_PARTS = "too_many_parts"
+    TOO_MANY_HEADERS = "too_many_headers"  # a MIME part with more than 1,000 header fields
     UNPARSEABLE = "unparseable"
     INTERNAL_ERROR = "internal_error"
     # created_issue: an `[Issue #N]` tag from someone who takes no part in issue N
@@ -118,3 +122,16 @@ class Submission:
     recipients: list[str]
     received_at: datetime
     channel: Channel = Channel.SMTP
+    # The SMTP client's IP address ("" for files, fetches and the form's own server):
+    # what per-client limits count and what `[identity] trusted_relays` is checked on.
+    peer: str = ""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (any 127/8 or ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,7 @@ address is (aliases, plus addresses) is decided here too, in `Org.identity`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from simulator.domain import Role
 from simulator.errors import ConfigError, IntakeSimError, OrgFileError
 from simulator.licensing.prices import (
     Band,
@@ -72,8 +74,16 @@ class NotifyPolicy:
     acknowledge: bool = False  # "[Issue #N] subject" to the submitter of a new issue
     notify_participants_on_reply: bool = False  # an update to the others on each reply
     from_address: str = ""  # default: the first intake address
-    per_recipient_cap: int = 10  # at most this many to one address per window (0 = no cap)
+    per_recipient_cap: int = 10  # at most this many to one mailbox per window (0 = no cap)
     cap_window_hours: float = 3.0
+    # Acknowledgements (not updates) over the same window: forged senders are where
+    # backscatter comes from, so new issues are what these count (0 = no limit).
+    acknowledgements_per_window: int = 500  # in all
+    acknowledgements_per_client: int = 50  # per SMTP client address
+    # Acknowledge only when: "any" (a new issue; default), "aligned" (and the From
+    # domain is the envelope sender's), "authenticated" (and an Authentication-Results
+    # pass from one of `[identity] authserv_ids` vouches for the From domain).
+    acknowledge_only: str = "any"
     signing_key: str = ""  # signs our Message-IDs; default: a secret kept in the database
 
     @property
@@ -81,12 +91,25 @@ class NotifyPolicy:
         return self.acknowledge or self.notify_participants_on_reply
 
 
+ACKNOWLEDGE_ONLY = ("any", "aligned", "authenticated")
+
+
 @dataclass(frozen=True)
-class IdentityRules:
-    """`[identity]`: which addresses are one person."""
+class IdentityPolicy:
+    """`[identity]`: which addresses are one person, and which roles a From address
+    alone does not prove, and what does."""
 
     merge_plus_addresses: bool = False  # jo+billing@x.example is jo@x.example
     plus_separator: str = "+"
+    verify_roles: tuple[str, ...] = ()  # e.g. ("agent",); empty: From is believed (default)
+    # Authentication-Results headers count only when written by one of these hosts
+    # (RFC 8601 section 5: anyone can write the header; only our own border's counts).
+    authserv_ids: tuple[str, ...] = ()
+    # SMTP clients (IP addresses or networks) whose mail is believed as it stands.
+    trusted_relays: tuple[str, ...] = ()
+
+    def needs_proof(self, role: str) -> bool:
+        return role in self.verify_roles
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,7 @@ class Org:
     notify: NotifyPolicy = field(default_factory=NotifyPolicy)
     # `[intake.by_address."help@acme.example"]`: one mailbox's own intake policy.
     intake_by_address: dict[str, IntakePolicy] = field(default_factory=dict)
-    identities: IdentityRules = field(default_factory=IdentityRules)
+    identities: IdentityPolicy = field(default_factory=IdentityPolicy)
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> directory address
     # `[[system_accounts]]` with `billed = false`: the tool's own accounts, never a user.
     free_system_accounts: frozenset[str] = frozenset()
@@ -143,6 +166,15 @@ class Org:
 
     def is_intake_address(self, address: str) -> bool:
         return address.lower() in self.intake_addresses
+
+    def is_postmaster(self, address: str) -> bool:
+        """`postmaster` alone or at an intake address's domain: RFC 5321 4.5.1 says a
+        host that takes mail for a domain takes mail for its postmaster."""
+        local, at, domain = address.strip().strip("<>").strip().lower().partition("@")
+        if local != "postmaster":
+            return False
+        domains = {a.rpartition("@")[2] for a in self.intake_addresses}
+        return not at or domain.rstrip(".") in domains
 
 
 def sample_org_path() -> Path:
@@ -240,18 +272,45 @@ def _build_org(data: dict[str, Any], source: str) -> Org:
     )
 
 
-def _build_identity(table: dict[str, Any]) -> IdentityRules:
-    known = set(IdentityRules.__dataclass_fields__)
-    unknown = sorted(set(table) - known)
+def _build_identity(table: dict[str, Any]) -> IdentityPolicy:
+    unknown = sorted(set(table) - set(IdentityPolicy.__dataclass_fields__))
     if unknown:
         raise OrgFileError(f"identity: unknown key(s) {', '.join(unknown)}")
-    rules = IdentityRules(
+    lists = {key: _address_list(table, key) for key in TRUST_LISTS}
+    roles = {role.value for role in Role}
+    for role in lists["verify_roles"]:
+        if role not in roles:
+            raise OrgFileError(f"identity.verify_roles: {role!r} is not one of {sorted(roles)}")
+    for relay in lists["trusted_relays"]:
+        try:
+            ipaddress.ip_network(relay, strict=False)
+        except ValueError:
+            raise OrgFileError(
+                f"identity.trusted_relays: {relay!r} is not an IP address or network"
+            ) from None
+    if lists["verify_roles"] and not (lists["authserv_ids"] or lists["trusted_relays"]):
+        raise OrgFileError(
+            "identity.verify_roles needs authserv_ids or trusted_relays: "
+            "otherwise nobody in those roles could ever be believed"
+        )
+    policy = IdentityPolicy(
         merge_plus_addresses=_typed(table, "identity", "merge_plus_addresses", bool, False),
         plus_separator=_typed(table, "identity", "plus_separator", str, "+"),
+        **lists,
     )
-    if len(rules.plus_separator) != 1 or rules.plus_separator in "@ \t":
+    if len(policy.plus_separator) != 1 or policy.plus_separator in "@ \t":
         raise OrgFileError("identity.plus_separator must be one character, such as + or -")
-    return rules
+    return policy
+
+
+TRUST_LISTS = ("verify_roles", "authserv_ids", "trusted_relays")
+
+
+def _address_list(table: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = table.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise OrgFileError(f"identity.{key} must be a list of strings")
+    return tuple(v.strip().lower() for v in values if v.strip())
 
 
 def _aliases(directory: dict[str, DirectoryEntry]) -> dict[str, str]:
@@ -351,9 +410,21 @@ def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPoli
         per_recipient_cap=_typed(table, "notify", "per_recipient_cap", int, 10),
         cap_window_hours=_typed(table, "notify", "cap_window_hours", float, 3.0),
         signing_key=_typed(table, "notify", "signing_key", str, ""),
+        acknowledgements_per_window=_typed(
+            table, "notify", "acknowledgements_per_window", int, 500
+        ),
+        acknowledgements_per_client=_typed(table, "notify", "acknowledgements_per_client", int, 50),
+        acknowledge_only=_typed(table, "notify", "acknowledge_only", str, "any").strip().lower(),
     )
+    if policy.acknowledge_only not in ACKNOWLEDGE_ONLY:
+        raise OrgFileError(
+            f"notify.acknowledge_only must be one of {', '.join(ACKNOWLEDGE_ONLY)}, "
+            f"not {policy.acknowledge_only!r}"
+        )
     if policy.per_recipient_cap < 0 or policy.cap_window_hours <= 0:
         raise OrgFileError("notify.per_recipient_cap must be >= 0 and cap_window_hours > 0")
+    if policy.acknowledgements_per_window < 0 or policy.acknowledgements_per_client < 0:
+        raise OrgFileError("notify.acknowledgements_per_window and _per_client must be >= 0")
     if policy.signing_key and len(policy.signing_key) < SIGNING_KEY_MIN_LENGTH:
         raise OrgFileError(
             f"notify.signing_key must be at least {SIGNING_KEY_MIN_LENGTH} characters"

@@ -22,6 +22,7 @@ from simulator.delivery import spool
 from simulator.delivery.processor import ProcessorConfig, SpoolProcessor
 from simulator.delivery.spool import Ack
 from simulator.delivery.writer import GroupCommitWriter
+from simulator.domain import is_loopback
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
 from simulator.pipeline.batch import prepare
@@ -124,8 +125,19 @@ async def web_service(
         await active.start()
     try:
         app = create_app(
-            reader, org, active, host=options.host, form_rate_limit=options.form_rate_limit
+            reader,
+            org,
+            active,
+            host=options.host,
+            form_rate_limit=options.form_rate_limit,
+            form_client_rate_limit=options.form_client_rate_limit,
         )
+        if not is_loopback(options.host):
+            logging.getLogger("intake_sim.web").warning(
+                "web server on %s, which is not a loopback address: anyone who can reach it "
+                "can read every delivery and submit the form",
+                options.host,
+            )
         async with web_server(
             app,
             options.host,

@@ -15,6 +15,7 @@ from simulator.cli.app import app
 from simulator.cli.options import (
     DbOption,
     FormatOption,
+    FormClientRateLimitOption,
     FormRateLimitOption,
     HostOption,
     OrgOption,
@@ -50,6 +51,7 @@ from simulator.smtp.server import (
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
+    MAX_DATA_MEMORY,
     MAX_HEADER_SIZE,
     MAX_HEADERS,
     MAX_RECIPIENTS,
@@ -59,6 +61,7 @@ from simulator.smtp.server import (
 )
 from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
 from simulator.web.options import (
+    DEFAULT_FORM_CLIENT_RATE_LIMIT,
     DEFAULT_FORM_RATE_LIMIT,
     DEFAULT_WEB_PORT,
     WEB_HEADER_TIMEOUT_SECONDS,
@@ -138,6 +141,24 @@ def serve(
     max_header_size: Annotated[
         int, _limit("--max-header-size", "bytes", "Header section; larger gets 552 5.3.4")
     ] = MAX_HEADER_SIZE,
+    max_data_memory: Annotated[
+        int,
+        _limit(
+            "--max-data-memory",
+            "bytes",
+            "Message data held by all sessions at once, a quarter of it per client "
+            "address; past it a message gets 452 4.3.1",
+        ),
+    ] = MAX_DATA_MEMORY,
+    max_client_rate: Annotated[
+        int,
+        _limit(
+            "--max-client-rate",
+            "bytes per second",
+            "Message data read from one client address per second; past it the "
+            "listener reads that client's data more slowly",
+        ),
+    ] = 0,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     db_busy_timeout: Annotated[
@@ -183,6 +204,7 @@ def serve(
         str, typer.Option(envvar="INTAKE_SIM_WEB_HOST", help="Web server address.")
     ] = DEFAULT_HOST,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    form_client_rate_limit: FormClientRateLimitOption = DEFAULT_FORM_CLIENT_RATE_LIMIT,
     web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
     web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     use_date_header: Annotated[
@@ -233,12 +255,19 @@ def serve(
             max_recipients=max_recipients,
             max_headers=max_headers,
             max_header_size=max_header_size,
+            max_data_memory=max_data_memory,
+            max_client_rate=max_client_rate,
             chaos=Chaos(rules, chaos_seed),
         )
         web_options = None
         if web_port is not None:
             web_options = WebOptions(
-                web_host, web_port, form_rate_limit, web_max_connections, web_header_timeout
+                web_host,
+                web_port,
+                form_rate_limit,
+                web_max_connections,
+                web_header_timeout,
+                form_client_rate_limit=form_client_rate_limit,
             )
         limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
         try:
@@ -279,6 +308,7 @@ def web(
     db: DbOption = DEFAULT_DB_URL,
     org: OrgOption = None,
     form_rate_limit: FormRateLimitOption = DEFAULT_FORM_RATE_LIMIT,
+    form_client_rate_limit: FormClientRateLimitOption = DEFAULT_FORM_CLIENT_RATE_LIMIT,
     web_max_connections: WebMaxConnectionsOption = WEB_MAX_CONNECTIONS,
     web_header_timeout: WebHeaderTimeoutOption = WEB_HEADER_TIMEOUT_SECONDS,
     verbose: VerboseOption = False,
@@ -292,7 +322,12 @@ def web(
         prepare(store, organisation)
         try:
             options = WebOptions(
-                host, port, form_rate_limit, web_max_connections, web_header_timeout
+                host,
+                port,
+                form_rate_limit,
+                web_max_connections,
+                web_header_timeout,
+                form_client_rate_limit=form_client_rate_limit,
             )
             asyncio.run(run_web(store, organisation, options))
         finally:

@@ -76,7 +76,17 @@ FormRateLimitOption = Annotated[
     int,
     typer.Option(
         envvar="INTAKE_SIM_FORM_RATE_LIMIT",
-        help="Web form submissions allowed per email address per hour (0 = no limit).",
+        help="Web form submissions allowed per email address per hour, its +tags "
+        "counted as one (0 = no limit).",
+        min=0,
+    ),
+]
+FormClientRateLimitOption = Annotated[
+    int,
+    typer.Option(
+        envvar="INTAKE_SIM_FORM_CLIENT_RATE_LIMIT",
+        help="Web form submissions allowed per client IP address per hour, whatever "
+        "addresses it types (0 = no limit).",
         min=0,
     ),
 ]

@@ -17,8 +17,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-# C0/C1 controls (ESC included) would let a subject repaint the terminal.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from simulator.reports.safe import defused, json_text
+
+# Characters a spreadsheet starts a formula with, fullwidth forms included (some
+# spreadsheets fold U+FF1D into =).
+FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20"
+# A formula character after a separator a spreadsheet may split on, quotes or not
+# (`;` in many locales, `|`, tab): such a cell's later pieces start a formula of their own.
+FORMULA_AFTER_SEPARATOR = re.compile(f"([;|\t][ ]*)(?=[{re.escape(FORMULA_START)}])")
 
 
 class Format(StrEnum):
@@ -28,7 +34,7 @@ class Format(StrEnum):
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return json_text(value, indent=2)
 
 
 def safe_text(value: Any) -> str:
@@ -37,7 +43,7 @@ def safe_text(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return CONTROL.sub("?", str(value).replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    return defused(str(value).replace("\r", " ").replace("\n", " ").replace("\t", " "))
 
 
 def csv_cell(value: Any) -> str:
@@ -51,8 +57,9 @@ def csv_cell(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, int | float):
         return str(value)
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    text = FORMULA_AFTER_SEPARATOR.sub(r"\1'", defused(str(value)))
+    start = text.lstrip(" ")[:1]
+    return "'" + text if start and (start in FORMULA_START or start == "\t") else text
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:

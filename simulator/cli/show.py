@@ -13,9 +13,10 @@ from rich.text import Text
 
 from simulator.cli.app import HELP_OPTIONS, app
 from simulator.cli.options import DbOption, FormatOption, cli_errors, existing_db, out, print_json
-from simulator.cli.render import CONTROL, Format, render, safe_text, table_cell
+from simulator.cli.render import Format, render, safe_text, table_cell
 from simulator.reports import conversation, rows
 from simulator.reports.columns import MESSAGE_COLUMNS
+from simulator.reports.safe import defused
 from simulator.store.db import DEFAULT_DB_URL
 
 show_app = typer.Typer(
@@ -107,4 +108,4 @@ def _print_message(message: dict[str, Any], headers: bool) -> None:
     out.print(_facts(message, headers))
     out.print()
     # Text as written, line breaks kept; a control character is shown as '?'.
-    out.print(Text(CONTROL.sub("?", message["text"] or "(no text)")))
+    out.print(Text(defused(message["text"] or "(no text)")))

@@ -89,6 +89,7 @@ def _row(item: Submission) -> dict[str, Any]:
         "recipients": RECIPIENT_SEPARATOR.join(item.recipients),
         "channel": item.channel.value,
         "raw": item.raw,
+        "peer": item.peer,
     }
 
 
@@ -101,6 +102,7 @@ def _spooled(row: Any) -> Spooled:
             recipients=row.recipients.split(RECIPIENT_SEPARATOR) if row.recipients else [],
             received_at=row.received_at,
             channel=Channel(row.channel),
+            peer=row.peer or "",
         ),
     )
 
@@ -128,8 +130,8 @@ class Spool(Protocol):
 
 
 SPOOL_INSERT = (
-    "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw) "
-    "VALUES ({0}, {0}, {0}, {0}, {0})"
+    "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw, peer) "
+    "VALUES ({0}, {0}, {0}, {0}, {0}, {0})"
 )
 
 

@@ -74,6 +74,7 @@ FILE_SPOOL = Table(
     Column("recipients", Text, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("raw", LargeBinary, nullable=False),
+    Column("peer", Text, nullable=False, server_default=""),
     sqlite_autoincrement=True,
 )
 # One row: this file's uuid, the key of its mark in the main database.
@@ -113,6 +114,7 @@ class FileSpool:
         if self._uuid is None:
             try:
                 FILE_METADATA.create_all(self.files.engine, checkfirst=True)
+                _add_peer_column(self.files)
             except SQLAlchemyError as exc:
                 raise StoreUnavailable(self.files.failure("cannot create the spool", exc)) from exc
             self._uuid = self.files.transaction(_file_uuid)
@@ -265,6 +267,14 @@ def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
     last = cursor.lastrowid
     # Under the write lock, AUTOINCREMENT gives one statement's rows consecutive ids.
     return list(range(last - len(items) + 1, last + 1))
+
+
+def _add_peer_column(files: Store) -> None:
+    """A spool file written before the client's address was kept gains its column."""
+    with files.engine.begin() as connection:
+        columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(spool)")}
+        if "peer" not in columns:
+            connection.exec_driver_sql("ALTER TABLE spool ADD COLUMN peer TEXT NOT NULL DEFAULT ''")
 
 
 def _file_uuid(session: Session) -> str:

@@ -3,6 +3,6 @@
 Owns the price rules and shapes (prices), what each model costs and where the two
 break even (costs), the recommendation and its sentences (advice), and the one
 seat engine that turns who wrote, logged in or was notified into seats (seats).
-Everything here is arithmetic on values passed in. It must never import SQLAlchemy, read TOML or do any I/O, and imports
-only the domain below it.
+Everything here is arithmetic on values passed in. It must never import
+SQLAlchemy, read TOML or do any I/O, and imports only the domain below it.
 """

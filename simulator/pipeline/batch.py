@@ -105,6 +105,7 @@ def _process_one(
                 item.received_at,
                 item.channel,
                 mime_limits,
+                item.peer,
             )
     except SQLAlchemyError:
         # Storage trouble is not the message's fault: fail the batch (451, retry).
@@ -127,6 +128,7 @@ def _quarantine_raw(session: Session, item: Submission) -> DeliveryResult:
         size=len(item.raw),
         channel=item.channel.value,
         raw=item.raw,
+        peer=item.peer,
     )
     session.add(delivery)
     session.flush()

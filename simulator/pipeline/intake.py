@@ -21,7 +21,16 @@ from sqlalchemy.orm import Session
 from simulator.domain import Channel, Origin, Outcome, Reason, Role
 from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
+from simulator.pipeline import (
+    bounces,
+    classify,
+    conversations,
+    identity,
+    ledger,
+    notify,
+    roles,
+    signing,
+)
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import (
     DEFAULT_MIME_LIMITS,
@@ -102,6 +111,7 @@ def process(
     received_at: datetime,
     channel: Channel = Channel.SMTP,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    peer: str = "",
 ) -> DeliveryResult:
     """Run one delivery through parse, dedupe, noise, roles, threading and seats.
 
@@ -112,7 +122,7 @@ def process(
     address = intake_address(mail, recipients, channel, org)
     org = org.for_address(address)  # that mailbox's own intake policy, if it has one
     row = _delivery_row(mail, raw, envelope_from, recipients, received_at, channel)
-    row["intake_address"] = address
+    row.update(intake_address=address, peer=peer, sender_trust=identity.NOT_ASKED)
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
     known = conversations.known_message(session, row["message_id"])
@@ -124,6 +134,11 @@ def process(
         _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
         return result
 
+    # Mail to postmaster alone (RFC 5321 makes us accept it) is for whoever runs the
+    # mailbox, not a support request: kept with its bytes, no user, issue, seat or ack.
+    if not org.is_intake_address(address) and org.is_postmaster(address):
+        _store_new(session, row, result, Outcome.FILTERED, Reason.POSTMASTER)
+        return result
     # Machine mail is recognised on whatever could be read before anything is
     # quarantined: a bounce from "MAILER-DAEMON" with no domain, or one whose
     # returned original was cut short, is still a bounce.
@@ -143,6 +158,12 @@ def process(
             bounces.record(session, mail, result.delivery_id, received_at)
         return result
 
+    if org.identities.needs_proof(roles.role_for(sender, org).value):
+        row["sender_trust"] = identity.decide(org.identities, sender, mail.headers, channel, peer)
+        if row["sender_trust"] == identity.UNVERIFIED:
+            # A From that names an agent proves nothing by itself: kept, never acted on.
+            _store_new(session, row, result, Outcome.FILTERED, Reason.UNVERIFIED_SENDER)
+            return result
     user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)
     if user is None:
         _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
@@ -169,7 +190,18 @@ def process(
         # A derived id is ours alone; the sender's mail never carried it.
         answers = mail.message_id if mail.message_id == row["message_id"] else None
         sent = notify.after_intake(
-            session, org, signer, mail, user, number, created, delivery_id, received_at, answers
+            session,
+            org,
+            signer,
+            mail,
+            user,
+            number,
+            created,
+            delivery_id,
+            received_at,
+            answers,
+            envelope_from,
+            peer,
         )
         result.seat_changes += sent.seat_changes
         result.notifications = sent.queued

@@ -34,10 +34,15 @@ class _Block:
     end: int  # where the body after the header block starts
     boundary: bytes | None  # a multipart's boundary
     message: bool  # a message/* part: its body is a message with headers of its own
+    fields: int = 0  # header fields in the block
 
 
-def over_limits(raw: bytes, max_depth: int, max_parts: int) -> Reason | None:
-    """TOO_DEEP or TOO_MANY_PARTS when the parsed tree would be past a limit (0: none)."""
+def over_limits(
+    raw: bytes, max_depth: int, max_parts: int, max_part_headers: int = 0
+) -> Reason | None:
+    """TOO_DEEP, TOO_MANY_PARTS or TOO_MANY_HEADERS when the parsed tree would be past
+    a limit (0: none). Each part's header fields are counted too (not the message's
+    own): the parser keeps every one, so 10^5 fields in a part cost like 10^5 parts."""
     # Open multiparts, innermost last: (boundary, depth of the multipart).
     open_parts: list[tuple[bytes, int]] = []
     parts = 0
@@ -47,7 +52,11 @@ def over_limits(raw: bytes, max_depth: int, max_parts: int) -> Reason | None:
         parts += 1
         if max_parts and parts > max_parts:
             return Reason.TOO_MANY_PARTS
-        block = _header_block(raw, pos, open_parts)
+        # The message's own header section is the listener's to bound (--max-headers).
+        fields_limit = max_part_headers if parts > 1 else 0
+        block = _header_block(raw, pos, open_parts, fields_limit)
+        if fields_limit and block.fields > fields_limit:
+            return Reason.TOO_MANY_HEADERS
         pos = block.end
         if block.message:
             if max_depth and depth >= max_depth:
@@ -102,10 +111,14 @@ def _delimiter(line: bytes, open_parts: list[tuple[bytes, int]]) -> tuple[int, b
     return None
 
 
-def _header_block(raw: bytes, pos: int, open_parts: list[tuple[bytes, int]]) -> _Block:
-    """The header section that starts at `pos`, read as the stdlib parser reads it."""
+def _header_block(
+    raw: bytes, pos: int, open_parts: list[tuple[bytes, int]], max_fields: int = 0
+) -> _Block:
+    """The header section that starts at `pos`, read as the stdlib parser reads it;
+    the count stops one past `max_fields` (0: no limit)."""
     content_type: list[bytes] = []  # the first Content-Type field's lines
     reading_type = False  # the field being read is that Content-Type
+    fields = 0
     at = pos
     while at < len(raw):
         line = _LINE.match(raw, at)
@@ -120,11 +133,15 @@ def _header_block(raw: bytes, pos: int, open_parts: list[tuple[bytes, int]]) -> 
             if reading_type:
                 content_type.append(text)
         else:
+            fields += 1
+            if max_fields and fields > max_fields:
+                return _Block(line.end(), None, False, fields)
             reading_type = not content_type and text[:13].lower() == b"content-type:"
             if reading_type:
                 content_type.append(text[13:])
         at = line.end()
-    return _block(at, b"".join(content_type))
+    block = _block(at, b"".join(content_type))
+    return _Block(block.end, block.boundary, block.message, fields)
 
 
 def _block(body: int, content_type: bytes) -> _Block:

@@ -34,18 +34,18 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import NotificationKind, Origin, OutboxStatus, Role
 from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import bounces, classify, ledger, roles
+from simulator.pipeline import bounces, classify, identity, ledger, roles
 from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
-from simulator.pipeline.parse import InboundMail
+from simulator.pipeline.parse import InboundMail, mailbox_key
 from simulator.pipeline.signing import MessageIdSigner
-from simulator.store.models import Issue, IssueParticipant, OutboxMessage, User
+from simulator.store.models import Delivery, Issue, IssueParticipant, OutboxMessage, User
 
 log = logging.getLogger("intake_sim.notify")
 SUBJECT_MAX = 200
@@ -93,6 +93,8 @@ def after_intake(
     delivery_id: int,
     at: datetime,
     reply_to_id: str | None,
+    envelope_from: str | None = None,
+    peer: str = "",
 ) -> Notified:
     """Record participants and queue the acknowledgement or updates this delivery calls for."""
     policy = org.notify
@@ -103,6 +105,8 @@ def after_intake(
     if policy.notify_participants_on_reply:
         _record_participants(session, org, mail, sender, issue_number, delivery_id, at)
     if created and policy.acknowledge:
+        if not _may_acknowledge(org, mail, envelope_from):
+            return result
         kind, addresses = NotificationKind.ACKNOWLEDGEMENT, [mail.sender or ""]
     elif not created and policy.notify_participants_on_reply:
         kind, addresses = NotificationKind.UPDATE, _others(session, issue, mail, sender)
@@ -116,7 +120,7 @@ def after_intake(
         if name is None:
             continue
         outgoing = Outgoing(kind, issue, address, name, mail, reply_to_id)
-        why = _why_not(session, org, address, at)
+        why = _why_not(session, org, address, at, kind, peer)
         suppressed = bool(why)
         # Built before anything is written, so a failure to build costs only this email.
         row = _outbox_row(org, signer, outgoing, delivery_id, at, why)
@@ -246,30 +250,75 @@ def _to_header(address: str, name: str) -> Address | str:
     return Address(display_name=name, addr_spec=address) if address.isascii() else address
 
 
-def _over_cap(session: Session, org: Org, address: str, at: datetime) -> bool:
-    cap = org.notify.per_recipient_cap
-    if cap <= 0:
-        return False
-    since = at - timedelta(hours=org.notify.cap_window_hours)
-    recent = session.scalar(
-        select(func.count(OutboxMessage.id)).where(
-            OutboxMessage.recipient == address,
-            OutboxMessage.created_at > since,
-            OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
-        )
+def _may_acknowledge(org: Org, mail: InboundMail, envelope_from: str | None) -> bool:
+    """`acknowledge_only`: how sure we must be that the From address wrote this mail
+    before we answer it (an answer to a forged From is backscatter to a stranger)."""
+    rule, sender = org.notify.acknowledge_only, mail.sender or ""
+    if rule == "aligned":
+        envelope = (envelope_from or "").strip("<> ").lower()
+        return bool(envelope) and envelope.rpartition("@")[2] == sender.rpartition("@")[2]
+    if rule == "authenticated":
+        return identity.authenticated(org.identities, sender, mail.headers)
+    return True
+
+
+def _sent(since: datetime) -> Select[tuple[int]]:
+    """Outbox rows in the window that were (or will be) sent: suppressed ones are not."""
+    return select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.created_at > since,
+        OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
     )
-    return (recent or 0) >= cap
 
 
-def _why_not(session: Session, org: Org, address: str, at: datetime) -> str:
+def _same_mailbox(address: str) -> ColumnElement[bool]:
+    """`wendy@x` and every `wendy+tag@x`: one mailbox, one cap."""
+    local, _, domain = mailbox_key(address).partition("@")
+
+    def literal(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+    pattern = f"{literal(local)}+%@{literal(domain)}"
+    return or_(
+        OutboxMessage.recipient == f"{local}@{domain}",
+        OutboxMessage.recipient.like(pattern, escape="\\"),
+    )
+
+
+def _why_not(
+    session: Session,
+    org: Org,
+    address: str,
+    at: datetime,
+    kind: NotificationKind = NotificationKind.UPDATE,
+    peer: str = "",
+) -> str:
     """Why no email may go to `address` now ("" when it may): a permanent bounce
-    reported for it, or the per-recipient cap."""
+    reported for it, the per-recipient cap (its +tags counted as one mailbox), or,
+    for an acknowledgement, the per-client and overall acknowledgement rates."""
     bounced = bounces.undeliverable(session, address)
     if bounced is not None:
         return f"undeliverable: {bounced.status} bounce (delivery {bounced.delivery_id})"
-    if _over_cap(session, org, address, at):
-        cap = org.notify
-        return f"per-recipient cap: {cap.per_recipient_cap} in {cap.cap_window_hours:g} h"
+    policy = org.notify
+    hours = f"{policy.cap_window_hours:g} h"
+    since = at - timedelta(hours=policy.cap_window_hours)
+    cap = policy.per_recipient_cap
+    if cap > 0 and (session.scalar(_sent(since).where(_same_mailbox(address))) or 0) >= cap:
+        return f"per-recipient cap: {cap} in {hours}"
+    if kind is not NotificationKind.ACKNOWLEDGEMENT:
+        return ""
+    acknowledgements = _sent(since).where(
+        OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
+    )
+    limit = policy.acknowledgements_per_client
+    if limit > 0 and peer:
+        from_client = acknowledgements.join(
+            Delivery, Delivery.id == OutboxMessage.delivery_id
+        ).where(Delivery.peer == peer)
+        if (session.scalar(from_client) or 0) >= limit:
+            return f"acknowledgement rate: {limit} per client in {hours}"
+    limit = policy.acknowledgements_per_window
+    if limit > 0 and (session.scalar(acknowledgements) or 0) >= limit:
+        return f"acknowledgement rate: {limit} in all in {hours}"
     return ""
 
 

@@ -31,6 +31,9 @@ from simulator.pipeline.mimeshape import over_limits
 
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000
+# Header fields in the header section of any one MIME part (the message's own is
+# bounded by the listener's --max-headers, at DATA).
+MAX_PART_HEADERS = 1000
 
 NO_HEADERS = Reason.NO_HEADERS
 NO_SENDER = Reason.NO_SENDER
@@ -44,6 +47,7 @@ PROBLEMS = (
     NO_HEADERS,
     TOO_DEEP,
     TOO_MANY_PARTS,
+    Reason.TOO_MANY_HEADERS,
     UNPARSEABLE,
     BROKEN_MIME,
     SPOOFED_SENDER,
@@ -128,6 +132,7 @@ class MimeLimits:
 
     max_depth: int = MAX_MIME_DEPTH
     max_parts: int = MAX_MIME_PARTS
+    max_part_headers: int = MAX_PART_HEADERS
 
 
 DEFAULT_MIME_LIMITS = MimeLimits()
@@ -153,7 +158,7 @@ def parse_message(
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
         # Past a MIME limit, the tree is never built: it would cost far more than the bytes.
-        problem = over_limits(raw, limits.max_depth, limits.max_parts)
+        problem = over_limits(raw, limits.max_depth, limits.max_parts, limits.max_part_headers)
         if problem is None:
             return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
     except RecursionError:
@@ -223,13 +228,26 @@ def normalise_address(value: str) -> str | None:
     local, _, domain = address.partition("@")
     if address.count("@") != 1 or not local or not domain or _NOT_IN_ADDRESS.search(address):
         return None
-    domain = domain.lower()
+    # `ava@acme.example.` names the same mailbox (a fully qualified domain): one user.
+    domain = domain.lower().rstrip(".")
+    if not domain:
+        return None
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:  # empty or over-long label: not a domain we could ever match
             return None
     return f"{local.lower()}@{domain}"
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox a normalised address delivers to, for counting against a limit.
+
+    `wendy+1@x` and `wendy+2@x` both reach `wendy@x`, so a tag must not buy a fresh
+    allowance. Only limits use this: the users themselves stay as written.
+    """
+    local, at, domain = address.partition("@")
+    return f"{local.partition('+')[0] or local}{at}{domain}"
 
 
 # --- reading one message -----------------------------------------------------------

@@ -80,6 +80,9 @@ class IntakeHandler:
         limit = self.options.max_recipients
         if limit and len(envelope.rcpt_tos) >= limit:
             return replies.S452_TOO_MANY_RECIPIENTS
+        if self.org.is_postmaster(address):  # kept, never counted: see intake
+            envelope.rcpt_tos.append(address)
+            return replies.S250_RECIPIENT_OK
         normalised = normalise_address(address)
         if normalised is None:
             return replies.S553_BAD_ADDRESS
@@ -99,6 +102,7 @@ class IntakeHandler:
             envelope_from=envelope.mail_from,
             recipients=list(envelope.rcpt_tos),
             received_at=receive_time(raw, self.options.use_date_header),
+            peer=_peer_address(session.peer),
         )
         try:
             result = await self.writer.submit(item)
@@ -124,3 +128,8 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in an SMTP session", exc_info=error)
         return replies.S451_INTERNAL_ERROR
+
+
+def _peer_address(peer: object) -> str:
+    """The client's IP address from aiosmtpd's peername tuple ("" when unknown)."""
+    return str(peer[0])[:64] if isinstance(peer, tuple) and peer else ""

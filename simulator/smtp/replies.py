@@ -28,6 +28,11 @@ S451_STORE_UNAVAILABLE = "451 4.3.0 Storage unavailable, try again later"
 S451_INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
 # RFC 5321 4.5.3.1.10: too many recipients is 452, and the client sends the rest later.
 S452_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+# Message data past --max-data-memory (in all, or a client's quarter of it): the
+# listener holds no more, and the client sends the message again later.
+S452_DATA_MEMORY = "452 4.3.1 Insufficient system storage, try again later"
+S500_LINE_TOO_LONG = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)"
+S552_TOO_MUCH_DATA = "552 5.3.4 Message too big for this listener"
 S550_NO_SUCH_MAILBOX = "550 5.1.1 No such intake address here"
 S552_TOO_MANY_HEADERS = "552 5.3.4 Too many header fields"
 S552_HEADER_TOO_LARGE = "552 5.3.4 Header section too large"

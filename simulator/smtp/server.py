@@ -6,14 +6,19 @@ binds the socket and holds the limits and the session around it.
 Limits keep one client from pinning the listener: an idle timeout per command,
 deadlines that run however many bytes arrive (one command line from its first
 byte, one DATA from its 354, the whole session), a cap on concurrent connections
-in all and per client address, on recipients per message and on the header
-section. Each limit answers with its own reply line from `replies`.
+in all and per client address, on recipients per message, on the header
+section and on the message data all sessions hold at once. Each limit answers
+with its own reply line from `replies`.
+
+DATA is read here rather than by aiosmtpd (`IntakeSMTP._receive`): in blocks, so
+that a message costs what its bytes cost, and within the memory budget. That and
+the fair reader rely on aiosmtpd's private `_reader` and on StreamReader's
+`_limit`; an upgrade of either is checked by tests/smtp/test_data_memory.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections import Counter
@@ -22,8 +27,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP
 
+from simulator.domain import is_loopback
 from simulator.smtp import replies
 from simulator.smtp.chaos import NO_CHAOS, Chaos, Stage
 
@@ -51,6 +57,13 @@ MAX_RECIPIENTS = 100
 MAX_HEADERS = 1000
 MAX_HEADER_SIZE = 512 * 1024
 NO_LIMIT_SECONDS = 10.0**9
+# Message data held by all sessions at once (and a quarter of it by one client address).
+MAX_DATA_MEMORY = 256 * 1024 * 1024
+# DATA is read in blocks of up to this many bytes, not a line per await.
+DATA_BLOCK = 64 * 1024
+# RFC 5321 4.5.3.1.6: a line is at most 1,000 octets with its CRLF; aiosmtpd took one
+# byte more. Counted up to and including the LF.
+MAX_LINE = 1001
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,9 @@ class ListenerOptions:
     max_recipients: int = MAX_RECIPIENTS
     max_headers: int = MAX_HEADERS
     max_header_size: int = MAX_HEADER_SIZE
+    max_data_memory: int = MAX_DATA_MEMORY
+    # Message data read per second from one client address (0: as fast as it comes).
+    max_client_rate: int = 0
     chaos: Chaos = field(default=NO_CHAOS, compare=False)
     # Replaying dated traffic (`simulate`): take the receive time from the Date header.
     use_date_header: bool = False
@@ -90,15 +106,6 @@ def check_bindable(host: str, port: int) -> None:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConnectionGate:
@@ -125,6 +132,62 @@ class ConnectionGate:
         self.by_client[client] -= 1
         if not self.by_client[client]:
             del self.by_client[client]
+
+
+class DataBudget:
+    """Bytes of message data the sessions of one listener hold, in all and per client.
+
+    A message's bytes are held from the first one read until its DATA reply: through
+    the writer's queue and commit too. 100 concurrent 9 MB messages reached 1.5 GB
+    before; past the budget a message is read to its end and dropped, with a 452.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.per_client = total // 4
+        self.held = 0
+        self.by_client: Counter[str] = Counter()
+
+    def full(self, client: str) -> bool:
+        if not self.total:
+            return False
+        return self.held >= self.total or self.by_client[client] >= self.per_client
+
+    def take(self, client: str, size: int) -> bool:
+        if self.total and (
+            self.held + size > self.total or self.by_client[client] + size > self.per_client
+        ):
+            return False
+        self.held += size
+        self.by_client[client] += size
+        return True
+
+    def give_back(self, client: str, size: int) -> None:
+        self.held -= size
+        self.by_client[client] -= size
+        if self.by_client[client] <= 0:
+            del self.by_client[client]
+
+
+class ClientRates:
+    """A token bucket per client address for message data: a second's worth may come
+    at once, and past it the listener stops reading from that address until the
+    bucket refills, so TCP makes the client wait, not the other sessions."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # level, when
+
+    def delay(self, client: str, size: int, now: float) -> float:
+        """Take `size` bytes from the client's bucket; the seconds to wait before more."""
+        if not self.rate:
+            return 0.0
+        level, then = self._buckets.get(client, (float(self.rate), now))
+        level = min(float(self.rate), level + (now - then) * self.rate) - size
+        self._buckets[client] = (level, now)
+        if len(self._buckets) > 10_000:  # forget the full ones: memory stays bounded
+            self._buckets = {c: b for c, b in self._buckets.items() if b[0] < 0}
+        return max(0.0, -level / self.rate)
 
 
 class Deadline:
@@ -186,11 +249,23 @@ class IntakeSMTP(SMTP):
     closed before aiosmtpd starts a session for it.
     """
 
-    def __init__(self, handler: Any, options: ListenerOptions, gate: ConnectionGate, **kw: Any):
+    def __init__(
+        self,
+        handler: Any,
+        options: ListenerOptions,
+        gate: ConnectionGate,
+        budget: DataBudget | None = None,
+        rates: ClientRates | None = None,
+        **kw: Any,
+    ):
         # aiosmtpd needs some timeout; "no limit" becomes a very long one.
         super().__init__(handler, timeout=options.idle_timeout or NO_LIMIT_SECONDS, **kw)
         self._options = options
         self._gate = gate
+        self._budget = budget or DataBudget(options.max_data_memory)
+        self._rates = rates or ClientRates(options.max_client_rate)
+        self._held = 0  # bytes of this session's message data counted in the budget
+        self._line_run = 0  # bytes of the message's current line read so far
         self._admitted = False
         self._client = ""
         self._session_timer: asyncio.TimerHandle | None = None
@@ -238,6 +313,7 @@ class IntakeSMTP(SMTP):
             self._session_timer.cancel()
         self._line.stop()
         self._data.stop()
+        self._release()
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
@@ -271,9 +347,127 @@ class IntakeSMTP(SMTP):
         self._data_tail = b"\r\n"
         self._data.start(self.loop)
         try:
-            await super().smtp_DATA(arg)
+            await self._data_command(arg)
         finally:
             self._data_over()
+            self._release()
+
+    async def _data_command(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the data read in blocks and held within the budget."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        if self._budget.full(self._client):
+            log.info("%s to %s", replies.S452_DATA_MEMORY[:3], self._client)
+            self._set_post_data_state()
+            await self.push(replies.S452_DATA_MEMORY)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, refusal = await self._receive()
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection went during DATA
+            raise
+        except asyncio.IncompleteReadError:
+            return  # the client left mid-message; connection_lost cleans up
+        if refusal is not None:
+            log.info("%s to %s", refusal[:3], self._client)
+            self._set_post_data_state()
+            await self.push(refusal)
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _receive(self) -> tuple[bytes, str | None]:
+        """The message up to its lone-dot line, dot-unstuffed; or why it was dropped.
+
+        Reads whatever the socket has, up to DATA_BLOCK at a time, so a message costs
+        what its bytes cost rather than one await per line (a 7 MB message of empty
+        lines was 2 million of them). Past a limit the rest is read and dropped.
+        """
+        stream = self._reader._inner if isinstance(self._reader, FairReader) else self._reader
+        body = bytearray()
+        self._line_run = 0
+        tail = b"\r\n"  # the last bytes read: the DATA line's own CRLF to begin with
+        refusal: str | None = None
+        size_limit = self.data_size_limit
+        received = 0
+        line_limit = stream._limit
+        stream._limit = max(line_limit, DATA_BLOCK)  # readuntil may look this far
+        try:
+            while True:
+                chunk, done, started = await _next_block(stream, tail)
+                # Of the end line, only the CRLF that ends the last line is message.
+                kept = chunk[: max(0, len(chunk) - 3)] if done else chunk
+                if done and started > 2 and refusal is None:
+                    del body[2 - started :]  # "." (and CR) of the end, kept a block ago
+                received += len(kept)
+                tail = (tail + chunk)[-4:]
+                if refusal is None:
+                    refusal = self._keep(body, kept, received, size_limit)
+                if done:
+                    break
+                # A turn for the other sessions between blocks; longer past the rate.
+                await asyncio.sleep(self._rates.delay(self._client, len(chunk), self.loop.time()))
+        finally:
+            stream._limit = line_limit
+        if refusal is not None:
+            return b"", refusal
+        content = bytes(body)
+        del body
+        # RFC 5321 4.5.2: a line's leading dot was added by the client; take it off.
+        if content.startswith(b"."):
+            content = content[1:]
+        if b"\r\n." in content:
+            content = content.replace(b"\r\n.", b"\r\n")
+        return content, None
+
+    def _keep(
+        self, body: bytearray, kept: bytes, received: int, size_limit: int | None
+    ) -> str | None:
+        """Add `kept` to the message, or say why the message is dropped (and drop it)."""
+        refusal = None
+        if size_limit and received > size_limit:
+            refusal = replies.S552_TOO_MUCH_DATA
+        elif not self._budget.take(self._client, len(kept)):
+            refusal = replies.S452_DATA_MEMORY
+        else:
+            self._held += len(kept)
+            body.extend(kept)
+            if self._too_long(kept):
+                refusal = replies.S500_LINE_TOO_LONG
+        if refusal is not None:
+            body.clear()
+            self._release()
+        return refusal
+
+    def _too_long(self, kept: bytes) -> bool:
+        """Whether a line is over MAX_LINE, the line begun in an earlier block included.
+
+        One split per block, in C: a scan per position was quadratic in a long line,
+        and a Python loop per line slow on millions of empty ones.
+        """
+        lines = kept.split(b"\n")
+        if len(lines) == 1:
+            self._line_run += len(kept)
+            return self._line_run >= MAX_LINE
+        first = self._line_run + len(lines[0]) + 1
+        self._line_run = len(lines[-1])
+        return first > MAX_LINE or max(map(len, lines)) + 1 > MAX_LINE
+
+    def _release(self) -> None:
+        if self._held:
+            self._budget.give_back(self._client, self._held)
+            self._held = 0
 
     def eof_received(self) -> bool | None:
         return super().eof_received() if self._admitted else False
@@ -290,6 +484,29 @@ class IntakeSMTP(SMTP):
         self.transport.close()
 
 
+_END = b"\r\n.\r\n"
+
+
+async def _next_block(stream: asyncio.StreamReader, tail: bytes) -> tuple[bytes, bool, int]:
+    """The next bytes of DATA, whether they end the end-of-data line, and how many
+    bytes of that line `tail` already held.
+
+    When the bytes read so far end in the start of `\r\n.\r\n`, exactly the rest
+    of it is read: never a byte past the end of the message, which may be followed
+    by the client's next command.
+    """
+    for started in range(len(_END) - 1, 0, -1):
+        if tail.endswith(_END[:started]):
+            chunk = await stream.readexactly(len(_END) - started)
+            return chunk, chunk == _END[started:], started
+    try:
+        return await stream.readuntil(_END), True, 0
+    except asyncio.LimitOverrunError as exc:
+        # No end within the limit: take what is buffered but the last 4 bytes, which
+        # may hold the start of the end.
+        return await stream.read(exc.consumed), False, 0
+
+
 @asynccontextmanager
 async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator[tuple[str, int]]:
     """Listen on host:port (0 picks a free port) and yield the bound address.
@@ -299,12 +516,16 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     """
     loop = asyncio.get_running_loop()
     gate = ConnectionGate(options.max_connections, options.max_connections_per_client)
+    budget = DataBudget(options.max_data_memory)
+    rates = ClientRates(options.max_client_rate)
 
     def protocol() -> SMTP:
         return IntakeSMTP(
             handler,
             options,
             gate,
+            budget,
+            rates,
             data_size_limit=options.max_message_size or None,
             enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,

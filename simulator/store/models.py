@@ -167,6 +167,12 @@ class Delivery(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     # The intake mailbox the delivery came to ("" for rows written before it was kept).
     intake_address: Mapped[str] = mapped_column(CleanString(320), default="", server_default="")
+    # The SMTP client's IP address ("" for other channels and older rows): the key of
+    # the per-client acknowledgement rate.
+    peer: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
+    # Why the sender's role was believed, under `[identity] verify_roles`: "" (not
+    # asked), "authenticated", "relay", or "unverified" (the delivery was filtered).
+    sender_trust: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class KnownMessage(Base):
@@ -308,6 +314,7 @@ class SpooledMessage(Base):
     recipients: Mapped[str] = mapped_column(CleanText, default="")
     channel: Mapped[str] = mapped_column(String(16), default=Channel.SMTP.value)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    peer: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class SpoolMark(Base):

@@ -14,6 +14,14 @@ from starlette.routing import Route
 
 from simulator import __version__
 from simulator.reports import conversation, rows, summary
+from simulator.reports.safe import json_text
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON written by the same guard as the command line's (reports/safe.py)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content).encode("utf-8")
 
 
 def _api(query: Callable[[Request, Session], Any]) -> Callable[[Request], JSONResponse]:
@@ -21,7 +29,7 @@ def _api(query: Callable[[Request, Session], Any]) -> Callable[[Request], JSONRe
 
     def endpoint(request: Request) -> JSONResponse:
         with request.app.state.ctx.reader.read() as session:
-            return JSONResponse(query(request, session))
+            return SafeJSONResponse(query(request, session))
 
     return endpoint
 

@@ -28,13 +28,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.delivery.writer import GroupCommitWriter
+from simulator.domain import is_loopback
 from simulator.errors import ConfigError, IntakeSimError, NotFound
 from simulator.org import Org
 from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
 from simulator.web.api import API_ROUTES, openapi_document
-from simulator.web.options import DEFAULT_FORM_RATE_LIMIT
+from simulator.web.options import DEFAULT_FORM_CLIENT_RATE_LIMIT, DEFAULT_FORM_RATE_LIMIT
 from simulator.web.pages import (
     WebContext,
     dashboard,
@@ -48,7 +49,7 @@ from simulator.web.pages import (
     users_page,
 )
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SECURITY_HEADERS = {
     # Scripts and styles only from this server: an injected tag could not run anyway.
     "content-security-policy": "default-src 'self'; img-src 'self' data:; "
@@ -97,6 +98,15 @@ async def _library_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
+def allowed_hosts(host: str) -> list[str]:
+    """Host names the server answers to: on any loopback address (127.0.0.2 too) only
+    loopback names and the address itself, so DNS rebinding cannot reach it."""
+    if not is_loopback(host):
+        return ["*"]
+    own = f"[{host.strip('[]')}]" if ":" in host else host
+    return list(dict.fromkeys([*LOOPBACK_NAMES, own]))
+
+
 def create_app(
     reader: Store,
     org: Org,
@@ -104,6 +114,7 @@ def create_app(
     *,
     host: str = "127.0.0.1",
     form_rate_limit: int = DEFAULT_FORM_RATE_LIMIT,
+    form_client_rate_limit: int = DEFAULT_FORM_CLIENT_RATE_LIMIT,
 ) -> Starlette:
     """The ASGI app. On a loopback address it answers only to loopback host names,
     so a web page elsewhere cannot reach it through DNS rebinding."""
@@ -121,12 +132,11 @@ def create_app(
         *API_ROUTES,
         Mount("/static", static, name="static"),
     ]
-    allowed = ["*"] if host not in LOOPBACK_HOSTS else ["127.0.0.1", "localhost", "[::1]"]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(TrustedHostMiddleware, allowed_hosts=allowed),
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
         ],
         exception_handlers={IntakeSimError: _library_error},
     )
@@ -136,6 +146,7 @@ def create_app(
         writer=writer,
         csrf=webform.CsrfTokens(),
         limiter=webform.RateLimiter(form_rate_limit),
+        client_limiter=webform.RateLimiter(form_client_rate_limit),
         templates=templates(),
     )
     app.state.openapi = openapi_document()

@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from simulator.org import Org
-from simulator.pipeline.parse import normalise_address
+from simulator.pipeline.parse import mailbox_key, normalise_address
 
 FIELDS = ("name", "email", "subject", "description")
 MAX_LENGTH = {"name": 200, "email": 254, "subject": 200, "description": 10_000}
@@ -100,6 +100,23 @@ def build_message(form: FormInput, org: Org, at: datetime) -> bytes:
     message["X-Intake-Sim-Form"] = "customer web form"
     message.set_content(form.description)
     return message.as_bytes()
+
+
+def same_origin(origin: str | None, scheme: str, host: str | None) -> bool:
+    """Whether a POST's `Origin` is this server's own (or absent, as from a script).
+
+    A browser always sends Origin on a cross-site POST, so a page elsewhere that
+    tries to submit the form is refused even before its CSRF token is looked at;
+    `null` (a sandboxed frame, a data: URL) is refused too.
+    """
+    if origin is None:
+        return True
+    return bool(host) and origin.strip().lower() == f"{scheme}://{host}".lower()
+
+
+def limit_key(address: str) -> str:
+    """What the per-address limit counts: the mailbox, so `+tags` share one allowance."""
+    return mailbox_key(address)
 
 
 class CsrfTokens:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_WEB_PORT = 8080
-DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address per hour
+DEFAULT_FORM_RATE_LIMIT = 5  # submissions per address (its +tags counted as one) per hour
+DEFAULT_FORM_CLIENT_RATE_LIMIT = 20  # submissions per client IP address per hour
 WEB_MAX_CONNECTIONS = 50
 WEB_HEADER_TIMEOUT_SECONDS = 10.0
 
@@ -24,3 +25,5 @@ class WebOptions:
     header_timeout: float = WEB_HEADER_TIMEOUT_SECONDS
     # File descriptors kept for the rest of the process (the SMTP listener's sessions).
     descriptor_reserve: int = 32
+    # Last, so positional construction from the command line keeps its order.
+    form_client_rate_limit: int = DEFAULT_FORM_CLIENT_RATE_LIMIT

@@ -44,7 +44,8 @@ class WebContext:
     org: Org
     writer: GroupCommitWriter
     csrf: webform.CsrfTokens
-    limiter: webform.RateLimiter
+    limiter: webform.RateLimiter  # per typed address (its mailbox)
+    client_limiter: webform.RateLimiter  # per client IP address
     templates: Environment
 
 
@@ -232,17 +233,34 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def submit(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
     fields = await _form_fields(request)
     values = {name: fields.get(name, "") for name in webform.FIELDS}
+    origin = request.headers.get("origin")
+    if not webform.same_origin(origin, request.url.scheme, request.headers.get("host")):
+        log.info("web form: 403 to %s, Origin %r", _client(request), origin)
+        message = "This form was sent from another site, so it was not accepted."
+        return _form_page(ctx, 403, values, {"form": message})
     if not ctx.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
         message = "This form has expired. Please send it again."
         return _form_page(ctx, 403, values, {"form": message})
     entry, errors = webform.read_form(fields, ctx.org)
     if errors:
         return _form_page(ctx, 400, values, {"form": "Please correct the fields below.", **errors})
-    if not ctx.limiter.allow(entry.email):
+    # The client's own count first: a fresh address per submission must not buy a
+    # fresh allowance (each new address would be a new user and a Team seat).
+    if not ctx.client_limiter.allow(_client(request)):
+        message = (
+            f"Too many submissions from your network address: at most "
+            f"{ctx.client_limiter.limit} an hour. Please try again later."
+        )
+        return _form_page(ctx, 429, values, {"form": message})
+    if not ctx.limiter.allow(webform.limit_key(entry.email)):
         message = (
             f"Too many submissions from {entry.email}: at most {ctx.limiter.limit} an hour. "
             "Please try again later."

@@ -47,8 +47,46 @@ async def test_csv_export_defuses_formulas(listener: Listener) -> None:
     assert sorted(row["subject"] for row in rows) == sorted("'" + f for f in formulas)
 
 
+async def test_every_format_carries_no_raw_control_or_bidi_character(
+    listener: Listener,
+) -> None:
+    # ESC, BEL, CSI (U+009B), OSC (U+009D) and the right-to-left override (U+202E).
+    subject = "=?utf-8?q?=1B[2J=07_=C2=9B31m_=C2=9D0;t=07_invoice=E2=80=AEfdp.exe?="
+    assert (await listener.send(hostile(subject, "bidi")))[0] == 250
+    db = listener.store.url
+    raw_json = runner.invoke(app, ["messages", "--db", db, "--format", "json"]).stdout
+    assert not any(c in raw_json for c in ("\x9b", "\x9d", "\u202e", "\x1b", "\x07"))
+    assert "\\u009b" in raw_json and "\\u202e" in raw_json
+    # ... and a reader of the JSON still gets the subject exactly as received.
+    assert json.loads(raw_json)[0]["subject"].endswith("invoice\u202efdp.exe")
+    for args in (["--format", "csv"], ["--wide"]):
+        shown = runner.invoke(app, ["messages", "--db", db, *args]).stdout
+        for bad in ("\x1b", "\x07", "\x9b", "\x9d", "\u202e"):
+            assert bad not in shown, (args, bad, shown)
+        assert "invoice?fdp.exe" in shown
+
+
+async def test_csv_formulas_after_a_separator_or_in_fullwidth_are_defused(
+    listener: Listener,
+) -> None:
+    subjects = {
+        "semi": ("x;=1+1", "x;'=1+1"),
+        "fullwidth": ("=?utf-8?q?=EF=BC=9D1+1?=", "'\uff1d1+1"),
+        "pipe": ("a| @SUM(A1)", "a| '@SUM(A1)"),
+    }
+    for tag, (subject, _) in subjects.items():
+        assert (await listener.send(hostile(subject, tag)))[0] == 250
+    shown = runner.invoke(app, ["messages", "--db", listener.store.url, "--format", "csv"])
+    got = sorted(row["subject"] for row in csv.DictReader(io.StringIO(shown.stdout)))
+    assert got == sorted(expected for _, expected in subjects.values())
+
+
 def test_cell_helpers() -> None:
     assert safe_text("a\x1b[2Jb\r\nc\x9b") == "a?[2Jb  c?"
     assert safe_text(None) == "-"
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("plain") == "plain"
     assert csv_cell(True) == "true" and csv_cell(None) == ""
+    assert csv_cell("a\x1b[2J\x07") == "a?[2J?" and csv_cell("x;=1") == "x;'=1"
+    assert csv_cell("\uff0b1") == "'\uff0b1" and csv_cell("Re: a - b, c") == "Re: a - b, c"
+    assert csv_cell(" =1+1") == "' =1+1"  # a subject header loses the space; a name may not
+    assert safe_text("\u2066abc\u2069\u200f") == "?abc??"

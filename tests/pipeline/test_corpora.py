@@ -37,6 +37,8 @@ MACHINE = {Reason.BOUNCE, Reason.AUTO_REPLY, Reason.COMPLAINT, Reason.LIST, Reas
 # (Zammad's from_email is compared with surrounding double quotes taken off: for mail035,
 # whose whole From is one quoted address, Zammad keeps the quotes; we read the address.)
 ZAMMAD_DISAGREEMENTS: dict[str, str] = {
+    "mail044.box": "Claudia.Shu@yahoo.com. with a trailing dot: the same mailbox as without "
+    "it (a fully qualified domain), so we drop the dot and it is one user; Zammad keeps it",
     "mail053.box": "From is MAILER-DAEMON with no domain: not an address, and with a null "
     "envelope the mail is filtered as a bounce with no sender",
     "mail071.box": "<power quadrant system@example.com> is not an address; Zammad keeps it "
@@ -226,6 +228,6 @@ def test_zammad_senders_agree(zammad: Ingested) -> None:
     for name, (ours, theirs) in sorted(differ.items()):
         print(f"  {name}: ours={ours!r} zammad={theirs!r} {zammad.results[name].reason}")
     assert len(zammad.results) == 106
-    assert agree >= 102
+    assert agree >= 101
     assert set(differ) == set(ZAMMAD_DISAGREEMENTS)
     assert other_subjects == set(ZAMMAD_SUBJECT_DISAGREEMENTS)

@@ -147,6 +147,29 @@ def test_too_many_parts_costs_what_its_bytes_cost() -> None:
     assert parts_peak < 2 * plain_peak, (parts_peak, plain_peak)
 
 
+def test_headers_inside_a_part_are_bounded() -> None:
+    """10^5 header fields inside one MIME part were all kept by the parser (the
+    listener's --max-headers sees only the message's own header section)."""
+
+    def part_with(fields: int) -> bytes:
+        head = b"".join(b"X-F%d: v\r\n" % n for n in range(fields))
+        return mail(
+            "From: a@example.com",
+            'Content-Type: multipart/mixed; boundary="b"',
+            body=b"--b\r\n" + head + b"\r\nbody\r\n--b--\r\n",
+        )
+
+    many = part_with(100_000)
+    seconds, peak, problem = cost(many)
+    assert problem == "too_many_headers"
+    plain = mail("From: a@example.com", body=(b"x" * 74 + b"\r\n") * (len(many) // 76))
+    plain_seconds, plain_peak, _ = cost(plain)
+    assert seconds < 2 * plain_seconds + 0.05, (seconds, plain_seconds)
+    assert peak < 2 * plain_peak, (peak, plain_peak)
+    assert parse_message(part_with(1000), None).problem is None
+    assert parse_message(part_with(1001), None).problem == "too_many_headers"
+
+
 def test_too_deep_is_found_before_the_tree_is_built() -> None:
     deep = nested_multipart(MAX_MIME_DEPTH + 5)
     assert parse.over_limits(deep, MAX_MIME_DEPTH, 0) == "too_deep"
