@@ -93,6 +93,16 @@ class Reason(StrEnum):
     SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 
 
+class ThreadReason(StrEnum):
+    """Why a delivery joined an issue (the `reason` of a threaded delivery)."""
+
+    IN_REPLY_TO = "in_reply_to"  # In-Reply-To or References names one of the issue's mail
+    SUBJECT_TAG = "subject_tag"  # an `[Issue #N]` tag from a participant of issue N
+
+
+DELIVERY_REASONS = tuple(r.value for r in Reason) + tuple(r.value for r in ThreadReason)
+
+
 class SeatReason(StrEnum):
     """Why a seat event was written (the `reason` of a ledger row)."""
 
