@@ -100,7 +100,14 @@ class ThreadReason(StrEnum):
     SUBJECT_TAG = "subject_tag"  # an `[Issue #N]` tag from a participant of issue N
 
 
-DELIVERY_REASONS = tuple(r.value for r in Reason) + tuple(r.value for r in ThreadReason)
+class DuplicateReason(StrEnum):
+    """Why a delivery is a duplicate (the `reason` of a duplicate delivery)."""
+
+    MESSAGE_ID = "message_id"  # its Message-ID was taken in before
+
+
+# Every `reason` a delivery can carry: what the messages filter accepts.
+DELIVERY_REASONS = tuple(r.value for kind in (Reason, ThreadReason, DuplicateReason) for r in kind)
 
 
 class SeatReason(StrEnum):

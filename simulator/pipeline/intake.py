@@ -18,7 +18,16 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
+from simulator.domain import (
+    Channel,
+    DuplicateReason,
+    LicenseModel,
+    Origin,
+    Outcome,
+    Reason,
+    Role,
+    SeatReason,
+)
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
 from simulator.pipeline.ledger import SeatChange
@@ -120,7 +129,15 @@ def process(
         user = roles.find_user(session, mail.sender) if mail.sender else None
         if user is not None:
             result.role = user.role
-        _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
+        _store(
+            session,
+            row,
+            result,
+            Outcome.DUPLICATE,
+            DuplicateReason.MESSAGE_ID,
+            known.issue_number,
+            user,
+        )
         return result
 
     # Machine mail is recognised on whatever could be read before anything is

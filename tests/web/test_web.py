@@ -424,8 +424,10 @@ async def test_messages_page_filters_and_searches_and_the_outbox_page(
     assert (await demo_site.get("/messages", params={"outcome": "bogus"})).status_code == 400
     mailboxes = {m["intake_address"] for m in everything if m["intake_address"]}
     page = (await demo_site.get("/messages")).text
-    assert mailboxes and "<th>mailbox</th>" in page
-    assert all(f"<td>{address}</td>" in page for address in mailboxes)
+    assert mailboxes and ">mailbox</th>" in page
+    shown_text = page.replace("<wbr>", "")  # an address may wrap after @ and before a dot
+    assert all(f">{address}</td>" in shown_text for address in mailboxes)
+    assert "support@<wbr>acme<wbr>.example" in page
     outbox = await demo_site.get("/outbox")
     assert outbox.status_code == 200 and "acknowledgement" in outbox.text
 
@@ -476,8 +478,10 @@ async def test_api_messages_filters(demo_db: str, demo_site: httpx.AsyncClient) 
         assert answer.status_code == 200, (params, answer.text)
         return [m["id"] for m in answer.json()["items"]]
 
-    reason = next(m["reason"] for m in everything if m["reason"])
-    assert await ids(reason=reason) == [m["id"] for m in everything if m["reason"] == reason]
+    reasons = {m["reason"] for m in everything if m["reason"]}
+    assert len(reasons) > 5  # every kind: filtered, quarantined, threaded, duplicate
+    for reason in reasons:
+        assert await ids(reason=reason) == [m["id"] for m in everything if m["reason"] == reason]
     sender = next(m["sender"] for m in everything if m["sender"])
     wanted = [m["id"] for m in everything if (m["sender"] or "").lower() == sender.lower()]
     assert await ids(sender=sender.upper()) == wanted
