@@ -98,6 +98,23 @@ class Reason(StrEnum):
     SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 
 
+class ThreadReason(StrEnum):
+    """Why a delivery joined an issue (the `reason` of a threaded delivery)."""
+
+    IN_REPLY_TO = "in_reply_to"  # In-Reply-To or References names one of the issue's mail
+    SUBJECT_TAG = "subject_tag"  # an `[Issue #N]` tag from a participant of issue N
+
+
+class DuplicateReason(StrEnum):
+    """Why a delivery is a duplicate (the `reason` of a duplicate delivery)."""
+
+    MESSAGE_ID = "message_id"  # its Message-ID was taken in before
+
+
+# Every `reason` a delivery can carry: what the messages filter accepts.
+DELIVERY_REASONS = tuple(r.value for kind in (Reason, ThreadReason, DuplicateReason) for r in kind)
+
+
 class SeatReason(StrEnum):
     """Why a seat event was written (the `reason` of a ledger row)."""
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Row, bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Outcome, Reason
+from simulator.domain import Outcome, Reason, ThreadReason
 from simulator.pipeline.parse import InboundMail
 from simulator.pipeline.signing import MessageIdSigner
 from simulator.store.models import Delivery, Issue, IssueParticipant, KnownMessage, User
@@ -61,11 +61,11 @@ def find_thread(
         if signer is not None and signer.is_ours(message_id):
             number = signer.issue_of(message_id)
             if number is not None and session.get(Issue, number) is not None:
-                return Thread(number, "in_reply_to")
+                return Thread(number, ThreadReason.IN_REPLY_TO)
             continue
         known = known_message(session, message_id)
         if known is not None and known.issue_number is not None:
-            return Thread(known.issue_number, "in_reply_to")
+            return Thread(known.issue_number, ThreadReason.IN_REPLY_TO)
     untrusted = None
     for match in SUBJECT_TAG.finditer(mail.subject):
         number = int(match.group(1))
@@ -74,7 +74,7 @@ def find_thread(
         # Issue numbers are small and guessable: a bare tag is honoured only from
         # someone already in that conversation, so a stranger cannot write into it.
         if mail.sender is not None and takes_part(session, number, mail.sender):
-            return Thread(number, "subject_tag")
+            return Thread(number, ThreadReason.SUBJECT_TAG)
         untrusted = untrusted or Thread(number, Reason.SUBJECT_TAG_UNTRUSTED, joins=False)
     return untrusted
 

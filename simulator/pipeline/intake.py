@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Channel, Origin, Outcome, Reason, Role
+from simulator.domain import (
+    Channel,
+    DuplicateReason,
+    Origin,
+    Outcome,
+    Reason,
+    Role,
+)
 from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline import (
@@ -131,7 +138,15 @@ def process(
         user = roles.find_user(session, mail.sender) if mail.sender else None
         if user is not None:
             result.role = user.role
-        _store(session, row, result, Outcome.DUPLICATE, "message_id", known.issue_number, user)
+        _store(
+            session,
+            row,
+            result,
+            Outcome.DUPLICATE,
+            DuplicateReason.MESSAGE_ID,
+            known.issue_number,
+            user,
+        )
         return result
 
     # Mail to postmaster alone (RFC 5321 makes us accept it) is for whoever runs the

@@ -9,14 +9,15 @@ and its month-by-month view are in summary.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from simulator.domain import LicenseModel, Outcome
+from simulator.domain import DELIVERY_REASONS, LicenseModel, Outcome
 from simulator.errors import ConfigError
 from simulator.store.db import Store
 from simulator.store.models import Delivery, Issue, OutboxMessage, SeatEvent, User
@@ -24,6 +25,70 @@ from simulator.store.models import Delivery, Issue, OutboxMessage, SeatEvent, Us
 Row = dict[str, Any]
 T = TypeVar("T")
 COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
+# One page of a listing in the web view and the JSON API. The CLI lists in full: it
+# writes to a pipe at its own pace, where a web answer is held in memory whole.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Window:
+    """A page of a listing: `limit` rows from `offset`, oldest first or newest first."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    newest_first: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ConfigError(f"limit {self.limit} is not between 1 and {MAX_LIMIT}")
+        if self.offset < 0:
+            raise ConfigError(f"offset {self.offset} is not 0 or more")
+
+
+def window_from(limit: str | None, offset: str | None, newest_first: bool = False) -> Window:
+    """A Window from query-string text; a bad number is a ConfigError naming it."""
+    numbers = {}
+    for name, text, default in (("limit", limit, DEFAULT_LIMIT), ("offset", offset, 0)):
+        if text is None or text == "":
+            numbers[name] = default
+        elif text.isdigit():
+            numbers[name] = int(text)
+        else:
+            raise ConfigError(f"{name} {text!r} is not a whole number")
+    return Window(numbers["limit"], numbers["offset"], newest_first)
+
+
+def _in_window(
+    query: Select[Any], order: InstrumentedAttribute[Any], window: Window | None
+) -> Select[Any]:
+    if window is None:
+        return query.order_by(order)
+    ordered = query.order_by(order.desc() if window.newest_first else order)
+    return ordered.limit(window.limit).offset(window.offset)
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    )
+
+
+def moment(value: str | None, name: str, end_of_day: bool = False) -> datetime | None:
+    """An ISO-8601 date or time as UTC (no zone means UTC); a date alone is its first
+    moment, or with `end_of_day` the first moment of the next day (an inclusive `until`)."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not an ISO-8601 date or time such as 2026-11-28 "
+            "or 2026-11-28T12:00Z"
+        ) from None
+    if end_of_day and len(value) == len("2026-11-28"):
+        parsed += timedelta(days=1)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -62,7 +127,7 @@ def _seat_flags(session: Session) -> dict[tuple[int, str], bool]:
     return {(user_id, model): bool(total and total > 0) for user_id, model, total in rows}
 
 
-def users(session: Session) -> list[Row]:
+def users(session: Session, window: Window | None = None) -> list[Row]:
     seats = _seat_flags(session)
     message_counts = dict(
         session.execute(
@@ -82,11 +147,15 @@ def users(session: Session) -> list[Row]:
             "first_seen": iso(user.first_seen),
             "messages": int(message_counts.get(user.id, 0)),
         }
-        for user in session.scalars(select(User).order_by(User.id))
+        for user in session.scalars(_in_window(select(User), User.id, window))
     ]
 
 
-def issues(session: Session) -> list[Row]:
+def users_total(session: Session) -> int:
+    return _count(session, select(User))
+
+
+def issues(session: Session, window: Window | None = None) -> list[Row]:
     counts = dict(
         session.execute(
             select(Delivery.issue_number, func.count(Delivery.id))
@@ -95,7 +164,11 @@ def issues(session: Session) -> list[Row]:
         ).all()
     )
     rows = session.execute(
-        select(Issue, User.email).join(User, User.id == Issue.submitter_id).order_by(Issue.number)
+        _in_window(
+            select(Issue, User.email).join(User, User.id == Issue.submitter_id),
+            Issue.number,
+            window,
+        )
     )
     return [
         {
@@ -109,6 +182,10 @@ def issues(session: Session) -> list[Row]:
     ]
 
 
+def issues_total(session: Session) -> int:
+    return _count(session, select(Issue))
+
+
 def one_of(name: str, value: str | None, choices: type[StrEnum]) -> str | None:
     """`value` when it is one of `choices` (or None); a filter never matches nothing silently."""
     if value is None or value in {choice.value for choice in choices}:
@@ -117,8 +194,37 @@ def one_of(name: str, value: str | None, choices: type[StrEnum]) -> str | None:
     raise ConfigError(f"{name} {value!r} is not one of {names}")
 
 
-def messages(session: Session, outcome: str | None = None) -> list[Row]:
-    outcome = one_of("outcome", outcome, Outcome)
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which deliveries a `messages` listing shows; None (or empty) means any.
+
+    `sender` and `intake_address` match whole addresses, ignoring case; `since` and
+    `until` bound the receive time (since inclusive, until exclusive); `search` is a
+    case-insensitive substring of the subject or the sender.
+    """
+
+    outcome: str | None = None
+    reason: str | None = None
+    sender: str | None = None
+    intake_address: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+    issues: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        one_of("outcome", self.outcome, Outcome)
+        if self.reason is not None and self.reason not in DELIVERY_REASONS:
+            names = ", ".join(DELIVERY_REASONS)
+            raise ConfigError(f"reason {self.reason!r} is not one of {names}")
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern matching it anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _messages_query(where: MessageFilter) -> Select[Any]:
     query = select(
         Delivery.id,
         Delivery.received_at,
@@ -131,9 +237,42 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
         Delivery.channel,
         Delivery.intake_address,
         Delivery.sender_source,
-    ).order_by(Delivery.id)
-    if outcome:
-        query = query.where(Delivery.outcome == outcome)
+    )
+    if where.outcome:
+        query = query.where(Delivery.outcome == where.outcome)
+    if where.reason:
+        query = query.where(Delivery.reason == where.reason)
+    if where.sender:
+        query = query.where(func.lower(Delivery.sender) == where.sender.strip().lower())
+    if where.intake_address:
+        address = where.intake_address.strip().lower()
+        query = query.where(func.lower(Delivery.intake_address) == address)
+    if where.since:
+        query = query.where(Delivery.received_at >= where.since)
+    if where.until:
+        query = query.where(Delivery.received_at < where.until)
+    if where.search:
+        pattern = _like(where.search.strip().lower())
+        query = query.where(
+            or_(
+                func.lower(Delivery.subject).like(pattern, escape="\\"),
+                func.lower(Delivery.sender).like(pattern, escape="\\"),
+            )
+        )
+    if where.issues is not None:
+        query = query.where(Delivery.issue_number.in_(where.issues))
+    return query
+
+
+def messages(
+    session: Session,
+    outcome: str | None = None,
+    *,
+    where: MessageFilter | None = None,
+    window: Window | None = None,
+) -> list[Row]:
+    where = where or MessageFilter(outcome=outcome)
+    query = _in_window(_messages_query(where), Delivery.id, window)
     return [
         {
             "id": row.id,
@@ -152,15 +291,28 @@ def messages(session: Session, outcome: str | None = None) -> list[Row]:
     ]
 
 
-def ledger(session: Session, model: str | None = None) -> list[Row]:
+def messages_total(session: Session, where: MessageFilter) -> int:
+    return _count(session, _messages_query(where))
+
+
+def intake_addresses(session: Session) -> list[str]:
+    """Every intake address some delivery came in by, for a filter's choices."""
+    query = select(Delivery.intake_address).where(Delivery.intake_address.is_not(None))
+    return sorted(session.scalars(query.distinct()))
+
+
+def _ledger_query(model: str | None) -> Select[Any]:
     model = one_of("model", model, LicenseModel)
-    query = (
-        select(SeatEvent, User.email)
-        .join(User, User.id == SeatEvent.user_id)
-        .order_by(SeatEvent.seq)
-    )
-    if model:
-        query = query.where(SeatEvent.model == model)
+    query = select(SeatEvent, User.email).join(User, User.id == SeatEvent.user_id)
+    return query.where(SeatEvent.model == model) if model else query
+
+
+def ledger_total(session: Session, model: str | None = None) -> int:
+    return _count(session, _ledger_query(model))
+
+
+def ledger(session: Session, model: str | None = None, window: Window | None = None) -> list[Row]:
+    query = _in_window(_ledger_query(model), SeatEvent.seq, window)
     return [
         {
             "seq": event.seq,
@@ -175,10 +327,17 @@ def ledger(session: Session, model: str | None = None) -> list[Row]:
     ]
 
 
-def outbox(session: Session, status: str | None = None) -> list[Row]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id)
-    if status:
-        query = query.where(OutboxMessage.status == status)
+def _outbox_query(status: str | None) -> Select[Any]:
+    query = select(OutboxMessage)
+    return query.where(OutboxMessage.status == status) if status else query
+
+
+def outbox_total(session: Session, status: str | None = None) -> int:
+    return _count(session, _outbox_query(status))
+
+
+def outbox(session: Session, status: str | None = None, window: Window | None = None) -> list[Row]:
+    query = _in_window(_outbox_query(status), OutboxMessage.id, window)
     return [
         {
             "id": row.id,

@@ -95,8 +95,7 @@ class IntakeHandler:
         raw = bytes(envelope.original_content or b"")
         refusal = self.options.chaos.fault(Stage.DATA) or self._header_refusal(raw)
         if refusal is not None:
-            log.info("%s to %s", refusal[:3], session.peer)
-            return refusal
+            return refusal  # logged with the envelope by IntakeSMTP.push
         item = Submission(
             raw=raw,
             envelope_from=envelope.mail_from,
@@ -107,7 +106,8 @@ class IntakeHandler:
         try:
             result = await self.writer.submit(item)
         except StoreUnavailable as exc:
-            log.warning("451 to %s: %s", session.peer, exc)
+            # The cause; the refusal line itself (peer, sender, recipient) comes from push.
+            log.warning("storage unavailable, answering 451: %s", exc)
             return replies.S451_STORE_UNAVAILABLE
         self.accepted += 1
         if isinstance(result, SpoolReceipt):

@@ -65,6 +65,48 @@ DATA_BLOCK = 64 * 1024
 # byte more. Counted up to and including the LF.
 MAX_LINE = 1001
 
+# Client text in a log line: at most this many characters, control characters escaped.
+LOGGED_TEXT_LIMIT = 200
+
+
+def shown(text: str | None) -> str:
+    """Client-supplied text as one safe log field: `-` when absent, never a raw control
+    character (a forged newline or terminal escape must not forge or hide a log line)."""
+    if not text:
+        return "-"
+    text = text[:LOGGED_TEXT_LIMIT]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def command_address(arg: str | None) -> str | None:
+    """The address of a MAIL or RCPT argument (`FROM:<a@b> SIZE=1` -> `a@b`), as sent."""
+    if not arg:
+        return None
+    value = arg.partition(":")[2].strip() if ":" in arg else arg.strip()
+    if value.startswith("<") and ">" in value:
+        return value[1 : value.index(">")]
+    return value.split(" ", 1)[0]
+
+
+def log_refusal(reply: str, peer: object, sender: str | None, recipient: str | None) -> None:
+    """One line for every 4xx/5xx the listener sends: who was refused, and why.
+
+    The reply line is part of the message template, so each kind of refusal has its
+    own budget in logs.RepeatFilter: a flood of 550s is written five times a minute
+    and counted, and does not hide a 451 that comes in the middle of it.
+    """
+    level = logging.WARNING if reply.startswith("451") else logging.INFO
+    template = "refused " + reply.replace("%", "%%") + " peer=%s sender=%s recipient=%s"
+    log.log(level, template, _peer(peer), shown(sender), shown(recipient))
+
+
+def _peer(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return shown(str(peer)) if peer else "?"
+
 
 @dataclass(frozen=True)
 class ListenerOptions:
@@ -277,6 +319,9 @@ class IntakeSMTP(SMTP):
         )
         # While DATA is read: the last bytes seen, to find END_OF_DATA across chunks.
         self._data_tail: bytes | None = None
+        # While MAIL or RCPT runs: its address as sent, for the log line of a refusal.
+        self._sender_arg: str | None = None
+        self._recipient_arg: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._admitted:  # STARTTLS re-entry; not offered, but keep aiosmtpd's path intact
@@ -286,7 +331,7 @@ class IntakeSMTP(SMTP):
         self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         refusal = self._options.chaos.fault(Stage.CONNECT) or self._gate.admit(self._client)
         if refusal is not None:
-            log.info("%s to %s", refusal[:3], transport.get_extra_info("peername"))
+            log_refusal(refusal, transport.get_extra_info("peername"), None, None)
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(refusal.encode() + b"\r\n")
             transport.close()
@@ -341,16 +386,51 @@ class IntakeSMTP(SMTP):
         self._data_tail = None
         self._data.stop()
 
+    async def push(self, status: Any) -> None:
+        # Every reply goes through here, from our handler and from aiosmtpd itself (its
+        # 552 for an oversized message, its 5xx for bad syntax): the one place that sees
+        # every refusal. A 2xx or 3xx costs one comparison.
+        if status[:1] in ("4", "5", b"4", b"5"):
+            self._log_refusal(
+                status if isinstance(status, str) else status.decode(errors="replace")
+            )
+        await super().push(status)
+
+    def _log_refusal(self, reply: str) -> None:
+        envelope = self.envelope
+        sender = self._sender_arg or (envelope.mail_from if envelope else None)
+        recipient = self._recipient_arg or (", ".join(envelope.rcpt_tos) if envelope else None)
+        log_refusal(reply, self.session.peer if self.session else None, sender, recipient)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._sender_arg = command_address(arg)
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._sender_arg = None
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self._recipient_arg = command_address(arg)
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._recipient_arg = None
+
     async def smtp_DATA(self, arg: str) -> None:
         # The message starts on a new line, so a first line of "." ends it too.
         self._line.stop()
         self._data_tail = b"\r\n"
         self._data.start(self.loop)
+        # aiosmtpd clears the envelope before it sends DATA's reply: keep it for the log.
+        if self.envelope is not None:
+            self._sender_arg = self.envelope.mail_from
+            self._recipient_arg = ", ".join(self.envelope.rcpt_tos)
         try:
             await self._data_command(arg)
         finally:
             self._data_over()
             self._release()
+            self._sender_arg = self._recipient_arg = None
 
     async def _data_command(self, arg: str) -> None:
         """aiosmtpd's DATA, with the data read in blocks and held within the budget."""
@@ -364,7 +444,6 @@ class IntakeSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         if self._budget.full(self._client):
-            log.info("%s to %s", replies.S452_DATA_MEMORY[:3], self._client)
             self._set_post_data_state()
             await self.push(replies.S452_DATA_MEMORY)
             return
@@ -377,7 +456,6 @@ class IntakeSMTP(SMTP):
         except asyncio.IncompleteReadError:
             return  # the client left mid-message; connection_lost cleans up
         if refusal is not None:
-            log.info("%s to %s", refusal[:3], self._client)
             self._set_post_data_state()
             await self.push(refusal)
             return
@@ -478,7 +556,7 @@ class IntakeSMTP(SMTP):
     def _close_with(self, reply: str) -> None:
         if self.transport is None:
             return
-        log.info("%s to %s", reply, self.session.peer if self.session else "?")
+        self._log_refusal(reply)
         assert isinstance(self.transport, asyncio.WriteTransport)
         self.transport.write(reply.encode() + b"\r\n")
         self.transport.close()

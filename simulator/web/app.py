@@ -18,6 +18,7 @@ This module builds the app and its route table; the handlers are in pages.py
 from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -69,7 +70,34 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["charts"] = charts
+    env.filters["addr"] = address_breaks
+    env.filters["code"] = code_breaks
+    env.filters["when"] = when
     return env
+
+
+def address_breaks(address: str | None) -> Markup:
+    """An address that may wrap only after its @ and before a dot of its domain: a
+    narrow column shows `carol@` / `customer.example`, never `carol@custo` / `mer.example`."""
+    if not address:
+        return Markup("-")
+    local, at, domain = address.rpartition("@") if "@" in address else ("", "", address)
+    wrapped = str(escape(domain)).replace(".", "<wbr>.")
+    return Markup(f"{escape(local)}{at}<wbr>{wrapped}" if at else wrapped)
+
+
+def code_breaks(code: str | None) -> Markup:
+    """A reason code such as `subject_tag_untrusted` that may wrap only after an `_`."""
+    return Markup(str(escape(code or "")).replace("_", "_<wbr>"))
+
+
+def when(iso: str | None) -> Markup:
+    """An ISO-8601 UTC time as the pages show it, to the second and still UTC ISO
+    (`2026-12-02 04:24:14Z`), the full value kept in the `datetime` attribute."""
+    if not iso:
+        return Markup("-")
+    shown = f"{iso[:10]} {iso[11:19]}Z" if len(iso) >= 19 else iso
+    return Markup('<time datetime="{}">{}</time>').format(iso, shown)
 
 
 class SecurityHeaders:

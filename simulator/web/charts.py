@@ -78,6 +78,15 @@ def seat_chart(report: dict[str, Any]) -> BarChart:
 MAX_STEPS = 300  # a long ledger is sampled, so that a page stays small
 
 
+X_TICKS = 5  # labelled points on the x axis: the first event, the last, and between
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str  # the event's number in the ledger
+
+
 @dataclass(frozen=True)
 class SeatLines:
     """Seats per model after each ledger event, as SVG polyline points (steps)."""
@@ -87,6 +96,21 @@ class SeatLines:
     height: float
     top: int
     events: int
+    ticks: tuple[Tick, ...] = ()
+    first_at: str | None = None  # the times of the first and last event, for the axis title
+    last_at: str | None = None
+
+
+def _ticks(events: int, width: float) -> tuple[Tick, ...]:
+    """Whole event numbers spread over the axis; as many as there are events, up to X_TICKS."""
+    count = min(X_TICKS, events + 1)
+    numbers = sorted({round(events * i / max(1, count - 1)) for i in range(count)})
+    return tuple(Tick(round(width * n / max(1, events), 1), str(n)) for n in numbers)
+
+
+def _minute(at: str | None) -> str | None:
+    """`2026-12-02T04:24:14.048Z` -> `2026-12-02 04:24Z`: the axis says when, briefly."""
+    return None if not at else f"{at[:10]} {at[11:16]}Z"
 
 
 def seat_lines(
@@ -114,4 +138,13 @@ def seat_lines(
         return " ".join(f"{x},{y}" for x, y in corners)
 
     points = {model: step_line(history) for model, history in series.items()}
-    return SeatLines(points, width, height, top, len(ledger))
+    return SeatLines(
+        points,
+        width,
+        height,
+        top,
+        len(ledger),
+        _ticks(len(ledger), width),
+        _minute(ledger[0].get("at")) if ledger else None,
+        _minute(ledger[-1].get("at")) if ledger else None,
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment
 from sqlalchemy.orm import Session
@@ -20,21 +20,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from simulator.delivery.writer import GroupCommitWriter
-from simulator.domain import Channel, Outcome, Submission
+from simulator.domain import DELIVERY_REASONS, Channel, Outcome, Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
-from simulator.reports import conversation
+from simulator.reports import conversation, rows
 from simulator.reports.rows import issues, ledger, live_version, messages, outbox, users
 from simulator.reports.summary import report
 from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
+from simulator.web.api import message_filter
 
 log = logging.getLogger("intake_sim.web")
 
 CSRF_COOKIE = "intake_sim_csrf"
 MAX_FORM_BYTES = 64 * 1024
-PAGE_ROWS = 200  # newest rows a page shows; the JSON API always answers in full
 POLL_MS = 1000
 
 
@@ -87,8 +87,8 @@ def dashboard(request: Request) -> HTMLResponse:
     data = _read_live(
         ctx,
         report=lambda s: report(s, ctx.org),
-        issues=issues,
-        messages=messages,
+        issues=lambda s: issues(s, rows.Window(10, newest_first=True)),
+        messages=lambda s: messages(s, window=rows.Window(12, newest_first=True)),
         ledger=ledger,
     )
     return _live_page(
@@ -96,33 +96,59 @@ def dashboard(request: Request) -> HTMLResponse:
         "dashboard",
         data,
         report=data["report"],
-        issues=data["issues"][-10:][::-1],
-        messages=data["messages"][-12:][::-1],
+        issues=data["issues"],
+        messages=data["messages"],
         **_charts(data["report"], data["ledger"]),
     )
 
 
-def _newest_first(ctx: WebContext, name: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
-    """A listing page `name`: its newest PAGE_ROWS rows of data[name], newest first."""
-    rows = data[name]
-    return _live_page(
-        ctx,
-        name,
-        data,
-        total=len(rows),
-        **{name: rows[-PAGE_ROWS:][::-1]},
-        **extra,
-    )
+def _window(request: Request) -> rows.Window:
+    """The page of a listing a request asks for (`?limit=&offset=`), newest first."""
+    params = request.query_params
+    return rows.window_from(params.get("limit"), params.get("offset"), newest_first=True)
+
+
+def _pager(request: Request, window: rows.Window, shown: int, total: int) -> dict[str, Any]:
+    """What a listing page says about its page: which rows, and links to its neighbours."""
+
+    def link(offset: int) -> str:
+        query = {**dict(request.query_params), "limit": window.limit, "offset": offset}
+        return f"{request.url.path}?{urlencode(query)}"
+
+    newer = link(max(window.offset - window.limit, 0)) if window.offset > 0 else None
+    older = link(window.offset + window.limit) if window.offset + window.limit < total else None
+    first = window.offset + 1 if shown else 0
+    return {
+        "first": first,
+        "last": window.offset + shown,
+        "total": total,
+        "newer": newer,
+        "older": older,
+    }
+
+
+def _listing_page(
+    request: Request, name: str, data: dict[str, Any], window: rows.Window, **extra: Any
+) -> HTMLResponse:
+    """A listing page `name`: one page of data[name] (newest first) and its pager."""
+    ctx: WebContext = request.app.state.ctx
+    total = data[f"{name}_total"]
+    pager = _pager(request, window, len(data[name]), total)
+    return _live_page(ctx, name, data, total=total, pager=pager, **{name: data[name]}, **extra)
 
 
 def issues_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    data = _read_live(ctx, issues=issues, messages=messages)
+    window = _window(request)
+    data = _read_live(ctx, issues=lambda s: issues(s, window), issues_total=rows.issues_total)
+    numbers = tuple(issue["number"] for issue in data["issues"])
+    with ctx.reader.read() as session:  # the messages of this page's issues only
+        shown = messages(session, where=rows.MessageFilter(issues=numbers))
     by_issue: dict[int, list[dict[str, Any]]] = {}
-    for message in data["messages"]:
+    for message in shown:
         if message["issue"] is not None and message["outcome"] != "duplicate":
             by_issue.setdefault(message["issue"], []).append(message)
-    return _newest_first(ctx, "issues", data, messages=by_issue)
+    return _listing_page(request, "issues", data, window, messages=by_issue)
 
 
 def issue_page(request: Request) -> HTMLResponse:
@@ -135,27 +161,42 @@ def issue_page(request: Request) -> HTMLResponse:
 
 
 def messages_page(request: Request) -> HTMLResponse:
-    """Every delivery, newest first: `?outcome=` as the API's (an unknown one is 400),
-    `?q=` a case-insensitive search over subject and sender."""
+    """Deliveries, newest first, one page at a time, with the API's filters: outcome,
+    reason, sender, intake mailbox, since/until and `q` (subject or sender)."""
     ctx: WebContext = request.app.state.ctx
-    wanted = request.query_params.get("outcome") or None
-    q = request.query_params.get("q", "").strip()
-    data = _read_live(ctx, messages=lambda session: messages(session, wanted))
-    if q:
-        needle = q.casefold()
-        data["messages"] = [
-            row
-            for row in data["messages"]
-            if needle in (row["subject"] or "").casefold()
-            or needle in (row["sender"] or "").casefold()
-        ]
-    outcomes = [choice.value for choice in Outcome]
-    return _newest_first(ctx, "messages", data, wanted=wanted, q=q, outcomes=outcomes)
+    where = message_filter(request)
+    window = _window(request)
+    data = _read_live(
+        ctx,
+        messages=lambda s: messages(s, where=where, window=window),
+        messages_total=lambda s: rows.messages_total(s, where),
+        mailboxes=rows.intake_addresses,
+    )
+    params = request.query_params
+    chosen = {
+        name: params.get(name, "").strip() for name in ("sender", "intake", "since", "until", "q")
+    }
+    return _listing_page(
+        request,
+        "messages",
+        data,
+        window,
+        wanted=where.outcome,
+        wanted_reason=where.reason,
+        chosen=chosen,
+        outcomes=[choice.value for choice in Outcome],
+        reasons=list(DELIVERY_REASONS),
+        mailboxes=sorted(set(data["mailboxes"]) | set(ctx.org.intake_addresses)),
+    )
 
 
 def outbox_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    return _newest_first(ctx, "outbox", _read_live(ctx, outbox=outbox))
+    window = _window(request)
+    data = _read_live(
+        ctx, outbox=lambda s: outbox(s, window=window), outbox_total=rows.outbox_total
+    )
+    return _listing_page(request, "outbox", data, window)
 
 
 def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -168,8 +209,11 @@ def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str
 
 def users_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    data = _read_live(ctx, users=users, ledger=ledger)
-    return _newest_first(ctx, "users", data, seat_why=seat_reasons(data["ledger"]))
+    window = _window(request)
+    data = _read_live(
+        ctx, users=lambda s: users(s, window), users_total=rows.users_total, ledger=ledger
+    )
+    return _listing_page(request, "users", data, window, seat_why=seat_reasons(data["ledger"]))
 
 
 def report_page(request: Request) -> HTMLResponse:

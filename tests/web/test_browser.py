@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,80 @@ def test_form_mail_and_live_updates_in_a_browser(tmp_path: Path, browser: sync_a
         assert dialogs == [], "a hostile subject ran script"
         assert errors == []
         assert all(url.startswith(base) for url in requests), "the page fetched from elsewhere"
+
+
+# Every text run in a table cell, split at spaces and after hyphens (where a line may
+# break): each piece must sit on one line. A Range over a word that the browser broke
+# mid-word has two client rectangles.
+BROKEN_WORDS_JS = """
+() => {
+  const broken = [];
+  const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.closest("td, th")) continue;
+    const text = node.textContent;
+    for (const found of text.matchAll(/[^\\s-]+-?/g)) {
+      const range = document.createRange();
+      range.setStart(node, found.index);
+      range.setEnd(node, found.index + found[0].length);
+      // Chinese and Japanese break between any two characters: that is correct there.
+      if (/[\\u3000-\\u9fff\\uac00-\\ud7af\\uff00-\\uffef]/.test(found[0])) continue;
+      if (range.getClientRects().length > 1) broken.push(found[0]);
+    }
+  }
+  return broken;
+}
+"""
+PAGES = ["/", "/issues", "/issues/1", "/messages", "/outbox", "/users", "/report"]
+
+
+@pytest.fixture(scope="module")
+def demo_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = f"sqlite:///{tmp_path_factory.mktemp('browser-demo') / 'demo.db'}"
+    made = CliRunner().invoke(app, ["demo", "--db", db])
+    assert made.exit_code == 0, made.output
+    with intake_sim(["web", "--port", "0"], {"web": web_port_in}, db) as running:
+        yield f"http://127.0.0.1:{running.ports['web']}"
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_pages_use_the_width_and_never_break_a_word(
+    demo_web: str, browser: sync_api.Browser, tmp_path: Path, width: int
+) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    for path in PAGES:
+        page.goto(f"{demo_web}{path}")
+        name = path.strip("/").replace("/", "-") or "dashboard"
+        page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+        assert page.evaluate(BROKEN_WORDS_JS) == [], (path, width)
+        used = page.evaluate("document.querySelector('main').getBoundingClientRect().width")
+        assert used >= width - 20, (path, width, used)  # all of it, less a scroll bar
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (path, width, "the page scrolls sideways; only a table may")
+    page.close()
+
+
+def test_clock_is_utc_and_licensing_shows_notifications_and_axis(
+    demo_web: str, browser: sync_api.Browser
+) -> None:
+    # A browser far from UTC: its own 12-hour local time would show "11:24:14 PM".
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
+    page.goto(f"{demo_web}/report")
+    status = page.locator("#live-status")
+    utc_clock = r"/^live · \d\d:\d\d:\d\dZ$/"
+    page.wait_for_function(
+        f"() => {utc_clock}.test(document.getElementById('live-status').textContent)",
+        timeout=WAIT_MS,
+    )
+    clock = datetime.strptime(status.inner_text().split(" · ")[1], "%H:%M:%SZ").time()
+    now = datetime.now(UTC)
+    apart = abs((now - datetime.combine(now.date(), clock, UTC)).total_seconds()) % 86_400
+    assert min(apart, 86_400 - apart) < 120, (clock, now)  # UTC, not New York's time
+    cards = page.locator("#notifications .card").all_inner_texts()
+    assert any("customers notified" in card for card in cards)
+    assert any("Team seats from notifications" in card for card in cards)
+    assert "Without automatic email" in page.locator("#without-notifications").inner_text()
+    ticks = [t.strip() for t in page.locator("svg.history text.tick").all_text_contents()]
+    assert ticks[0] == "0" and len(ticks) >= 2 and int(ticks[-1]) > 0
+    assert "ledger event" in (page.locator("svg.history text.axis-title").text_content() or "")
+    page.close()

@@ -36,7 +36,8 @@
       if (`${version.deliveries}.${version.seat_events}` !== current) {
         await refresh();
       }
-      show("live · " + new Date().toLocaleTimeString(), true);
+      // UTC, as every other time on the page: 04:24:14Z, never the browser's own zone.
+      show("live · " + new Date().toISOString().slice(11, 19) + "Z", true);
     } catch (error) {
       show("offline, retrying", false);
     }
