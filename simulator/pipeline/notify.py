@@ -34,8 +34,9 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
@@ -56,6 +57,7 @@ REFERENCES_MAX = 10
 HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SAFE_MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}$")  # printable, no < or >
 NEVER_NOTIFIED = classify.NO_REPLY_LOCAL_PARTS | classify.BOUNCE_SENDERS
+INSERT_OUTBOX = insert(OutboxMessage.__table__)
 # Built once: the cap is checked for every email queued.
 RECENT_TO = select(func.count(OutboxMessage.id)).where(
     OutboxMessage.recipient == bindparam("address"),
@@ -74,9 +76,24 @@ class Notified:
 
 
 @dataclass(frozen=True)
+class IssueFacts:
+    """What an email about an issue names of it; read as three columns, not as an
+    ORM object, since intake only reads them."""
+
+    number: int
+    subject: str
+    submitter_id: int
+
+
+ISSUE_FACTS = select(Issue.number, Issue.subject, Issue.submitter_id).where(
+    Issue.number == bindparam("number")
+)
+
+
+@dataclass(frozen=True)
 class Outgoing:
     kind: NotificationKind
-    issue: Issue
+    issue: IssueFacts
     recipient: str
     recipient_name: str
     mail: InboundMail
@@ -103,9 +120,12 @@ def after_intake(
     """Record participants and queue the acknowledgement or updates this delivery calls for."""
     policy = org.notify
     result = Notified()
-    issue = session.get(Issue, issue_number)
-    if not policy.enabled or issue is None:
+    if not policy.enabled:
         return result
+    found = session.execute(ISSUE_FACTS, {"number": issue_number}).first()
+    if found is None:
+        return result
+    issue = IssueFacts(*found)
     if policy.notify_participants_on_reply:
         _record_participants(session, org, mail, sender, issue_number, delivery_id, at)
     if created and policy.acknowledge:
@@ -130,7 +150,9 @@ def after_intake(
             continue
         if not suppressed and address not in known:
             result.seat_changes += _as_user(session, org, address, user, at, delivery_id)
-        session.add(row)
+        # A Core insert: nothing reads the row back through the session, and the cap
+        # query of the next email sees it at once, with no flush.
+        session.connection().execute(INSERT_OUTBOX, row)
         result.suppressed += suppressed
         result.queued += not suppressed
     return result
@@ -159,7 +181,7 @@ def _record_participants(
     session.flush()  # so the next delivery of the batch sees them (get() reads flushed rows)
 
 
-def _others(session: Session, issue: Issue, mail: InboundMail, sender: User) -> list[str]:
+def _others(session: Session, issue: IssueFacts, mail: InboundMail, sender: User) -> list[str]:
     """Participants other than this mail's author and those it already reached directly."""
     participants = session.scalars(
         select(IssueParticipant.email)
@@ -275,7 +297,7 @@ def _outbox_row(
     delivery_id: int,
     at: datetime,
     suppressed: str,
-) -> OutboxMessage | None:
+) -> dict[str, Any] | None:
     """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
     message_id = signer.new_id(outgoing.issue.number)
     try:
@@ -284,20 +306,21 @@ def _outbox_row(
     except Exception:  # a surprise in odd input must not cost the delivery that caused it
         log.exception("no %s to %s: building it failed", outgoing.kind.value, outgoing.recipient)
         return None
-    return OutboxMessage(
-        created_at=at,
-        kind=outgoing.kind.value,
-        issue_number=outgoing.issue.number,
-        delivery_id=delivery_id,
-        recipient=outgoing.recipient,
-        message_id=message_id,
-        subject=str(message["Subject"]),
-        raw=raw,
-        status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
-        attempts=0,
-        next_attempt_at=at,
-        last_error=suppressed,
-    )
+    return {
+        "created_at": at,
+        "kind": outgoing.kind.value,
+        "issue_number": outgoing.issue.number,
+        "delivery_id": delivery_id,
+        "recipient": outgoing.recipient,
+        "message_id": message_id,
+        "subject": str(message["Subject"]),
+        "raw": raw,
+        "status": (OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "last_error": suppressed,
+        "sent_at": None,
+    }
 
 
 def tagged_subject(number: int, subject: str) -> str:
