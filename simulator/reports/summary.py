@@ -12,8 +12,8 @@ import bisect
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import LicenseModel, OutboxStatus, Outcome, Role
 from simulator.errors import ConfigError
@@ -92,25 +92,23 @@ def undeliverable_addresses(session: Session, as_of: datetime) -> int:
 
 def noise_senders_filtered(session: Session, as_of: datetime) -> int:
     """Distinct senders all of whose deliveries were filtered and who are no user:
-    the Team seats an unfiltered system would have added."""
-    per_sender = (
-        select(
-            Delivery.sender.label("sender"),
-            func.sum(case((Delivery.outcome == Outcome.FILTERED.value, 0), else_=1)).label("kept"),
-        )
-        .where(
-            Delivery.sender.is_not(None),
-            Delivery.received_at <= as_of,
-            Delivery.outcome.in_((Outcome.FILTERED.value, *COUNTED)),
-        )
-        .group_by(Delivery.sender)
-        .subquery()
-    )
-    query = (
-        select(func.count())
-        .select_from(per_sender)
-        .outerjoin(User, and_(User.email == per_sender.c.sender, User.created_at <= as_of))
-        .where(per_sender.c.kept == 0, User.id.is_(None))
+    the Team seats an unfiltered system would have added.
+
+    Driven from the filtered deliveries (a range of the outcome index), each sender
+    checked for a counted delivery and a user by index: the cost follows the
+    filtered mail, not every delivery.
+    """
+    counted = aliased(Delivery)
+    query = select(func.count(func.distinct(Delivery.sender))).where(
+        Delivery.outcome == Outcome.FILTERED.value,
+        Delivery.received_at <= as_of,
+        Delivery.sender.is_not(None),
+        ~exists().where(
+            counted.sender == Delivery.sender,
+            counted.received_at <= as_of,
+            counted.outcome.in_(COUNTED),
+        ),
+        ~exists().where(User.email == Delivery.sender, User.created_at <= as_of),
     )
     return int(session.scalar(query) or 0)
 
@@ -139,15 +137,18 @@ def data_end(session: Session) -> datetime | None:
 
 
 def customers_notified(session: Session, as_of: datetime) -> int:
-    """Customers the system sent (or is sending) automatic email to by `as_of`."""
+    """Customers the system sent (or is sending) automatic email to by `as_of`.
+
+    Driven from the outbox, each recipient looked up by its unique address."""
+    customer = exists().where(
+        User.email == OutboxMessage.recipient, User.role == Role.CUSTOMER.value
+    )
     return int(
         session.scalar(
-            select(func.count(func.distinct(OutboxMessage.recipient)))
-            .join(User, User.email == OutboxMessage.recipient)
-            .where(
-                User.role == Role.CUSTOMER.value,
+            select(func.count(func.distinct(OutboxMessage.recipient))).where(
                 OutboxMessage.created_at <= as_of,
                 OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
+                customer,
             )
         )
         or 0
@@ -158,31 +159,18 @@ def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
     """Team seats that exist only because the system sent automatic email.
 
     A seat opened with reason `notified`, still held, whose user has not sent a
-    counted email by `as_of` (one who has would be a seat anyway).
+    counted email by `as_of` (one who has would be a seat anyway). Only users
+    without a counted email by then are looked at, each by index.
     """
-    notified = (
-        select(SeatEvent.user_id)
-        .where(
-            SeatEvent.model == LicenseModel.TEAM.value,
-            SeatEvent.reason == "notified",
-            SeatEvent.delta == 1,
-            SeatEvent.at <= as_of,
-        )
-        .distinct()
-        .subquery()
+    team = and_(
+        SeatEvent.user_id == User.id,
+        SeatEvent.model == LicenseModel.TEAM.value,
+        SeatEvent.at <= as_of,
     )
-    held = (
-        select(SeatEvent.user_id)
-        .where(SeatEvent.model == LicenseModel.TEAM.value, SeatEvent.at <= as_of)
-        .group_by(SeatEvent.user_id)
-        .having(func.sum(SeatEvent.delta) > 0)
-        .subquery()
-    )
-    query = (
-        select(func.count(User.id))
-        .join(notified, notified.c.user_id == User.id)
-        .join(held, held.c.user_id == User.id)
-        .where((User.first_seen.is_(None)) | (User.first_seen > as_of))
+    notified = exists().where(team, SeatEvent.reason == "notified", SeatEvent.delta == 1)
+    held = select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(team).scalar_subquery()
+    query = select(func.count(User.id)).where(
+        (User.first_seen.is_(None)) | (User.first_seen > as_of), notified, held > 0
     )
     return int(session.scalar(query) or 0)
 
