@@ -55,6 +55,12 @@ def ledger_intervals(events: tuple[tuple[datetime, int], ...]) -> list[Interval]
     return spans
 
 
+def reads_ledger_as_written(rules: LicensingRules) -> bool:
+    """Whether Team seats under `rules` are exactly the ledger's spans (as
+    `team_intervals` gives them): counted from the first email, never lapsing."""
+    return rules.team_counts_from is TeamCountsFrom.FIRST_EMAIL and not rules.inactive_after_days
+
+
 def team_intervals(user: UserFacts, rules: LicensingRules) -> list[Interval]:
     spans = ledger_intervals(user.team_events)
     if rules.team_counts_from is TeamCountsFrom.FIRST_LOGIN:
@@ -138,13 +144,12 @@ def billed(peaks: list[int], billing: Billing) -> list[int]:
     return out
 
 
+SeatCounts = list[tuple[int, int]]  # per month: (seats at its end, peak during it)
+
+
 def model_months(
-    spans: list[Interval],
-    months: list[tuple[datetime, datetime]],
-    rule: PriceRule,
-    billing: Billing,
+    counts: SeatCounts, rule: PriceRule, billing: Billing
 ) -> list[dict[str, int | float]]:
-    counts = monthly_seats(spans, months)
     bills = billed([peak for _, peak in counts], billing)
     return [
         {
@@ -160,14 +165,16 @@ def model_months(
 def by_month(
     pricing: Pricing,
     rules: LicensingRules,
-    support_spans: list[Interval],
-    team_spans: list[Interval],
+    support_counts: SeatCounts,
+    team_counts: SeatCounts,
     months: list[tuple[datetime, datetime]],
     active_senders: list[int],
     new_users: list[int],
 ) -> list[dict[str, object]]:
-    support = model_months(support_spans, months, pricing.support, rules.billing)
-    team = model_months(team_spans, months, pricing.team, rules.billing)
+    """The month rows from each model's `monthly_seats` counts (or the same figures
+    read from the ledger by the report layer)."""
+    support = model_months(support_counts, pricing.support, rules.billing)
+    team = model_months(team_counts, pricing.team, rules.billing)
     return [
         {
             "month": start.strftime("%Y-%m"),

@@ -8,11 +8,10 @@ UTC times. `model_rows` and `month_rows` flatten them for tables and CSV.
 
 from __future__ import annotations
 
-import bisect
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import LicenseModel, OutboxStatus, Outcome, Role
@@ -274,26 +273,73 @@ def _team_spans(session: Session, org: Org, as_of: datetime) -> list[timeline.In
     ]
 
 
-def _support_spans(session: Session, as_of: datetime) -> list[timeline.Interval]:
-    events = _seat_events(session, LicenseModel.SUPPORT, as_of)
-    return [span for rows in events.values() for span in timeline.ledger_intervals(tuple(rows))]
+def _month_of(session: Session, column: Any) -> Any:
+    """SQL for the UTC calendar month ("YYYY-MM") of a UTCDateTime column. Both
+    backends hold UTC without a zone; SQLite as ISO text, whose first 7 characters
+    are the month."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.substr(column, 1, 7)
+    return func.to_char(column, "YYYY-MM")
 
 
-def _per_month(
-    times: list[datetime], months: list[tuple[datetime, datetime]], distinct: list[object]
+def _ledger_months(
+    session: Session, model: LicenseModel, as_of: datetime, months: list[tuple[datetime, datetime]]
+) -> timeline.SeatCounts:
+    """`timeline.monthly_seats` of the ledger's own spans under `model`, in one SQL pass.
+
+    The ledger alternates +1 and -1 per user and model (a check constraint holds
+    it), so its spans start and end exactly at its rows, and the seats held are a
+    running sum of the deltas in time order, a seat that ends first at a tie (as
+    `monthly_seats` orders them). Per month the database returns the net change and
+    the highest running sum; nothing per row reaches Python.
+    """
+    running = (
+        func.sum(SeatEvent.delta)
+        .over(order_by=(SeatEvent.at, SeatEvent.delta), rows=(None, 0))
+        .label("running")
+    )
+    ordered = (
+        select(_month_of(session, SeatEvent.at).label("month"), SeatEvent.delta, running)
+        .where(SeatEvent.model == model.value, SeatEvent.at <= as_of)
+        .subquery()
+    )
+    per_month = session.execute(
+        select(ordered.c.month, func.sum(ordered.c.delta), func.max(ordered.c.running))
+        .group_by(ordered.c.month)
+        .order_by(ordered.c.month)
+    ).all()
+    keys = [start.strftime("%Y-%m") for start, _ in months]
+    held = sum(int(net) for month, net, _ in per_month if month < keys[0])
+    found = {month: (int(net), int(peak)) for month, net, peak in per_month}
+    counts: timeline.SeatCounts = []
+    for key in keys:
+        net, peak = found.get(key, (0, held))
+        counts.append((held + net, max(held, peak)))
+        held += net
+    return counts
+
+
+def _distinct_per_month(
+    session: Session, column: Any, key: Any, where: Any, months: list[tuple[datetime, datetime]]
 ) -> list[int]:
-    """How many distinct keys fall in each month (`times[i]` belongs to `distinct[i]`)."""
-    seen: list[set[object]] = [set() for _ in months]
-    starts = [start for start, _ in months]
-    for at, key in zip(times, distinct, strict=True):
-        index = bisect.bisect_right(starts, at) - 1
-        if 0 <= index < len(months) and at < months[index][1]:
-            seen[index].add(key)
-    return [len(keys) for keys in seen]
+    """How many distinct `key` values have rows in each month (NULL counts as one value,
+    as a Python set would count None)."""
+    month = _month_of(session, column)
+    nulls = func.max(case((key.is_(None), 1), else_=0))
+    found = dict(
+        session.execute(
+            select(month, func.count(func.distinct(key)) + nulls).where(where).group_by(month)
+        ).all()
+    )
+    return [int(found.get(start.strftime("%Y-%m"), 0)) for start, _ in months]
 
 
 def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
-    """Seats, bills, active senders and new users per calendar month, up to `as_of`."""
+    """Seats, bills, active senders and new users per calendar month, up to `as_of`.
+
+    Computed in SQL (grouped per month) whenever the org reads the ledger as
+    written; other licensing rules need each user's spans (timeline.team_intervals).
+    """
     as_of = as_of or datetime.now(UTC)
     end = data_end(session)
     first = session.scalar(select(func.min(SeatEvent.at)))
@@ -302,22 +348,19 @@ def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[
     if end is None or not starts:
         return []
     months = timeline.months_between(min(starts), min(end, as_of))
-    senders = session.execute(
-        select(Delivery.received_at, Delivery.sender).where(
-            Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of
-        )
-    ).all()
-    created = session.execute(
-        select(User.created_at, User.id).where(User.created_at <= as_of)
-    ).all()
+    if timeline.reads_ledger_as_written(org.licensing):
+        team = _ledger_months(session, LicenseModel.TEAM, as_of, months)
+    else:
+        team = timeline.monthly_seats(_team_spans(session, org, as_of), months)
+    counted = and_(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
     return timeline.by_month(
         org.pricing,
         org.licensing,
-        _support_spans(session, as_of),
-        _team_spans(session, org, as_of),
+        _ledger_months(session, LicenseModel.SUPPORT, as_of, months),
+        team,
         months,
-        _per_month([r[0] for r in senders], months, [r[1] for r in senders]),
-        _per_month([r[0] for r in created], months, [r[1] for r in created]),
+        _distinct_per_month(session, Delivery.received_at, Delivery.sender, counted, months),
+        _distinct_per_month(session, User.created_at, User.id, User.created_at <= as_of, months),
     )
 
 
