@@ -40,7 +40,7 @@ def test_bench_script_runs() -> None:
     assert [line.split(":")[0].strip() for line in targets] == [
         "processed end to end, sqlite, ack spool / do-nothing",
         "simulate direct / spool processor, same traffic",
-        "report over 2,000 ledger rows, s beyond start-up",
+        "report over 2,000 ledger rows, CPU s beyond start-up",
     ], output
 
 
