@@ -52,3 +52,23 @@ def test_cell_helpers() -> None:
     assert safe_text(None) == "-"
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("plain") == "plain"
     assert csv_cell(True) == "true" and csv_cell(None) == ""
+
+
+def test_json_rows_are_written_as_json_dumps_writes_them() -> None:
+    """The row-by-row JSON writer gives the bytes of json.dumps(indent=2), whatever the rows."""
+    import io
+    import json
+
+    from simulator.cli.render import write_json_rows
+
+    cases: list[list[dict[str, object]]] = [
+        [],
+        [{}],
+        [{"email": "jürgen@bücher.example", "n": 3, "x": 1.5, "ok": True, "none": None}],
+        [{"a": 'line\nbreak "quoted" \\ tab\t'}, {"nested": {"k": [1, 2, {"z": None}]}}],
+        [{"list": []}, {"dict": {}}, {"s": "\u2028\x00"}],
+    ]
+    for rows in cases:
+        out = io.StringIO()
+        write_json_rows(rows, out)
+        assert out.getvalue() == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
