@@ -51,12 +51,26 @@ def write_json_rows(rows: list[dict[str, Any]], file: Any) -> None:
     file.write("]\n")
 
 
+_TEXT = json.encoder.encode_basestring  # a str as JSON without \\u escapes (ensure_ascii off)
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
+
+
+def _scalar(value: Any) -> str:
+    """One scalar as json.dumps writes it; the common types without its per-call cost."""
+    kind = type(value)
+    if kind is str:
+        return _TEXT(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None or kind is bool:
+        return _CONSTANTS[value]
+    return _ENCODE(value)  # floats (NaN, Infinity) and str or int subclasses
+
+
 def _json_row(row: dict[str, Any]) -> str:
     if row and all(isinstance(k, str) and isinstance(v, SCALARS) for k, v in row.items()):
-        fields = ",\n".join(
-            f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
-            for k, v in row.items()
-        )
+        fields = ",\n".join(f"    {_scalar(k)}: {_scalar(v)}" for k, v in row.items())
         return "  {\n" + fields + "\n  }"
     return "\n".join("  " + line for line in to_json(row).split("\n"))
 

@@ -67,6 +67,7 @@ def test_json_rows_are_written_as_json_dumps_writes_them() -> None:
         [{"email": "jürgen@bücher.example", "n": 3, "x": 1.5, "ok": True, "none": None}],
         [{"a": 'line\nbreak "quoted" \\ tab\t'}, {"nested": {"k": [1, 2, {"z": None}]}}],
         [{"list": []}, {"dict": {}}, {"s": "\u2028\x00"}],
+        [{"big": 10**30, "neg": -1, "f": float("nan"), "i": float("inf"), "e": 1e-7}],
     ]
     for rows in cases:
         out = io.StringIO()
