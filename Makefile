@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip \
 	--quiet --disable-pip-version-check
 
-.PHONY: demo test lint screenshot clean bench bench-rss bench-volume
+.PHONY: demo test lint screenshot clean bench bench-rss bench-volume bench-report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,16 @@ lint: $(TEST_STAMP)
 screenshot: $(TEST_STAMP)
 	INTAKE_SIM_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q tests/web/test_browser.py
 
-# Throughput against a do-nothing aiosmtpd handler in the same run, then peak RSS at
-# 10^4 and 10^5 messages. Options: make bench BENCH_ARGS="--pg URL --messages 5000"
+# Throughput against a do-nothing aiosmtpd handler in the same run, every target with
+# its ratio (processed end to end, simulate direct against the processor, report over
+# 10^6 ledger rows), then peak RSS at 10^4 and 10^5 messages. Options: make bench BENCH_ARGS="--pg URL --messages 5000"
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench.py rss $(BENCH_RSS_ARGS)
+
+# report, report --by month and users over 10^5 and 10^6 ledger rows, beyond start-up.
+bench-report: $(TEST_STAMP)
+	$(BIN)/python benchmarks/report.py $(BENCH_REPORT_ARGS)
 
 bench-rss: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench.py rss $(BENCH_RSS_ARGS)

@@ -461,6 +461,41 @@ def throughput(args: argparse.Namespace) -> None:
                         print(f"round {round_no}, {case.label}: {target.name}", flush=True)
                         measure(target, server, case, args.messages, tool)
     print_table(targets, args.cases, bool(tool))
+    print_targets(targets, args)
+
+
+def print_targets(targets: list[Target], args: argparse.Namespace) -> None:
+    """Every target of the throughput work with its ratio, all measured in this run."""
+    # The sibling scripts are imported from here; benchmarks/ is no package.
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pipeline
+    import report
+
+    base, case = targets[0], args.cases[-1]  # the most connections: the listener's best
+    print(f"\ntargets (medians over {args.rounds} round(s); processed: {case.label}):")
+    wanted = {"sqlite": 0.8, "postgresql": 0.5}
+    for target in targets:
+        if target.ack != "spool" or target.backend not in wanted:
+            continue
+        ratio = _ratio(target.samples[case].processed_rate, base.samples[case].processed_rate)
+        _target(f"processed end to end, {target.name} / do-nothing", ratio, wanted[target.backend])
+    processor, direct, ratio = pipeline.compare(args.pipeline_emails, args.rounds)
+    print(f"  ({args.pipeline_emails} simulated messages: spool processor {processor:,.0f} msg/s,")
+    print(f"   simulate --via direct {direct:,.0f} msg/s)")
+    _target("simulate direct / spool processor, same traffic", ratio, 1.0)
+    reading = report.report_over(args.report_rows, args.rounds)
+    print(
+        f"  (report over {args.report_rows:,} ledger rows: wall {reading.seconds:.2f} s"
+        f" beyond start-up, peak {reading.peak_kib / 1024:.1f} MiB)"
+    )
+    what = f"report over {args.report_rows:,} ledger rows, CPU s beyond start-up"
+    _target(what, reading.cpu, 1.0, True)
+
+
+def _target(name: str, value: float, goal: float, at_most: bool = False) -> None:
+    met = value <= goal if at_most else value >= goal
+    sign = "<=" if at_most else ">="
+    print(f"  {name}: {value:.2f} (target {sign} {goal:g}): {'met' if met else 'NOT met'}")
 
 
 def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> None:
@@ -571,6 +606,12 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda t: [a for a in t.split(",") if a],
         default=["intake", "spool"],
         help="serve --ack modes to measure, e.g. intake,spool",
+    )
+    parser.add_argument(
+        "--pipeline-emails", type=int, default=2000, help="simulated messages per path"
+    )
+    parser.add_argument(
+        "--report-rows", type=int, default=1_000_000, help="ledger rows for the report target"
     )
     parser.add_argument("--port", type=int, default=0, help="null-server only")
     args = parser.parse_args(argv)

@@ -31,9 +31,31 @@ def run_script(name: str, options: list[str]) -> tuple[int, list[str], str]:
 def test_bench_script_runs() -> None:
     # The do-nothing handler and SQLite only: no PostgreSQL, no smtp-source, few messages.
     options = ["--messages", "20", "--rounds", "1", "--cases", "2", "--no-smtp-source"]
+    options += ["--pipeline-emails", "30", "--report-rows", "2000"]
     status, rows, output = run_script("bench.py", options)
     assert status == 0, output
     assert rows[2:] == ["null", "sqlite", "sqlite, ack spool"], output
+    # Every target is printed with its figure and verdict.
+    targets = [line for line in output.splitlines() if "(target " in line]
+    assert [line.split(":")[0].strip() for line in targets] == [
+        "processed end to end, sqlite, ack spool / do-nothing",
+        "simulate direct / spool processor, same traffic",
+        "report over 2,000 ledger rows, CPU s beyond start-up",
+    ], output
+
+
+def test_report_script_runs() -> None:
+    """The read benchmark at two small sizes: its table and both target lines."""
+    status, rows, output = run_script("report.py", ["--rows", "1000,4000", "--rounds", "1"])
+    assert status == 0, output
+    assert rows[1:] == ["version", "report", "report --by month", "users"], output
+    assert output.count("target: report") == 2, output
+
+
+def test_pipeline_script_runs() -> None:
+    status, _, output = run_script("pipeline.py", ["--emails", "30", "--rounds", "1"])
+    assert status == 0, output
+    assert "target: simulate direct / processor" in output, output
 
 
 def test_attack_script_runs() -> None:

@@ -1,10 +1,11 @@
 """Batches through the pipeline: the unit of work at the pipeline's edge.
 
-`process_batch` runs deliveries inside the caller's open transaction, each in a
-SAVEPOINT of its own, so one delivery that trips an unexpected error is rolled
-back alone and stored as quarantined while its batch-mates go on; it never
-commits. `write_batch` and `ingest` are the edge: they open one transaction per
-batch through `Store.transaction` and commit it. `ingest` is what every path that
+`process_batch` runs deliveries inside the caller's open transaction, under one
+SAVEPOINT; when a delivery trips an unexpected error, the batch runs again with a
+SAVEPOINT per delivery, so that one is rolled back alone and stored as
+quarantined while its batch-mates go on; it never commits. `write_batch` and
+`ingest` are the edge: they open one transaction per batch through
+`Store.transaction` and commit it. `ingest` is what every path that
 is not the listener (files, `simulate --via direct`) feeds its submissions to;
 `file_submissions` turns mail read from files into them.
 """
@@ -85,10 +86,37 @@ def process_batch(
 ) -> list[DeliveryResult]:
     """Run every delivery of `batch` inside the caller's open transaction; never commits.
 
-    Each delivery gets its own SAVEPOINT (see the module docstring). A storage
-    error propagates, and the caller must roll the whole transaction back.
+    The batch first runs under one SAVEPOINT. Should any delivery trip an
+    unexpected error, that SAVEPOINT is rolled back and the batch runs again with
+    a SAVEPOINT per delivery (see the module docstring), so the one at fault is
+    quarantined alone: two statements per delivery saved when nothing fails, and
+    every delivery takes the same steps either way. A storage error propagates,
+    and the caller must roll the whole transaction back.
     """
+    try:
+        with session.begin_nested():
+            return [_intake(session, org, item, mime_limits) for item in batch]
+    except SQLAlchemyError:
+        raise  # storage trouble is not the messages' fault: fail the batch (451, retry)
+    except Exception:
+        log.info("a delivery failed in its batch; running the batch one delivery at a time")
     return [_process_one(session, org, item, mime_limits) for item in batch]
+
+
+def _intake(
+    session: Session, org: Org, item: Submission, mime_limits: MimeLimits
+) -> DeliveryResult:
+    return intake.process(
+        session,
+        org,
+        item.raw,
+        item.envelope_from,
+        item.recipients,
+        item.received_at,
+        item.channel,
+        mime_limits,
+        item.peer,
+    )
 
 
 def _process_one(
@@ -96,17 +124,7 @@ def _process_one(
 ) -> DeliveryResult:
     try:
         with session.begin_nested():
-            return intake.process(
-                session,
-                org,
-                item.raw,
-                item.envelope_from,
-                item.recipients,
-                item.received_at,
-                item.channel,
-                mime_limits,
-                item.peer,
-            )
+            return _intake(session, org, item, mime_limits)
     except SQLAlchemyError:
         # Storage trouble is not the message's fault: fail the batch (451, retry).
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from simulator.pipeline.parse import InboundMail
@@ -55,11 +55,15 @@ def _returned(session: Session, ids: tuple[str, ...]) -> tuple[str, int | None]:
     return (ids[0] if ids else ""), None
 
 
+# Built once: every email queued asks it.
+LATEST_PERMANENT = (
+    select(BouncedRecipient)
+    .where(BouncedRecipient.email == bindparam("address"), BouncedRecipient.permanent.is_(True))
+    .order_by(BouncedRecipient.id.desc())
+    .limit(1)
+)
+
+
 def undeliverable(session: Session, address: str) -> BouncedRecipient | None:
     """The latest permanent failure reported for `address`, if any."""
-    return session.scalar(
-        select(BouncedRecipient)
-        .where(BouncedRecipient.email == address, BouncedRecipient.permanent.is_(True))
-        .order_by(BouncedRecipient.id.desc())
-        .limit(1)
-    )
+    return session.scalar(LATEST_PERMANENT, {"address": address})

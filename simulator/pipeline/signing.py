@@ -20,8 +20,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from simulator.org import Org
 from simulator.store.models import Secret
@@ -29,6 +30,8 @@ from simulator.store.models import Secret
 SECRET_NAME = "message_id_key"
 NONCE_BYTES = 8
 MAC_HEX = 32  # 128 bits of the HMAC: forging one is out of reach
+# The database secret as this transaction has read it: a batch reads it once, not per message.
+SECRET_KEY = "signing.database_secret"
 SIGNED_ID = re.compile(r"^issue-(\d{1,9})\.([0-9a-f]{16})\.([0-9a-f]{32})$")
 
 
@@ -70,12 +73,31 @@ def signer_for(session: Session, org: Org, at: datetime) -> MessageIdSigner:
     return MessageIdSigner(key, org.message_id_domain)
 
 
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # A rolled-back SAVEPOINT may take a secret made inside it with it.
+    session.info.pop(SECRET_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(SECRET_KEY, None)
+
+
 def database_secret(session: Session, at: datetime) -> str:
-    """The per-database signing secret, made on first use.
+    """The per-database signing secret, made on first use; read once per transaction.
 
     Two processes may race to make it (PostgreSQL, several listeners): the loser's
     insert fails on the primary key inside a SAVEPOINT and it reads the winner's.
     """
+    cached: str | None = session.info.get(SECRET_KEY)
+    if cached is None:
+        cached = session.info[SECRET_KEY] = _stored_secret(session, at)
+    return cached
+
+
+def _stored_secret(session: Session, at: datetime) -> str:
     found = session.get(Secret, SECRET_NAME)
     if found is not None:
         return found.value

@@ -118,36 +118,48 @@ def live_version(session: Session) -> Row:
     }
 
 
-def _seat_flags(session: Session) -> dict[tuple[int, str], bool]:
-    rows = session.execute(
-        select(SeatEvent.user_id, SeatEvent.model, func.sum(SeatEvent.delta)).group_by(
-            SeatEvent.user_id, SeatEvent.model
-        )
+def _holds(model: LicenseModel) -> Any:
+    """Whether the row's user holds a seat under `model` now: its ledger rows, by index."""
+    total = (
+        select(func.coalesce(func.sum(SeatEvent.delta), 0))
+        .where(SeatEvent.user_id == User.id, SeatEvent.model == model.value)
+        .scalar_subquery()
     )
-    return {(user_id, model): bool(total and total > 0) for user_id, model, total in rows}
+    return (total > 0).label(f"{model.value}_seat")
 
 
 def users(session: Session, window: Window | None = None) -> list[Row]:
-    seats = _seat_flags(session)
-    message_counts = dict(
-        session.execute(
-            select(Delivery.user_id, func.count(Delivery.id))
-            .where(Delivery.outcome.in_(COUNTED))
-            .group_by(Delivery.user_id)
-        ).all()
+    """One query: each user's columns with its seats and counted messages beside them,
+    read as plain rows (no ORM object per user)."""
+    messages = (
+        select(func.count(Delivery.id))
+        .where(Delivery.user_id == User.id, Delivery.outcome.in_(COUNTED))
+        .scalar_subquery()
+        .label("messages")
     )
+    query = select(
+        User.email,
+        User.name,
+        User.role,
+        User.origin,
+        _holds(LicenseModel.SUPPORT),
+        _holds(LicenseModel.TEAM),
+        User.first_seen,
+        messages,
+    )
+    query = _in_window(query, User.id, window)
     return [
         {
-            "email": user.email,
-            "name": user.name,
-            "role": user.role,
-            "origin": user.origin,
-            "support_seat": seats.get((user.id, LicenseModel.SUPPORT.value), False),
-            "team_seat": seats.get((user.id, LicenseModel.TEAM.value), False),
-            "first_seen": iso(user.first_seen),
-            "messages": int(message_counts.get(user.id, 0)),
+            "email": row.email,
+            "name": row.name,
+            "role": row.role,
+            "origin": row.origin,
+            "support_seat": bool(row.support_seat),
+            "team_seat": bool(row.team_seat),
+            "first_seen": iso(row.first_seen),
+            "messages": int(row.messages),
         }
-        for user in session.scalars(_in_window(select(User), User.id, window))
+        for row in session.execute(query)
     ]
 
 

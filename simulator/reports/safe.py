@@ -31,5 +31,9 @@ def defused(text: str) -> str:
 
 def json_text(value: Any, indent: int | None = None) -> str:
     """JSON of `value`, UTF-8 kept readable, with the unsafe characters escaped."""
-    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return json_escaped(json.dumps(value, indent=indent, ensure_ascii=False))
+
+
+def json_escaped(text: str) -> str:
+    """JSON text with the unsafe characters written as \\u escapes."""
     return JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

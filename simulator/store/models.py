@@ -105,6 +105,8 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    # The report's users per role, and customers who wrote, up to a moment: this index alone.
+    __table_args__ = (Index("ix_users_role_created_at", "role", "created_at", "first_seen"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(CleanString(320), unique=True)
@@ -137,6 +139,8 @@ class Delivery(Base):
             name="outcome",
         ),
         Index("ix_deliveries_sender_received_at", "sender", "received_at"),
+        # The report's count per outcome up to a moment reads this index alone.
+        Index("ix_deliveries_outcome_received_at", "outcome", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -207,6 +211,8 @@ class SeatEvent(Base):
         UniqueConstraint(
             "user_id", "model", "transition", name="uq_seat_events_user_model_transition"
         ),  # also the index behind seat_state's per-(user, model) lookups
+        # The report's seats per model up to a moment: a range of this index, no table read.
+        Index("ix_seat_events_model_at_delta", "model", "at", "delta"),
     )
 
     seq: Mapped[int] = mapped_column(primary_key=True)

@@ -90,3 +90,24 @@ def test_cell_helpers() -> None:
     assert csv_cell("\uff0b1") == "'\uff0b1" and csv_cell("Re: a - b, c") == "Re: a - b, c"
     assert csv_cell(" =1+1") == "' =1+1"  # a subject header loses the space; a name may not
     assert safe_text("\u2066abc\u2069\u200f") == "?abc??"
+
+
+def test_json_rows_are_written_as_to_json_writes_them() -> None:
+    """The row-by-row JSON writer gives the bytes of to_json (json.dumps(indent=2) with the
+    unsafe characters escaped), whatever the rows."""
+    import io
+
+    from simulator.cli.render import to_json, write_json_rows
+
+    cases: list[list[dict[str, object]]] = [
+        [],
+        [{}],
+        [{"email": "jürgen@bücher.example", "n": 3, "x": 1.5, "ok": True, "none": None}],
+        [{"a": 'line\nbreak "quoted" \\ tab\t'}, {"nested": {"k": [1, 2, {"z": None}]}}],
+        [{"list": []}, {"dict": {}}, {"s": "\u2028\x00"}, {"c1": "\x9b\u202e"}],
+        [{"big": 10**30, "neg": -1, "f": float("nan"), "i": float("inf"), "e": 1e-7}],
+    ]
+    for rows in cases:
+        out = io.StringIO()
+        write_json_rows(rows, out)
+        assert out.getvalue() == to_json(rows) + "\n"
