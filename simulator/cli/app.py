@@ -45,6 +45,7 @@ COMMAND_ORDER = (
     "demo",
     "simulate",
     "sweep",
+    "fit",
     "ready",
     "db",
 )
