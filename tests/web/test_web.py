@@ -413,3 +413,13 @@ async def test_messages_page_filters_and_searches_and_the_outbox_page(
     assert all(f"<td>{address}</td>" in page for address in mailboxes)
     outbox = await demo_site.get("/outbox")
     assert outbox.status_code == 200 and "acknowledgement" in outbox.text
+
+
+async def test_report_page_draws_the_monthly_chart_of_the_cli(demo_site: httpx.AsyncClient) -> None:
+    """The report page's monthly chart is the one chart module's SVG: money axis in
+    the currency, whole seat ticks, no script."""
+    page = (await demo_site.get("/report")).text
+    assert 'id="month-chart"' in page and "<svg" in page
+    chart = page.split('id="month-chart"', 1)[1].split("</figure>", 1)[0]
+    assert "USD per month" in chart and "billed seats" in chart
+    assert "<script" not in chart and ">0.5<" not in chart
