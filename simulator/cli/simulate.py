@@ -28,7 +28,7 @@ from simulator.cli.options import (
 from simulator.cli.render import Format, render
 from simulator.errors import ConfigError, IntakeSimError
 from simulator.org import Org
-from simulator.reports.columns import SWEEP_COLUMNS
+from simulator.reports.columns import SWEEP_COLUMNS, SWEEP_MONTH_COLUMNS
 from simulator.reports.plots import plot_sweep
 from simulator.reports.summary import parse_as_of
 from simulator.simulation import sweep as volume
@@ -176,12 +176,24 @@ def simulate(
     print_report(data, fmt)
 
 
+MonthsOption = Annotated[
+    int,
+    typer.Option(
+        "--months",
+        envvar="INTAKE_SIM_MONTHS",
+        help="Periods of traffic per volume, the customer base carried over; "
+        "shows every month's bill and the contract total.",
+    ),
+]
+
+
 @app.command()
 def sweep(
     volumes: Annotated[
         str,
         typer.Option(envvar="INTAKE_SIM_VOLUMES", help="Monthly email volumes, comma-separated."),
     ] = "100,1000,10000,100000,1000000",
+    months: MonthsOption = 1,
     scenario: ScenarioOption = None,
     seed: SeedOption = None,
     customers: CustomersOption = None,
@@ -194,7 +206,8 @@ def sweep(
     fmt: FormatOption = Format.TABLE,
     plot: plot_option("sweep") = None,  # type: ignore[valid-type]
 ) -> None:
-    """Seats and cost per model for each monthly volume, the cheaper model and the margin."""
+    """Seats and cost per model for each monthly volume, over one or more months: the
+    cheaper model, the margin, the exact crossover and a recommendation."""
     given = {
         "seed": seed,
         "customers": customers,
@@ -209,18 +222,30 @@ def sweep(
         organisation, params = _traffic(scenario, org, given)
         with flag_errors("--volumes"):
             wanted = parse_volumes(volumes)
+        with flag_errors("--months"):
+            volume.check_months(months)
         began = time.perf_counter()
-        rows = volume.sweep(params, organisation, wanted)
+        with progress("sweeping", sum(wanted) * months) as advance:
+            data = volume.sweep(params, organisation, wanted, months, advance)
         elapsed = time.perf_counter() - began
-        crossing = volume.crossover(rows)
+        rows, cross = data["volumes"], data["crossover"]
+        sentence = volume.crossover_sentence(cross, rows, organisation)
         if plot is not None:
-            plot_sweep(rows, crossing, organisation, plot)
+            plot_sweep(rows, cross["volume"] if cross else None, organisation, plot)
     err.print(
-        f"swept {len(rows)} volume(s), {sum(wanted):,} messages in {elapsed:.2f} s; "
-        + (f"crossover near {crossing:,.0f} emails/month" if crossing else "no crossover"),
+        f"swept {len(rows)} volume(s) x {months} month(s), {sum(wanted) * months:,} messages "
+        f"in {elapsed:.2f} s; {sentence}",
         highlight=False,
+        soft_wrap=True,
     )
     if fmt is Format.JSON:
-        print_json(rows)
-    else:
-        render(volume.flat_rows(rows), SWEEP_COLUMNS, fmt, out, title=f"{organisation.name}")
+        print_json({k: v for k, v in data.items() if k != "crossover_rows"})
+        return
+    table = volume.flat_rows(volume.with_crossover(data))
+    render(table, SWEEP_COLUMNS, fmt, out, title=f"{organisation.name}")
+    if fmt is Format.TABLE:
+        if months > 1:
+            render(volume.month_rows(rows), SWEEP_MONTH_COLUMNS, fmt, out, title="By month")
+        out.print(sentence, highlight=False, soft_wrap=True)
+        for reason in data["recommendation"]["reasons"][1:]:
+            out.print(f"- {reason}", highlight=False, soft_wrap=True)

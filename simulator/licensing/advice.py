@@ -20,7 +20,7 @@ from simulator.licensing.costs import (
     model_cost,
     money,
 )
-from simulator.licensing.prices import PriceRule, PriceShape, Pricing
+from simulator.licensing.prices import PriceRule, PriceShape, Pricing, price
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class Evidence:
     customers_notified: int = 0  # customers who receive automatic email updates
     # Team seats held only because the system emailed them (never wrote in themselves).
     team_seats_from_notifications: int = 0
+    customers_by_web_form: int = 0  # of customers_submitting, those who used only the web form
+    strangers_shared: int = 0  # distinct strangers whose mail went to the shared account
+    shared_user: str = ""  # that account's address
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,19 @@ def compare(
     team = model_cost(team_seats, pricing.team_per_user, pricing.team)
     breakeven = breakeven_team_seats(support_seats, pricing)
     cheaper = cheaper_model(support, team)
-    customers_in_loop = evidence.customers_submitting > 0 or evidence.customers_notified > 0
+    customers_in_loop = (
+        evidence.customers_submitting > 0
+        or evidence.customers_notified > 0
+        or evidence.strangers_shared > 0
+    )
     recommended = SUPPORT if customers_in_loop else (TEAM if cheaper == EQUAL else cheaper)
     notified = min(evidence.team_seats_from_notifications, team_seats)
-    without = model_cost(team_seats - notified, pricing.team_per_user)
+    # Through the price shape: with free seats or bands a seat is not the unit price.
+    without = model_cost(team_seats - notified, pricing.team_per_user, pricing.team)
     reasons = [
         _rule_of_thumb(evidence),
         _figures(support, team, pricing),
-        _breakeven_sentence(team_seats, breakeven, pricing),
+        _breakeven_sentence(team, support, breakeven, pricing),
     ]
     if notified:
         reasons.append(_notification_sentence(notified, team, without, pricing))
@@ -80,8 +88,18 @@ def _notification_sentence(
 
 def _rule_of_thumb(evidence: Evidence) -> str:
     parts = []
-    if evidence.customers_submitting:
-        parts.append(f"{evidence.customers_submitting} customer(s) submitted issues by email")
+    by_form = min(evidence.customers_by_web_form, evidence.customers_submitting)
+    by_email = evidence.customers_submitting - by_form
+    if by_email:
+        parts.append(f"{by_email} customer(s) submitted issues by email")
+    if by_form:
+        parts.append(f"{by_form} customer(s) submitted issues through the web form")
+    if evidence.strangers_shared:
+        account = f" {evidence.shared_user}" if evidence.shared_user else ""
+        parts.append(
+            f"{evidence.strangers_shared} stranger(s) wrote in through the shared "
+            f"account{account}"
+        )
     if evidence.customers_notified:
         parts.append(f"{evidence.customers_notified} customer(s) receive automatic email updates")
     if parts:
@@ -90,7 +108,7 @@ def _rule_of_thumb(evidence: Evidence) -> str:
             "where customers are free users and only agents are paid seats"
         )
     return (
-        "no customer submitted by email or receives automatic updates: the vendor's rule "
+        "no customer submitted an issue or receives automatic updates: the vendor's rule "
         "of thumb allows Team, the model for internal processes"
     )
 
@@ -117,16 +135,31 @@ def _figures(support: ModelCost, team: ModelCost, pricing: Pricing) -> str:
     return sentence + f"; {cheaper} is cheaper by {money(difference, pricing)}/{per}"
 
 
-def _breakeven_sentence(team_seats: int, breakeven: int | None, pricing: Pricing) -> str:
+def _breakeven_sentence(
+    team: ModelCost, support: ModelCost, breakeven: int | None, pricing: Pricing
+) -> str:
+    """Where Team gets dearer than Support, every figure through the price shape."""
+    per, rule = pricing.period, pricing.team
     if breakeven is None:
         return "Team seats are free at these prices, so Team never costs more"
-    headroom = breakeven - team_seats
-    if headroom >= 0:
+    if team.cost <= support.cost + 1e-9:
+        tip = next_dearer(team.seats, support.cost, rule)
         return (
             f"Team stays no dearer than Support up to {breakeven} user(s); "
-            f"{headroom} more counted sender(s) would tip it"
+            f"{tip - team.seats} more user(s) would tip it: {tip} user(s) cost "
+            f"{money(price(tip, rule), pricing)}/{per} against Support's "
+            f"{money(support.cost, pricing)}/{per}"
         )
+    marginal = round(price(team.seats + 1, rule) - team.cost, 2)
     return (
-        f"Team passed the break-even of {breakeven} user(s) by {-headroom}; "
-        f"each further sender adds {money(pricing.team_per_user, pricing)}/{pricing.period}"
+        f"Team passed the break-even of {breakeven} user(s) by {team.seats - breakeven}; "
+        f"the next user adds {money(marginal, pricing)}/{per}"
     )
+
+
+def next_dearer(seats: int, bill: float, rule: PriceRule) -> int:
+    """The smallest count above `seats` that costs more than `bill` under `rule`."""
+    count = seats + 1
+    while price(count, rule) <= bill + 1e-9:
+        count += 1
+    return count

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Channel, LicenseModel, Origin, Outcome, Reason, Role, SeatReason
+from simulator.domain import Channel, Origin, Outcome, Reason, Role
+from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline import bounces, classify, conversations, ledger, notify, roles, signing
 from simulator.pipeline.ledger import SeatChange
@@ -157,8 +158,8 @@ def process(
         outcome, reason = Outcome.CREATED_ISSUE, thread.reason if thread else None
     delivery_id = _store_new(session, row, result, outcome, reason, number, user)
 
-    seat_reason = _team_seat_reason(user, channel)
-    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, seat_reason)
+    signal = _team_signal(user, channel)
+    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, signal)
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery_id)
     if signer is not None and org.notify.enabled:
@@ -173,11 +174,12 @@ def process(
     return result
 
 
-def _team_seat_reason(user: User, channel: Channel) -> str:
-    """Why a counted sender is a Team seat: a web-form submitter logs in to the portal."""
+def _team_signal(user: User, channel: Channel) -> seats.Signal:
+    """What a counted delivery is to the seat engine: a web-form submitter logs in to
+    the portal; the shared account stands for strangers."""
     if user.origin == Origin.SHARED:
-        return SeatReason.SHARED_USER
-    return SeatReason.WEB_FORM if channel is Channel.WEB_FORM else SeatReason.FIRST_EMAIL
+        return seats.Signal.SHARED
+    return seats.Signal.WEB_FORM if channel is Channel.WEB_FORM else seats.Signal.WROTE
 
 
 def _signer(
@@ -317,7 +319,7 @@ def _store_noise(
         result.new_user = True
     result.role = user.role
     delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
-    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, "noise_sender")
+    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, seats.Signal.NOISE)
 
 
 def _create_cc_users(
@@ -329,7 +331,7 @@ def _create_cc_users(
     for address in dict.fromkeys((*mail.to, *mail.cc)):
         if created >= org.intake.cc_users_per_message:
             break
-        if not _is_cc_candidate(org, mail, address):
+        if not is_cc_candidate(org, mail.sender, address):
             continue
         if roles.find_user(session, address) is not None:
             continue
@@ -337,15 +339,13 @@ def _create_cc_users(
         ledger.new_user(session, user)
         created += 1
         # Not a sender yet (no first_seen), but billed under Team from now on.
-        change = ledger.set_seat(
-            session, user, LicenseModel.TEAM, True, SeatReason.CC_CREATED, at, delivery_id
-        )
-        changes += [change] if change else []
+        changes += ledger.open_team_seat(session, user, seats.Signal.CC, at, delivery_id)
     return changes
 
 
-def _is_cc_candidate(org: Org, mail: InboundMail, address: str) -> bool:
-    if address == mail.sender or org.is_intake_address(address):
+def is_cc_candidate(org: Org, sender: str | None, address: str) -> bool:
+    """Whether a To/Cc address of counted mail from `sender` may become a user."""
+    if address == sender or org.is_intake_address(address):
         return False
     if address.rpartition("@")[0] in NO_REPLY:
         return False

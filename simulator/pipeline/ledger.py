@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from simulator.domain import LicenseModel, Origin, Role, SeatReason
+from simulator.domain import LicenseModel, Origin, Role
+from simulator.licensing import seats
 from simulator.org import Org
 from simulator.store.models import SeatEvent, User
 
@@ -119,11 +120,21 @@ def count_sender(
     user: User,
     at: datetime,
     delivery_id: int,
-    reason: str = SeatReason.FIRST_EMAIL,
+    signal: seats.Signal = seats.Signal.WROTE,
 ) -> list[SeatChange]:
-    """A counted message makes its sender a Team user from now on."""
+    """A counted message (or billed noise) makes its sender a Team user from now on."""
     if user.first_seen is None:
         user.first_seen = at
+    reason = seats.team_reason(signal)
+    change = set_seat(session, user, LicenseModel.TEAM, True, reason, at, delivery_id)
+    return [change] if change else []
+
+
+def open_team_seat(
+    session: Session, user: User, signal: seats.Signal, at: datetime, delivery_id: int
+) -> list[SeatChange]:
+    """A Team seat opened by something other than the user's own mail (Cc, notification)."""
+    reason = seats.team_reason(signal)
     change = set_seat(session, user, LicenseModel.TEAM, True, reason, at, delivery_id)
     return [change] if change else []
 
@@ -204,28 +215,23 @@ def _align_seats(
 ) -> list[SeatChange]:
     """Set both seats as the user's directory record wants; a seat never held before
     starts at `begin` when given."""
-    wants_support = user.role == Role.AGENT and not removed
-    wants_team = not removed and (user.logs_in or user.first_seen is not None)
-    support_reason = (
-        SeatReason.DIRECTORY_AGENT
-        if wants_support
-        else (SeatReason.DIRECTORY_REMOVED if removed else SeatReason.ROLE_CHANGED)
+    wanted = seats.directory_seats(
+        agent=user.role == Role.AGENT,
+        logs_in=user.logs_in,
+        wrote=user.first_seen is not None,
+        removed=removed,
     )
-    if wants_team:
-        team_reason = SeatReason.DIRECTORY_LOGIN if user.logs_in else SeatReason.FIRST_EMAIL
-    else:
-        team_reason = SeatReason.DIRECTORY_REMOVED if removed else SeatReason.NO_LOGIN
 
     def when(model: LicenseModel) -> datetime:
         never_held = seat_state(session, user.id, model)[1] == 0
         return begin if begin is not None and never_held else at
 
-    wanted = (
-        (LicenseModel.SUPPORT, wants_support, support_reason),
-        (LicenseModel.TEAM, wants_team, team_reason),
+    plan = (
+        (LicenseModel.SUPPORT, wanted.support, wanted.support_reason),
+        (LicenseModel.TEAM, wanted.team, wanted.team_reason),
     )
     return [
         change
-        for model, wants, reason in wanted
+        for model, wants, reason in plan
         if (change := set_seat(session, user, model, wants, reason, when(model))) is not None
     ]

@@ -37,7 +37,8 @@ from email.utils import format_datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
+from simulator.domain import NotificationKind, Origin, OutboxStatus, Role
+from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline import bounces, classify, ledger, roles
 from simulator.pipeline.conversations import SUBJECT_TAG
@@ -139,7 +140,7 @@ def _record_participants(
     at: datetime,
 ) -> None:
     """The sender and the To/Cc people of counted mail are who later updates go to."""
-    copied = [a for a in dict.fromkeys((*mail.to, *mail.cc)) if _may_receive(org, a)]
+    copied = [a for a in dict.fromkeys((*mail.to, *mail.cc)) if may_receive(org, a)]
     # The real sender, not the account it maps to (the shared account is nobody's mailbox).
     author = mail.sender or sender.email
     for address in dict.fromkeys([author, *copied[: org.intake.cc_users_per_message]]):
@@ -165,7 +166,7 @@ def _others(session: Session, issue: Issue, mail: InboundMail, sender: User) -> 
     return [a for a in dict.fromkeys([*everyone, *participants]) if a not in reached]
 
 
-def _may_receive(org: Org, address: str) -> bool:
+def may_receive(org: Org, address: str) -> bool:
     if not address or address.count("@") != 1:
         return False
     local, _, domain = address.rpartition("@")
@@ -178,16 +179,25 @@ def _may_receive(org: Org, address: str) -> bool:
 
 def _eligible(org: Org, address: str, user: User | None) -> str | None:
     """The display name to address someone by, or None when they get no automatic mail."""
-    if not _may_receive(org, address) or not _addressable(address):
+    role = None if user is None else user.role
+    shared = user is not None and user.origin == Origin.SHARED.value
+    if not may_notify(org, address, role, shared):
         return None
-    if user is None:
+    return "" if user is None else user.name
+
+
+def may_notify(org: Org, address: str, role: str | None, shared: bool) -> bool:
+    """Whether `address` may get automatic mail: `role` is its user's (None: no user
+    yet), `shared` whether that user is the shared account. The fast traffic model
+    asks the same question."""
+    if not may_receive(org, address) or not _addressable(address):
+        return False
+    if role is None:
         stranger = roles.role_for(address, org) is Role.CUSTOMER
         # Only users get updates, and other policies make no users of strangers.
-        return "" if not stranger or org.intake.unknown_senders is UnknownSenders.CREATE else None
+        return not stranger or org.intake.unknown_senders is UnknownSenders.CREATE
     # Agents work in the agent UI; the shared account is a placeholder, not a mailbox.
-    if user.role == Role.AGENT.value or user.origin == Origin.SHARED.value:
-        return None
-    return user.name
+    return role != Role.AGENT.value and not shared
 
 
 def _as_user(
@@ -197,10 +207,7 @@ def _as_user(
     if user is None:
         user = roles.create_user(session, address, "", org, Origin.NOTIFIED, at)
         ledger.new_user(session, user)
-    change = ledger.set_seat(
-        session, user, LicenseModel.TEAM, True, SeatReason.NOTIFIED, at, delivery_id
-    )
-    return [change] if change else []
+    return ledger.open_team_seat(session, user, seats.Signal.NOTIFIED, at, delivery_id)
 
 
 MAX_PATH_OCTETS = 256

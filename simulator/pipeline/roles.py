@@ -52,6 +52,18 @@ def create_user(
     return user
 
 
+def unknown_sender_user(org: Org, address: str) -> str | None:
+    """The user a sender with no user record is attributed to under the unknown-sender
+    policy: itself, the shared account, or None (refused). Internal-domain senders
+    are colleagues, never strangers: the policy applies to customers only."""
+    policy = org.intake.unknown_senders
+    if role_for(address, org) is not Role.CUSTOMER or policy is UnknownSenders.CREATE:
+        return address
+    if policy is UnknownSenders.EXISTING_ONLY:
+        return None
+    return org.intake.shared_user
+
+
 def resolve_sender(
     session: Session, address: str, name: str, org: Org, at: datetime
 ) -> tuple[User | None, bool]:
@@ -65,12 +77,12 @@ def resolve_sender(
     user = find_user(session, address)
     if user is not None:
         return user, False
-    policy = org.intake.unknown_senders
-    if role_for(address, org) is not Role.CUSTOMER or policy is UnknownSenders.CREATE:
-        return create_user(session, address, name, org, Origin.SENDER, at, first_seen=at), True
-    if policy is UnknownSenders.EXISTING_ONLY:
+    target = unknown_sender_user(org, address)
+    if target is None:
         return None, False
-    shared = find_user(session, org.intake.shared_user)
+    if target == address:
+        return create_user(session, address, name, org, Origin.SENDER, at, first_seen=at), True
+    shared = find_user(session, target)
     if shared is not None:
         return shared, False
     # The shared account stands for customers even when it lives on an internal domain.

@@ -77,6 +77,21 @@ SWEEP_COLUMNS = [
     "team_cost",
     "cheaper_model",
     "margin",
+    "contract_support",
+    "contract_team",
+    "recommended_model",
+    "crossover",
+]
+SWEEP_MONTH_COLUMNS = [
+    "volume",
+    "month",
+    "support_seats",
+    "support_billed",
+    "support_cost",
+    "team_seats",
+    "team_billed",
+    "team_cost",
+    "cheaper_model",
 ]
 # The demo's short views: issues without their date, users without first_seen and
 # messages, and the outbox without ids and times.

@@ -15,11 +15,18 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from simulator.domain import LicenseModel, OutboxStatus, Outcome, Role
+from simulator.domain import (
+    Channel,
+    LicenseModel,
+    Origin,
+    OutboxStatus,
+    Outcome,
+    Role,
+    SeatReason,
+)
 from simulator.errors import ConfigError
-from simulator.licensing import advice, timeline
+from simulator.licensing import advice, seats
 from simulator.licensing.costs import ModelCost
-from simulator.licensing.prices import LicensingRules
 from simulator.org import Org
 from simulator.reports.rows import COUNTED, Row, iso
 from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
@@ -49,16 +56,6 @@ def _totals(session: Session, key: Any, value: Any, where: Any, keys: list[str])
     rows = session.execute(select(key, value).where(where).group_by(key))
     totals.update({name: int(total or 0) for name, total in rows})
     return totals
-
-
-def _seat_totals(session: Session, as_of: datetime) -> dict[str, int]:
-    return _totals(
-        session,
-        SeatEvent.model,
-        func.sum(SeatEvent.delta),
-        SeatEvent.at <= as_of,
-        [m.value for m in LicenseModel],
-    )
 
 
 def _delivery_counts(session: Session, as_of: datetime) -> dict[str, int]:
@@ -115,17 +112,31 @@ def noise_senders_filtered(session: Session, as_of: datetime) -> int:
     return int(session.scalar(query) or 0)
 
 
-def customers_submitting(session: Session, as_of: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(User.id)).where(
-                User.role == Role.CUSTOMER.value,
-                User.first_seen.is_not(None),
-                User.first_seen <= as_of,
-            )
+def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
+    """Who wrote counted mail by `as_of`, for the advice: customer users with a counted
+    delivery (billed noise is no submission; the shared account is no customer),
+    those of them who used only the web form, and the strangers behind the shared
+    account."""
+    rows = session.execute(
+        select(User.email, User.origin, Delivery.channel, Delivery.sender)
+        .join(Delivery, Delivery.user_id == User.id)
+        .where(
+            User.role == Role.CUSTOMER.value,
+            Delivery.outcome.in_(COUNTED),
+            Delivery.received_at <= as_of,
         )
-        or 0
-    )
+        .distinct()
+    ).all()
+    shared = {r.email for r in rows if r.origin == Origin.SHARED.value}
+    customers = {r.email for r in rows} - shared
+    by_email = {r.email for r in rows if r.channel != Channel.WEB_FORM.value}
+    strangers = {r.sender for r in rows if r.email in shared}
+    return {
+        "customers_submitting": len(customers),
+        "customers_by_web_form": len(customers - by_email),
+        "strangers_shared": len(strangers),
+        "shared_user": next(iter(shared), ""),
+    }
 
 
 def data_end(session: Session) -> datetime | None:
@@ -154,39 +165,6 @@ def customers_notified(session: Session, as_of: datetime) -> int:
     )
 
 
-def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
-    """Team seats that exist only because the system sent automatic email.
-
-    A seat opened with reason `notified`, still held, whose user has not sent a
-    counted email by `as_of` (one who has would be a seat anyway).
-    """
-    notified = (
-        select(SeatEvent.user_id)
-        .where(
-            SeatEvent.model == LicenseModel.TEAM.value,
-            SeatEvent.reason == "notified",
-            SeatEvent.delta == 1,
-            SeatEvent.at <= as_of,
-        )
-        .distinct()
-        .subquery()
-    )
-    held = (
-        select(SeatEvent.user_id)
-        .where(SeatEvent.model == LicenseModel.TEAM.value, SeatEvent.at <= as_of)
-        .group_by(SeatEvent.user_id)
-        .having(func.sum(SeatEvent.delta) > 0)
-        .subquery()
-    )
-    query = (
-        select(func.count(User.id))
-        .join(notified, notified.c.user_id == User.id)
-        .join(held, held.c.user_id == User.id)
-        .where((User.first_seen.is_(None)) | (User.first_seen > as_of))
-    )
-    return int(session.scalar(query) or 0)
-
-
 def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
     return _totals(
         session,
@@ -199,18 +177,18 @@ def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
 
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
-    seats = _seat_totals(session, as_of)
-    if org.licensing != LicensingRules():
-        # The org reads the ledger with other rules (counting start, inactivity).
-        seats[LicenseModel.TEAM.value] = timeline.count_at(_team_spans(session, org, as_of), as_of)
+    moment = seats.stamp(as_of)
+    everyone = people(session, as_of)
+    team_seats = seats.seats_at(
+        (span for p in everyone for span in seats.team_spans(p, org.licensing)), moment
+    )
+    support_seats = seats.seats_at(support_spans(session, as_of), moment)
     evidence = advice.Evidence(
-        customers_submitting=customers_submitting(session, as_of),
+        **submitters(session, org, as_of),
         customers_notified=customers_notified(session, as_of),
-        team_seats_from_notifications=team_seats_from_notifications(session, as_of),
+        team_seats_from_notifications=seats.notified_seats_at(everyone, org.licensing, moment),
     )
-    comparison = advice.compare(
-        seats[LicenseModel.SUPPORT.value], seats[LicenseModel.TEAM.value], org.pricing, evidence
-    )
+    comparison = advice.compare(support_seats, team_seats, org.pricing, evidence)
     without = comparison.team_without_notifications
     return {
         "as_of": iso(as_of),
@@ -241,67 +219,104 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
 
 def _seat_events(
     session: Session, model: LicenseModel, as_of: datetime
-) -> dict[int, list[tuple[datetime, int]]]:
-    """Each user's (at, delta) ledger rows under `model` up to `as_of`, in ledger order."""
-    events: dict[int, list[tuple[datetime, int]]] = {}
-    for user_id, at, delta in session.execute(
-        select(SeatEvent.user_id, SeatEvent.at, SeatEvent.delta)
+) -> dict[int, list[tuple[float, int, str]]]:
+    """Each user's (at, delta, reason) ledger rows under `model` up to `as_of`, in order."""
+    events: dict[int, list[tuple[float, int, str]]] = {}
+    for user_id, at, delta, reason in session.execute(
+        select(SeatEvent.user_id, SeatEvent.at, SeatEvent.delta, SeatEvent.reason)
         .where(SeatEvent.model == model.value, SeatEvent.at <= as_of)
         .order_by(SeatEvent.seq)
     ):
-        events.setdefault(user_id, []).append((at, delta))
+        events.setdefault(user_id, []).append((seats.stamp(at), delta, reason))
     return events
 
 
-def _user_facts(session: Session, as_of: datetime) -> dict[int, timeline.UserFacts]:
+def people(session: Session, as_of: datetime) -> list[seats.Person]:
+    """Every user's facts for the seat engine: ledger rows, counted deliveries,
+    portal login (directory flag, or the first web-form submission), first email."""
     events = _seat_events(session, LicenseModel.TEAM, as_of)
-    activity: dict[int, list[datetime]] = {}
-    for user_id, at in session.execute(
-        select(Delivery.user_id, Delivery.received_at)
+    activity: dict[int, list[float]] = {}
+    portal: dict[int, float] = {}
+    for user_id, at, channel in session.execute(
+        select(Delivery.user_id, Delivery.received_at, Delivery.channel)
         .where(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
         .order_by(Delivery.received_at)
     ):
-        activity.setdefault(user_id, []).append(at)
-    return {
-        user_id: timeline.UserFacts(
-            created_at=created_at,
-            logs_in=logs_in,
-            team_events=tuple(events.get(user_id, ())),
-            activity=tuple(activity.get(user_id, ())),
-        )
-        for user_id, created_at, logs_in in session.execute(
-            select(User.id, User.created_at, User.logs_in)
-        )
+        moment = seats.stamp(at)
+        activity.setdefault(user_id, []).append(moment)
+        if channel == Channel.WEB_FORM.value:
+            portal.setdefault(user_id, moment)
+    found = []
+    for user_id, created_at, logs_in, first_seen in session.execute(
+        select(User.id, User.created_at, User.logs_in, User.first_seen)
+    ):
+        rows = events.get(user_id, [])
         # A user whose record is newer than a seat it holds (a directory user
         # reconciled after older mail was imported) still counts from that seat.
-        if created_at <= as_of or user_id in events
-    }
+        if created_at > as_of and not rows:
+            continue
+        created = seats.stamp(created_at)
+        login = created if logs_in else portal.get(user_id)
+        found.append(
+            seats.Person(
+                created_at=created,
+                team_events=tuple((at, delta) for at, delta, _ in rows),
+                activity=tuple(activity.get(user_id, ())),
+                login_at=login,
+                wrote_at=seats.stamp(first_seen) if first_seen is not None else None,
+                notified=any(
+                    delta > 0 and reason == SeatReason.NOTIFIED for _, delta, reason in rows
+                ),
+            )
+        )
+    return found
 
 
-def _team_spans(session: Session, org: Org, as_of: datetime) -> list[timeline.Interval]:
+def support_spans(session: Session, as_of: datetime) -> list[seats.Span]:
+    events = _seat_events(session, LicenseModel.SUPPORT, as_of)
     return [
         span
-        for facts in _user_facts(session, as_of).values()
-        for span in timeline.team_intervals(facts, org.licensing)
+        for rows in events.values()
+        for span in seats.ledger_spans((at, delta) for at, delta, _ in rows)
     ]
 
 
-def _support_spans(session: Session, as_of: datetime) -> list[timeline.Interval]:
-    events = _seat_events(session, LicenseModel.SUPPORT, as_of)
-    return [span for rows in events.values() for span in timeline.ledger_intervals(tuple(rows))]
-
-
 def _per_month(
-    times: list[datetime], months: list[tuple[datetime, datetime]], distinct: list[object]
+    times: list[datetime], months: list[seats.Month], distinct: list[object]
 ) -> list[int]:
     """How many distinct keys fall in each month (`times[i]` belongs to `distinct[i]`)."""
     seen: list[set[object]] = [set() for _ in months]
-    starts = [start for start, _ in months]
+    starts = [m.start for m in months]
     for at, key in zip(times, distinct, strict=True):
-        index = bisect.bisect_right(starts, at) - 1
-        if 0 <= index < len(months) and at < months[index][1]:
+        moment = seats.stamp(at)
+        index = bisect.bisect_right(starts, moment) - 1
+        if 0 <= index < len(months) and moment < months[index].end:
             seen[index].add(key)
     return [len(keys) for keys in seen]
+
+
+def month_row(bill: seats.MonthBill, active: int, new: int) -> Row:
+    """One month of the engine's bill as the JSON contract has it."""
+
+    def model(m: seats.ModelMonth) -> Row:
+        return {
+            "seats": m.seats,
+            "peak_seats": m.peak_seats,
+            "billed_seats": m.billed_seats,
+            "cost": m.cost,
+        }
+
+    return {
+        "month": bill.month.label,
+        "support": model(bill.support),
+        "team": {
+            **model(bill.team),
+            "seats_from_notifications": bill.team_seats_from_notifications,
+        },
+        "cheaper_model": bill.cheaper_model,
+        "active_senders": active,
+        "new_users": new,
+    }
 
 
 def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
@@ -313,7 +328,7 @@ def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[
     starts = [t for t in (first, first_delivery) if t is not None]
     if end is None or not starts:
         return []
-    months = timeline.months_between(min(starts), min(end, as_of))
+    months = seats.months_between(seats.stamp(min(starts)), seats.stamp(min(end, as_of)))
     senders = session.execute(
         select(Delivery.received_at, Delivery.sender).where(
             Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of
@@ -322,15 +337,16 @@ def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[
     created = session.execute(
         select(User.created_at, User.id).where(User.created_at <= as_of)
     ).all()
-    return timeline.by_month(
+    bills = seats.bill(
         org.pricing,
         org.licensing,
-        _support_spans(session, as_of),
-        _team_spans(session, org, as_of),
+        support_spans(session, as_of),
+        people(session, as_of),
         months,
-        _per_month([r[0] for r in senders], months, [r[1] for r in senders]),
-        _per_month([r[0] for r in created], months, [r[1] for r in created]),
     )
+    active = _per_month([r[0] for r in senders], months, [r[1] for r in senders])
+    new = _per_month([r[0] for r in created], months, [r[1] for r in created])
+    return [month_row(*row) for row in zip(bills, active, new, strict=True)]
 
 
 def _model_row(model: ModelCost) -> Row:

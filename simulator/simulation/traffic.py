@@ -30,8 +30,11 @@ from email.utils import format_datetime
 
 from simulator.domain import Role
 from simulator.errors import ConfigError
-from simulator.org import Org, UnknownSenders
-from simulator.pipeline.roles import role_for
+from simulator.licensing.seats import SeatBook, Signal
+from simulator.org import Org
+from simulator.pipeline.intake import is_cc_candidate
+from simulator.pipeline.notify import may_notify, may_receive
+from simulator.pipeline.roles import role_for, unknown_sender_user
 
 NOISE_KINDS = ("auto_reply", "bounce", "list", "no_reply")
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,12 +124,38 @@ class PlannedMail:
 
 @dataclass
 class SeatState:
-    """Who is a user and who holds a Team seat, as the pipeline would have it."""
+    """Who is a user and what intake made of them, as the pipeline would have it.
 
-    users: set[str]
-    team: set[str]
-    support: int
-    counted_senders: set[str] = field(default_factory=set)
+    `book` is the seat engine's ledger in memory; the sets say who is who for the
+    advice (customers who wrote, strangers behind the shared account, customers
+    who received automatic email)."""
+
+    book: SeatBook = field(default_factory=SeatBook)
+    roles: dict[str, str] = field(default_factory=dict)  # user -> role
+    shared: str | None = None  # the shared account, once created
+    counted_senders: set[str] = field(default_factory=set)  # users with counted mail
+    web_form_senders: set[str] = field(default_factory=set)  # ... of it by the web form
+    email_senders: set[str] = field(default_factory=set)  # ... of it by email
+    shared_strangers: set[str] = field(default_factory=set)  # addresses mapped to it
+    customers_notified: set[str] = field(default_factory=set)
+
+    @property
+    def users(self) -> set[str]:
+        return set(self.roles)
+
+    @property
+    def team(self) -> set[str]:
+        return {u for u in self.roles if self.book.holds_team(u)}
+
+    @property
+    def support(self) -> int:
+        return self.book.support_holders()
+
+
+@dataclass
+class _Issue:
+    submitter: str  # the submitting user's address (the shared account for a stranger)
+    participants: dict[str, None] = field(default_factory=dict)  # in the order added
 
 
 class TrafficPlan:
@@ -149,11 +178,17 @@ class TrafficPlan:
         self._issues = 0
         self._conversations: deque[tuple[int, int, str]] = deque(maxlen=RECENT_CONVERSATIONS)
         self._recent: dict[str, deque[int]] = {}
-        self.seats = SeatState(
-            users=set(org.directory),
-            team={e.email for e in org.directory.values() if e.logs_in},
-            support=sum(1 for e in org.directory.values() if e.role == Role.AGENT.value),
-        )
+        self.seats = SeatState()
+        begin = float(int(params.start.timestamp()))
+        for entry in org.directory.values():
+            # `prepare` reconciles the directory at the start of the traffic.
+            self.seats.roles[entry.email] = entry.role
+            self.seats.book.directory(
+                entry.email, begin, entry.role == Role.AGENT.value, entry.logs_in
+            )
+        self._issue_state: dict[int, _Issue] = {}
+        self._sent: dict[str, deque[int]] = {}  # recipient -> times of automatic email
+        self._allowed: dict[tuple[str, str | None, bool], bool] = {}
         self._noise_bands = self._bands()
 
     def _bands(self) -> list[tuple[float, str]]:
@@ -190,9 +225,8 @@ class TrafficPlan:
             return self._reply(index, at)
         sender = self._colleague() if kind == "internal" else self._customer()
         cc = self._cc(sender)
-        counted = self._accept(sender, at, cc)
+        counted = self._accept(sender, at, cc, None)
         if counted:
-            self._issues += 1
             self._conversations.append((index, self._issues, sender))
         return PlannedMail(index, at, sender, "new", cc, index, None, counted)
 
@@ -200,7 +234,7 @@ class TrafficPlan:
         root, issue, sender = self.rng.choice(self._conversations)
         kind = "tag" if self.rng.random() < self.params.tag_reply_share else "reply"
         cc = self._cc(sender)
-        counted = self._accept(sender, at, cc)
+        counted = self._accept(sender, at, cc, issue)
         return PlannedMail(index, at, sender, kind, cc, root, issue, counted)
 
     def _noise(self, index: int, at: int, kind: str) -> PlannedMail:
@@ -214,7 +248,7 @@ class TrafficPlan:
         else:
             sender = f"noreply@vendor{source}.example"
         self._remember(sender, at)
-        self._noise_sender(sender)
+        self._noise_sender(sender, at)
         return PlannedMail(index, at, sender, kind, (), index, None, False)
 
     def _customer(self) -> str:
@@ -262,45 +296,107 @@ class TrafficPlan:
         times.append(at)
         return flooding
 
-    def _noise_sender(self, sender: str) -> None:
+    def _noise_sender(self, sender: str, at: int) -> None:
+        """`noise_creates_users`: filtered mail still makes its sender a billed user."""
         if self.org.intake.noise_creates_users:
-            self.seats.users.add(sender)
-            self.seats.team.add(sender)
+            self.seats.roles.setdefault(sender, role_for(sender, self.org).value)
+            self.seats.book.noise(sender, float(at))
 
-    def _accept(self, sender: str, at: int, cc: tuple[str, ...]) -> bool:
-        """Flood guard, unknown-sender policy, Team seat, Cc users: True if counted."""
+    def _accept(self, sender: str, at: int, cc: tuple[str, ...], issue: int | None) -> bool:
+        """Flood guard, unknown-sender policy, Team seat, Cc users, automatic email:
+        True if counted. `issue` is the issue a reply joins; None opens a new one."""
         if self._remember(sender, at):
-            self._noise_sender(sender)
+            self._noise_sender(sender, at)
             return False
-        seats, intake = self.seats, self.org.intake
+        seats, moment = self.seats, float(at)
         user = sender
-        if sender not in seats.users:
-            customer = role_for(sender, self.org) is Role.CUSTOMER
-            if customer and intake.unknown_senders is UnknownSenders.EXISTING_ONLY:
+        if sender not in seats.roles:
+            target = unknown_sender_user(self.org, sender)
+            if target is None:
                 return False
-            if customer and intake.unknown_senders is UnknownSenders.SHARED_USER:
-                user = intake.shared_user
-            seats.users.add(user)
-        seats.team.add(user)
+            user = target
+            if user != sender:
+                seats.shared = user
+                seats.shared_strangers.add(sender)
+                seats.roles.setdefault(user, Role.CUSTOMER.value)
+            else:
+                seats.roles[user] = role_for(user, self.org).value
+        signal = Signal.SHARED if user == seats.shared else Signal.WROTE
+        seats.book.wrote(user, moment, signal)
         seats.counted_senders.add(user)
-        if intake.create_users_from_cc:
-            self._cc_users(sender, cc)
+        seats.email_senders.add(user)
+        created = issue is None
+        if issue is None:
+            self._issues += 1
+            issue = self._issues
+            self._issue_state[issue] = _Issue(user)
+        if self.org.intake.create_users_from_cc:
+            self._cc_users(sender, cc, moment)
+        if self.org.notify.enabled:
+            self._notify(sender, user, cc, at, self._issue_state[issue], created)
         return True
 
-    def _cc_users(self, sender: str, cc: tuple[str, ...]) -> None:
+    def _notify(
+        self, sender: str, user: str, cc: tuple[str, ...], at: int, issue: _Issue, created: bool
+    ) -> None:
+        """notify.after_intake's decisions: participants, acknowledgement or updates,
+        the per-recipient cap, and the user (and Team seat) each recipient becomes."""
+        org, seats = self.org, self.seats
+        policy = org.notify
+        if policy.notify_participants_on_reply:
+            copied = [a for a in dict.fromkeys(cc) if may_receive(org, a)]
+            for address in [sender, *copied[: org.intake.cc_users_per_message]]:
+                issue.participants.setdefault(address, None)
+        if created and policy.acknowledge:
+            addresses = [sender]
+        elif not created and policy.notify_participants_on_reply:
+            reached = {sender, user, *org.intake_addresses[:1], *cc}
+            everyone = dict.fromkeys([issue.submitter, *issue.participants])
+            addresses = [a for a in everyone if a not in reached]
+        else:
+            return
+        for address in addresses:
+            role = seats.roles.get(address)
+            if not self._may_notify(address, role, address == seats.shared):
+                continue
+            if self._over_cap(address, at):
+                continue  # suppressed: recorded, not sent, no user made
+            self._sent.setdefault(address, deque()).append(at)
+            if role is None:
+                role = seats.roles[address] = role_for(address, self.org).value
+            if not (address == sender == user):
+                seats.book.notified(address, float(at))
+            if role == Role.CUSTOMER.value:
+                seats.customers_notified.add(address)
+
+    def _may_notify(self, address: str, role: str | None, shared: bool) -> bool:
+        key = (address, role, shared)
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            allowed = self._allowed[key] = may_notify(self.org, address, role, shared)
+        return allowed
+
+    def _over_cap(self, address: str, at: int) -> bool:
+        cap = self.org.notify.per_recipient_cap
+        if cap <= 0:
+            return False
+        window = self.org.notify.cap_window_hours * 3600
+        times = self._sent.get(address)
+        if not times:
+            return False
+        while times and times[0] <= at - window:
+            times.popleft()
+        return len(times) >= cap
+
+    def _cc_users(self, sender: str, cc: tuple[str, ...], at: float) -> None:
         created = 0
         for address in dict.fromkeys(cc):
             if created >= self.org.intake.cc_users_per_message:
                 break
-            if address == sender or self.org.is_intake_address(address):
+            if not is_cc_candidate(self.org, sender, address) or address in self.seats.roles:
                 continue
-            stranger = role_for(address, self.org) is Role.CUSTOMER
-            if stranger and self.org.intake.unknown_senders is not UnknownSenders.CREATE:
-                continue
-            if address in self.seats.users:
-                continue
-            self.seats.users.add(address)
-            self.seats.team.add(address)
+            self.seats.roles[address] = role_for(address, self.org).value
+            self.seats.book.cc_created(address, at)
             created += 1
 
 

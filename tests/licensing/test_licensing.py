@@ -41,7 +41,7 @@ def test_customers_writing_in_point_to_support_even_when_team_is_cheaper() -> No
     assert result.recommended_model == "support"
     assert "2 customer(s) submitted issues by email" in result.reasons[0]
     assert "Team is cheaper by 25.00 USD/month" in result.reasons[1]
-    assert "up to 7 user(s); 2 more counted sender(s) would tip it" in result.reasons[2]
+    assert "up to 7 user(s); 3 more user(s) would tip it: 8 user(s) cost 80.00" in result.reasons[2]
 
 
 def test_internal_only_intake_follows_the_figures() -> None:

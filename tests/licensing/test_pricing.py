@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import OrgFileError
-from simulator.licensing import advice, costs, timeline
+from simulator.licensing import advice, costs, seats
 from simulator.licensing.prices import (
     Band,
     Billing,
@@ -124,48 +124,50 @@ def test_org_file_price_errors(tmp_path: Path, pricing: str, message: str) -> No
         load_org(path)
 
 
-def day(month: int, number: int) -> datetime:
-    return datetime(2026, month, number, tzinfo=UTC)
+def day(month: int, number: int) -> float:
+    return seats.stamp(datetime(2026, month, number, tzinfo=UTC))
 
 
 # A customer created and first counted on Jan 10 who writes again on Feb 20; a
 # directory employee who logs in, from Jan 1; a Cc'd user created Jan 5 who never writes.
-CUSTOMER = timeline.UserFacts(day(1, 10), False, ((day(1, 10), 1),), (day(1, 10), day(2, 20)))
-LOGIN = timeline.UserFacts(day(1, 1), True, ((day(1, 1), 1),))
-DORMANT = timeline.UserFacts(day(1, 5), False, ())
-MONTHS = timeline.months_between(day(1, 1), day(3, 31))
+CUSTOMER = seats.Person(
+    day(1, 10), ((day(1, 10), 1),), (day(1, 10), day(2, 20)), wrote_at=day(1, 10)
+)
+LOGIN = seats.Person(day(1, 1), ((day(1, 1), 1),), login_at=day(1, 1))
+DORMANT = seats.Person(day(1, 5))
+MONTHS = seats.months_between(day(1, 1), day(3, 31))
 
 
-def spans(rules: LicensingRules) -> list[timeline.Interval]:
-    return [s for u in (CUSTOMER, LOGIN, DORMANT) for s in timeline.team_intervals(u, rules)]
+def spans(rules: LicensingRules) -> list[seats.Span]:
+    return [s for u in (CUSTOMER, LOGIN, DORMANT) for s in seats.team_spans(u, rules)]
 
 
 def test_team_counts_from() -> None:
     ledger = spans(LicensingRules())
-    assert timeline.count_at(ledger, day(1, 9)) == 1  # only the login user
-    assert timeline.count_at(ledger, day(1, 10)) == 2
+    assert seats.seats_at(ledger, day(1, 9)) == 1  # only the login user
+    assert seats.seats_at(ledger, day(1, 10)) == 2
     creation = spans(LicensingRules(team_counts_from=TeamCountsFrom.CREATION))
-    assert timeline.count_at(creation, day(1, 9)) == 2  # the dormant account counts too
-    assert timeline.count_at(creation, day(3, 1)) == 3
+    assert seats.seats_at(creation, day(1, 9)) == 2  # the dormant account counts too
+    assert seats.seats_at(creation, day(3, 1)) == 3
     login = spans(LicensingRules(team_counts_from=TeamCountsFrom.FIRST_LOGIN))
-    assert timeline.count_at(login, day(3, 1)) == 1
+    assert seats.seats_at(login, day(3, 1)) == 1
 
 
 def test_inactivity_expiry_and_monthly_peaks() -> None:
     expiring = spans(LicensingRules(inactive_after_days=30))
     # The customer's seat runs from Jan 10 until Feb 9 (30 days), lapses, and is
     # back from Feb 20 until Mar 22.
-    assert timeline.count_at(expiring, day(2, 8)) == 2
-    assert timeline.count_at(expiring, day(2, 9)) == 1
-    assert timeline.count_at(expiring, day(2, 20)) == 2
-    assert timeline.count_at(expiring, day(3, 22)) == 1
+    assert seats.seats_at(expiring, day(2, 8)) == 2
+    assert seats.seats_at(expiring, day(2, 9)) == 1
+    assert seats.seats_at(expiring, day(2, 20)) == 2
+    assert seats.seats_at(expiring, day(3, 22)) == 1
     # (seats at month end, peak in month): Jan (2, 2), Feb (2, 2), Mar (1, 2)
-    assert timeline.monthly_seats(expiring, MONTHS) == [(2, 2), (2, 2), (1, 2)]
-    assert timeline.monthly_seats(spans(LicensingRules()), MONTHS) == [(2, 2)] * 3
+    assert seats.month_seats(expiring, MONTHS) == [(2, 2), (2, 2), (1, 2)]
+    assert seats.month_seats(spans(LicensingRules()), MONTHS) == [(2, 2)] * 3
 
 
 def test_monthly_true_up_versus_annual() -> None:
     peaks = [3, 5, 2, 4] + [1] * 8 + [2, 1]
-    assert timeline.billed(peaks, Billing.MONTHLY) == peaks
+    assert seats.billed(peaks, Billing.MONTHLY) == peaks
     # The year's highest count so far, starting again with month 13.
-    assert timeline.billed(peaks, Billing.ANNUAL) == [3, 5, 5, 5, *[5] * 8, 2, 2]
+    assert seats.billed(peaks, Billing.ANNUAL) == [3, 5, 5, 5, *[5] * 8, 2, 2]
