@@ -272,6 +272,11 @@ def _build_notify(data: dict[str, Any], first_intake_address: str) -> NotifyPoli
     return policy
 
 
+def pricing_from_table(table: dict[str, Any]) -> Pricing:
+    """A `[pricing]` table on its own (a price book file), checked as in an org file."""
+    return _build_pricing(table)
+
+
 def _build_pricing(table: dict[str, Any]) -> Pricing:
     pricing = Pricing(
         currency=_typed(table, "pricing", "currency", str, "USD"),

@@ -46,6 +46,7 @@ COMMAND_ORDER = (
     "simulate",
     "sweep",
     "fit",
+    "forecast",
     "ready",
     "db",
 )

@@ -11,19 +11,37 @@ import typer
 from simulator.cli.app import app
 from simulator.cli.options import (
     DbOption,
+    FormatOption,
     OrgOption,
     cli_errors,
     err,
     existing_db,
+    flag_errors,
     out,
+    plot_option,
     print_json,
 )
 from simulator.cli.render import Format, render
 from simulator.errors import ConfigError
 from simulator.org import load_org
 from simulator.reports import rows
+from simulator.reports.plots import save_forecast_chart
+from simulator.reports.summary import parse_as_of
 from simulator.simulation import fit as fitting
+from simulator.simulation import forecast as fc
+from simulator.simulation.scenario import merge_traffic
 from simulator.store.db import DEFAULT_DB_URL
+
+FORECAST_COLUMNS = [
+    "price_book",
+    "month",
+    "emails",
+    "support_billed",
+    "support_cost",
+    "team_billed",
+    "team_cost",
+    "cheaper_model",
+]
 
 FIT_COLUMNS = ["table", "parameter", "value", "measured"]
 
@@ -82,3 +100,112 @@ def fit(
         render(fitting.fit_rows(fitted), FIT_COLUMNS, fmt, out, title="fitted traffic")
     elif output is None:
         out.file.write(text)
+
+
+ScenarioFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--scenario",
+        envvar="INTAKE_SIM_SCENARIO",
+        help="Scenario file (TOML), fitted by `fit` or written by hand. Default: the "
+        "default traffic on the org.",
+        dir_okay=False,
+        exists=True,
+    ),
+]
+PricesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--prices",
+        envvar="INTAKE_SIM_FORECAST_PRICES",
+        help="A price book (TOML: name, source, read_on, [pricing]); repeat for several. "
+        "Default: the org file's [pricing].",
+        dir_okay=False,
+        exists=True,
+    ),
+]
+
+
+def forecast_terms(
+    scenario: Path | None,
+    org: Path | None,
+    months: int,
+    growth: str,
+    customer_growth: str | None,
+    start: str | None,
+) -> fc.Terms:
+    """The forecast's question from the options (shared with `report --html`)."""
+    organisation, params = merge_traffic(scenario, org, {})
+    with flag_errors("--growth"):
+        volume = fc.parse_growth(growth, scenario)
+    with flag_errors("--customer-growth"):
+        customers = (
+            volume if customer_growth is None else fc.parse_growth(customer_growth, scenario)
+        )
+    with flag_errors("--start"):
+        moment = parse_as_of(start, "start")
+    return fc.Terms(params, organisation, months, volume, customers, moment).check()
+
+
+MonthsTerm = Annotated[
+    int,
+    typer.Option(
+        "--months",
+        envvar="INTAKE_SIM_FORECAST_MONTHS",
+        help="Contract term in calendar months (12, 24 and 36 are usual; 1-120).",
+    ),
+]
+GrowthOption = Annotated[
+    str,
+    typer.Option(
+        "--growth",
+        envvar="INTAKE_SIM_GROWTH",
+        help="Yearly growth of the mail volume: 20%, 0.2, -5%, or fitted (the scenario's "
+        "[fit] trend).",
+    ),
+]
+CustomerGrowthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--customer-growth",
+        envvar="INTAKE_SIM_CUSTOMER_GROWTH",
+        help="Yearly growth of the customer population, as --growth. Default: as --growth.",
+    ),
+]
+StartTerm = Annotated[
+    str | None,
+    typer.Option(
+        "--start",
+        envvar="INTAKE_SIM_FORECAST_START",
+        help="First month of the term, ISO-8601 (default: the scenario's start).",
+    ),
+]
+
+
+@app.command()
+def forecast(
+    scenario: ScenarioFile = None,
+    org: OrgOption = None,
+    months: MonthsTerm = 12,
+    growth: GrowthOption = "0",
+    customer_growth: CustomerGrowthOption = None,
+    start: StartTerm = None,
+    prices: PricesOption = None,
+    fmt: FormatOption = Format.TABLE,
+    plot: plot_option("forecast") = None,  # type: ignore[valid-type]
+) -> None:
+    """Seats and cost per month per model over a contract term, per price book."""
+    with cli_errors():
+        terms = forecast_terms(scenario, org, months, growth, customer_growth, start)
+        with flag_errors("--prices"):
+            books = [fc.load_price_book(path) for path in prices or []]
+        data = fc.forecast(terms, books)
+        if plot is not None:
+            save_forecast_chart(data, plot)
+    if fmt is Format.JSON:
+        print_json(data)
+        return
+    render(fc.flat_months(data), FORECAST_COLUMNS, fmt, out, title=f"{terms.org.name}: forecast")
+    if fmt is Format.TABLE:
+        for book in data["forecasts"]:
+            out.print(fc.term_sentence(book), highlight=False, soft_wrap=True)

@@ -97,8 +97,7 @@ def _rule_of_thumb(evidence: Evidence) -> str:
     if evidence.strangers_shared:
         account = f" {evidence.shared_user}" if evidence.shared_user else ""
         parts.append(
-            f"{evidence.strangers_shared} stranger(s) wrote in through the shared "
-            f"account{account}"
+            f"{evidence.strangers_shared} stranger(s) wrote in through the shared account{account}"
         )
     if evidence.customers_notified:
         parts.append(f"{evidence.customers_notified} customer(s) receive automatic email updates")

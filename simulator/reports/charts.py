@@ -375,7 +375,9 @@ def _png_panel(axis: Any, panel: Panel) -> None:
     if panel.log_x:
         axis.set_xscale("log")
     if not numeric:
-        axis.set_xticks(xs, [str(v) for v in panel.x], rotation=45 if len(xs) > 6 else 0)
+        every = max(1, math.ceil(len(xs) / 8))  # at most 8 x labels, as in the SVG
+        shown = [i for i in range(len(xs)) if i % every == 0 or i == len(xs) - 1]
+        axis.set_xticks(shown, [str(panel.x[i]) for i in shown], rotation=45 if len(xs) > 6 else 0)
     peak = max([v for s in panel.series for v in s.values] + [0.0])
     axis.set_ylim(0, nice_ticks(peak, panel.whole_numbers)[-1] or 1)
     if panel.whole_numbers:

@@ -120,3 +120,69 @@ def plot_sweep(rows: list[dict[str, Any]], crossing: float | None, org: Org, pat
 
 def plot_months(rows: list[dict[str, Any]], org: Org, path: Path) -> None:
     charts.save(months_chart(rows, org), path)
+
+
+def forecast_chart(data: dict[str, Any], book: int = 0, links: bool = False) -> Chart:
+    """A price book's forecast: billed seats and the bill per month over the term."""
+    f = data["forecasts"][book]
+    months = [m["month"] for m in f["months"]]
+    anchors: list[str | None] | None = [f"#forecast-{m}" for m in months] if links else None
+    money = f"{f['currency']} per {f['period']}"
+    costs = [
+        Series(name, [float(m[model]["cost"]) for m in f["months"]], colour, links=anchors)
+        for model, colour, name in MODELS
+    ]
+    seats_series = [
+        Series(name, [float(m[model]["billed_seats"]) for m in f["months"]], colour, links=anchors)
+        for model, colour, name in MODELS
+    ]
+    growth = data["volume_growth_per_year"]
+    return Chart(
+        f"{data['organization']}: {f['term']['months']}-month forecast, {f['price_book']}",
+        f"volume {growth:+.0%} a year, customers {data['customer_growth_per_year']:+.0%} a year; "
+        f"Support {f['support_per_agent']:g}, Team {f['team_per_user']:g} {money}",
+        [
+            Panel("Billed seats per month", "month", "billed seats", months, seats_series, True),
+            Panel(
+                f"Bill per {f['period']}",
+                "month",
+                money,
+                months,
+                costs,
+                markers=_cost_markers(costs, _change(f["months"]), "cheaper model changes"),
+            ),
+        ],
+    )
+
+
+def tornado_chart(sensitivity: dict[str, Any], links: bool = False) -> Chart:
+    """How far each assumption moves the term's Team minus Support cost; a bar over
+    the zero line flips the cheaper model."""
+    unit = sensitivity["currency"]
+    rows = [
+        charts.TornadoRow(
+            a["label"],
+            a["low"]["team_minus_support"],
+            a["high"]["team_minus_support"],
+            a["low"]["text"],
+            a["high"]["text"],
+            f"#sensitivity-{a['key']}" if links else None,
+        )
+        for a in sensitivity["assumptions"]
+    ]
+    return Chart(
+        "",
+        "",
+        [
+            charts.Tornado(
+                "What moves the decision: Team minus Support over the term",
+                f"Team minus Support, {unit} over the term (left of 0: Team cheaper)",
+                rows,
+                "0: the models tie",
+            )
+        ],
+    )
+
+
+def save_forecast_chart(data: dict[str, Any], path: Path) -> None:
+    charts.save(forecast_chart(data), path)

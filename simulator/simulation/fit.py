@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from simulator.domain import Outcome
 from simulator.errors import ConfigError
-from simulator.licensing import timeline
+from simulator.licensing import seats
 from simulator.org import Org
 from simulator.simulation.traffic import NOISE_KINDS
 from simulator.store.models import Delivery, OutboxMessage
@@ -163,7 +163,7 @@ def fit_facts(facts: list[MailFacts], org: Org, notified: int = 0) -> Fit:
             f"too little data to fit: the mail spans {days:.1f} day(s), at least "
             f"{MIN_DAYS:g} needed"
         )
-    months = [start.strftime("%Y-%m") for start, _ in timeline.months_between(first, last)]
+    months = [m.label for m in seats.months_between(seats.stamp(first), seats.stamp(last))]
     fit = Fit(months, first, last)
     total = len(mail)
     span = fit.span
@@ -232,7 +232,10 @@ def _monthly(
     """Per calendar month: deliveries, the share of the month covered, new senders."""
     rows: list[dict[str, float | int | str]] = []
     seen: set[str] = set()
-    months = timeline.months_between(first, last)
+    months = [
+        (datetime.fromtimestamp(m.start, UTC), datetime.fromtimestamp(m.end, UTC))
+        for m in seats.months_between(seats.stamp(first), seats.stamp(last))
+    ]
     index = 0
     for start, end in months:
         covered = (min(end, last) - max(start, first)).total_seconds()
