@@ -25,10 +25,12 @@ from simulator.cli.render import Format, render
 from simulator.errors import ConfigError
 from simulator.org import load_org
 from simulator.reports import rows
-from simulator.reports.plots import save_forecast_chart
+from simulator.reports.charts import save as save_chart
+from simulator.reports.plots import save_forecast_chart, tornado_chart
 from simulator.reports.summary import parse_as_of
 from simulator.simulation import fit as fitting
 from simulator.simulation import forecast as fc
+from simulator.simulation import sensitivity as sv
 from simulator.simulation.scenario import merge_traffic
 from simulator.store.db import DEFAULT_DB_URL
 
@@ -191,6 +193,23 @@ def forecast(
     customer_growth: CustomerGrowthOption = None,
     start: StartTerm = None,
     prices: PricesOption = None,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Also find, for each assumption, how far it must move to flip the cheaper "
+            "model over the term (first price book), ranked.",
+        ),
+    ] = False,
+    tornado: Annotated[
+        Path | None,
+        typer.Option(
+            "--tornado",
+            envvar="INTAKE_SIM_FORECAST_TORNADO",
+            help="With --sensitivity: draw the tornado chart to this file (.png, .svg, .html).",
+            dir_okay=False,
+        ),
+    ] = None,
     fmt: FormatOption = Format.TABLE,
     plot: plot_option("forecast") = None,  # type: ignore[valid-type]
 ) -> None:
@@ -199,7 +218,14 @@ def forecast(
         terms = forecast_terms(scenario, org, months, growth, customer_growth, start)
         with flag_errors("--prices"):
             books = [fc.load_price_book(path) for path in prices or []]
+        if tornado is not None and not sensitivity:
+            raise ConfigError("--tornado draws the sensitivity: add --sensitivity")
         data = fc.forecast(terms, books)
+        if sensitivity:
+            first = books[0] if books else fc.org_book(terms.org)
+            data["sensitivity"] = sv.sensitivity(terms, first)
+            if tornado is not None:
+                save_chart(tornado_chart(data["sensitivity"]), tornado)
         if plot is not None:
             save_forecast_chart(data, plot)
     if fmt is Format.JSON:
@@ -209,3 +235,8 @@ def forecast(
     if fmt is Format.TABLE:
         for book in data["forecasts"]:
             out.print(fc.term_sentence(book), highlight=False, soft_wrap=True)
+    if "sensitivity" in data:
+        found = data["sensitivity"]
+        render(sv.flat_rows(found), sv.SENSITIVITY_COLUMNS, fmt, out, title="What flips it")
+        if fmt is Format.TABLE:
+            out.print(sv.summary(found), highlight=False, soft_wrap=True)
