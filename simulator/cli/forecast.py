@@ -9,6 +9,14 @@ from typing import Annotated
 import typer
 
 from simulator.cli.app import app
+from simulator.cli.finance import (
+    CustomerGrowthOption,
+    GrowthOption,
+    MonthsTerm,
+    PricesOption,
+    ScenarioFile,
+    StartTerm,
+)
 from simulator.cli.options import (
     DbOption,
     FormatOption,
@@ -104,30 +112,6 @@ def fit(
         out.file.write(text)
 
 
-ScenarioFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--scenario",
-        envvar="INTAKE_SIM_SCENARIO",
-        help="Scenario file (TOML), fitted by `fit` or written by hand. Default: the "
-        "default traffic on the org.",
-        dir_okay=False,
-        exists=True,
-    ),
-]
-PricesOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--prices",
-        envvar="INTAKE_SIM_FORECAST_PRICES",
-        help="A price book (TOML: name, source, read_on, [pricing]); repeat for several. "
-        "Default: the org file's [pricing].",
-        dir_okay=False,
-        exists=True,
-    ),
-]
-
-
 def forecast_terms(
     scenario: Path | None,
     org: Path | None,
@@ -147,41 +131,6 @@ def forecast_terms(
     with flag_errors("--start"):
         moment = parse_as_of(start, "start")
     return fc.Terms(params, organisation, months, volume, customers, moment).check()
-
-
-MonthsTerm = Annotated[
-    int,
-    typer.Option(
-        "--months",
-        envvar="INTAKE_SIM_FORECAST_MONTHS",
-        help="Contract term in calendar months (12, 24 and 36 are usual; 1-120).",
-    ),
-]
-GrowthOption = Annotated[
-    str,
-    typer.Option(
-        "--growth",
-        envvar="INTAKE_SIM_GROWTH",
-        help="Yearly growth of the mail volume: 20%, 0.2, -5%, or fitted (the scenario's "
-        "[fit] trend).",
-    ),
-]
-CustomerGrowthOption = Annotated[
-    str | None,
-    typer.Option(
-        "--customer-growth",
-        envvar="INTAKE_SIM_CUSTOMER_GROWTH",
-        help="Yearly growth of the customer population, as --growth. Default: as --growth.",
-    ),
-]
-StartTerm = Annotated[
-    str | None,
-    typer.Option(
-        "--start",
-        envvar="INTAKE_SIM_FORECAST_START",
-        help="First month of the term, ISO-8601 (default: the scenario's start).",
-    ),
-]
 
 
 @app.command()

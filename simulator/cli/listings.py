@@ -12,6 +12,15 @@ from typing import Annotated, Any
 import typer
 
 from simulator.cli.app import app
+from simulator.cli.finance import (
+    CustomerGrowthOption,
+    GrowthOption,
+    HtmlOption,
+    MonthsTerm,
+    PricesOption,
+    ScenarioFile,
+    finance_page,
+)
 from simulator.cli.options import (
     DbOption,
     FormatOption,
@@ -62,8 +71,17 @@ def report(
         typer.Option("--by", help="A row per calendar month: seats, bills, senders, new users."),
     ] = None,
     plot: plot_option("report") = None,  # type: ignore[valid-type]
+    html: HtmlOption = None,
+    scenario: ScenarioFile = None,
+    months: MonthsTerm = 12,
+    growth: GrowthOption = "0",
+    customer_growth: CustomerGrowthOption = None,
+    prices: PricesOption = None,
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
+    if html is not None:
+        finance_page(db, org, html, scenario, months, growth, customer_growth, prices)
+        return
     with cli_errors():
         organisation = load_org(org)
         if by is None and plot is not None:

@@ -188,7 +188,13 @@ def _panel_svg(panel: Panel, left: float, top: float) -> list[str]:
     parts.append(
         f'<line x1="{x0}" y1="{y0 + height}" x2="{x0 + width}" y2="{y0 + height}" stroke="#444"/>'
     )
-    every = max(1, math.ceil(len(panel.x) / 8))  # at most 8 x labels: they must not overlap
+    # As many x labels as fit side by side (about 6 px a character at this size).
+    longest = max(
+        (len(tick_text(float(v)) if isinstance(v, int | float) else str(v)) for v in panel.x),
+        default=1,
+    )
+    fits = max(1, int(width // (6.2 * longest + 8)))
+    every = max(1, math.ceil(len(panel.x) / fits))
     for index, (x, label) in enumerate(zip(xs, panel.x, strict=True)):
         if index % every and index != len(xs) - 1:
             continue
@@ -254,7 +260,7 @@ def _panel_svg(panel: Panel, left: float, top: float) -> list[str]:
 
 
 def _tornado_svg(panel: Tornado, left: float, top: float, width: float) -> tuple[list[str], float]:
-    label_width, row_height = 190.0, 24.0
+    label_width, row_height = 230.0, 24.0
     plot = width - label_width - 110
     height = TOP + row_height * len(panel.rows) + 44
     values = [v for r in panel.rows for v in (r.low, r.high)] + [0.0]

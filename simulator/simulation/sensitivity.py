@@ -337,7 +337,7 @@ def switches(study: Study) -> list[dict[str, Any]]:
         _choices(
             study,
             "notifications",
-            "Automatic email (acknowledge, updates)",
+            "Automatic email to customers",
             notify_now,
             {notify_other: dataclasses.replace(org, notify=flipped_notify)},
         ),
