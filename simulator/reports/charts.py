@@ -196,7 +196,7 @@ def _panel_svg(panel: Panel, left: float, top: float) -> list[str]:
     fits = max(1, int(width // (6.2 * longest + 8)))
     every = max(1, math.ceil(len(panel.x) / fits))
     for index, (x, label) in enumerate(zip(xs, panel.x, strict=True)):
-        if index % every and index != len(xs) - 1:
+        if index % every:
             continue
         text = tick_text(float(label)) if isinstance(label, int | float) else str(label)
         parts.append(_text(x, y0 + height + 14, text, text_anchor="middle", font_size="10"))
@@ -382,7 +382,7 @@ def _png_panel(axis: Any, panel: Panel) -> None:
         axis.set_xscale("log")
     if not numeric:
         every = max(1, math.ceil(len(xs) / 8))  # at most 8 x labels, as in the SVG
-        shown = [i for i in range(len(xs)) if i % every == 0 or i == len(xs) - 1]
+        shown = [i for i in range(len(xs)) if i % every == 0]
         axis.set_xticks(shown, [str(panel.x[i]) for i in shown], rotation=45 if len(xs) > 6 else 0)
     peak = max([v for s in panel.series for v in s.values] + [0.0])
     axis.set_ylim(0, nice_ticks(peak, panel.whole_numbers)[-1] or 1)

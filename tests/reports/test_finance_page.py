@@ -150,7 +150,9 @@ def test_every_figure_matches_the_cli_json(made: dict[str, Any], browser: Any) -
                 abs(value) if "base." in key else value, abs=0.006
             ), key
     # Every chart point and month links to the rows behind it, inside the page.
-    anchors = page.eval_on_selector_all("a[href^='#']", "nodes => nodes.map(n => n.hash)")
+    anchors = page.eval_on_selector_all(
+        "a[href^='#']", "nodes => nodes.map(n => n.getAttribute('href'))"
+    )
     ids = set(page.eval_on_selector_all("[id]", "nodes => nodes.map(n => '#' + n.id)"))
     assert anchors and set(anchors) <= ids
     assert any(a.startswith("#ledger-") for a in anchors)
