@@ -112,10 +112,16 @@ def _print_months(
 
 @app.command()
 def users(
-    db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
+    db: DbOption = DEFAULT_DB_URL,
+    org: OrgOption = None,
+    fmt: FormatOption = Format.TABLE,
+    wide: WideOption = False,
 ) -> None:
-    """Users: role, origin, and whether each is a paid seat under Support and Team."""
-    _listing(db, fmt, rows.users, USER_COLUMNS, "users", wide)
+    """Users: role, origin, and whether each is a paid seat under Support and Team (the
+    Team seat as the org's [licensing] rules read the ledger, as `report` counts it)."""
+    with cli_errors():
+        organisation = load_org(org)
+    _listing(db, fmt, partial(summary.users, org=organisation), USER_COLUMNS, "users", wide)
 
 
 @app.command()

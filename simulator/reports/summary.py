@@ -28,6 +28,7 @@ from simulator.errors import ConfigError
 from simulator.licensing import advice, seats
 from simulator.licensing.costs import ModelCost
 from simulator.org import Org
+from simulator.reports import rows
 from simulator.reports.rows import COUNTED, Row, iso
 from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
 
@@ -234,6 +235,11 @@ def _seat_events(
 def people(session: Session, as_of: datetime) -> list[seats.Person]:
     """Every user's facts for the seat engine: ledger rows, counted deliveries,
     portal login (directory flag, or the first web-form submission), first email."""
+    return list(people_by_id(session, as_of).values())
+
+
+def people_by_id(session: Session, as_of: datetime) -> dict[int, seats.Person]:
+    """`people`, keyed by user id."""
     events = _seat_events(session, LicenseModel.TEAM, as_of)
     activity: dict[int, list[float]] = {}
     portal: dict[int, float] = {}
@@ -246,7 +252,7 @@ def people(session: Session, as_of: datetime) -> list[seats.Person]:
         activity.setdefault(user_id, []).append(moment)
         if channel == Channel.WEB_FORM.value:
             portal.setdefault(user_id, moment)
-    found = []
+    found: dict[int, seats.Person] = {}
     for user_id, created_at, logs_in, first_seen in session.execute(
         select(User.id, User.created_at, User.logs_in, User.first_seen)
     ):
@@ -257,19 +263,32 @@ def people(session: Session, as_of: datetime) -> list[seats.Person]:
             continue
         created = seats.stamp(created_at)
         login = created if logs_in else portal.get(user_id)
-        found.append(
-            seats.Person(
-                created_at=created,
-                team_events=tuple((at, delta) for at, delta, _ in rows),
-                activity=tuple(activity.get(user_id, ())),
-                login_at=login,
-                wrote_at=seats.stamp(first_seen) if first_seen is not None else None,
-                notified=any(
-                    delta > 0 and reason == SeatReason.NOTIFIED for _, delta, reason in rows
-                ),
-            )
+        found[user_id] = seats.Person(
+            created_at=created,
+            team_events=tuple((at, delta) for at, delta, _ in rows),
+            activity=tuple(activity.get(user_id, ())),
+            login_at=login,
+            wrote_at=seats.stamp(first_seen) if first_seen is not None else None,
+            notified=any(delta > 0 and reason == SeatReason.NOTIFIED for _, delta, reason in rows),
         )
     return found
+
+
+def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+    """The `users` listing with `team_seat` read under the org's licensing rules (a
+    web-form submitter under `first_login` keeps the seat, an email-only user loses it)."""
+    as_of = as_of or datetime.now(UTC)
+    moment = seats.stamp(as_of)
+    held = {
+        user_id
+        for user_id, person in people_by_id(session, as_of).items()
+        if seats.seats_at(seats.team_spans(person, org.licensing), moment)
+    }
+    ids = session.scalars(select(User.id).order_by(User.id)).all()
+    listing = rows.users(session)
+    return [
+        {**row, "team_seat": user_id in held} for user_id, row in zip(ids, listing, strict=True)
+    ]
 
 
 def support_spans(session: Session, as_of: datetime) -> list[seats.Span]:
