@@ -4,7 +4,7 @@ with `forecast` (the scenario, the term, growth and price books)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,27 +26,40 @@ ScenarioFile = Annotated[
         exists=True,
     ),
 ]
-PricesOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--prices",
-        envvar="INTAKE_SIM_FORECAST_PRICES",
-        help="A price book (TOML: name, source, read_on, [pricing]); repeat for several. "
-        "Default: the org file's [pricing].",
-        dir_okay=False,
-        exists=True,
-    ),
-]
 
 
-MonthsTerm = Annotated[
-    int,
-    typer.Option(
-        "--months",
-        envvar="INTAKE_SIM_FORECAST_MONTHS",
-        help="Contract term in calendar months (12, 24 and 36 are usual; 1-120).",
-    ),
-]
+def prices_option(command: str) -> Any:
+    """`--prices FILE`, repeatable: each command has its own variable (env rule)."""
+    return Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--prices",
+            envvar=f"INTAKE_SIM_{command.upper()}_PRICES",
+            help="A price book (TOML: name, source, read_on, [pricing]); repeat for several. "
+            "Default: the org file's [pricing].",
+            dir_okay=False,
+            exists=True,
+        ),
+    ]
+
+
+def months_option(command: str) -> Any:
+    """`--months N`, the term: sweep's --months means periods per volume, so each
+    command that means a term has its own variable."""
+    return Annotated[
+        int,
+        typer.Option(
+            "--months",
+            envvar=f"INTAKE_SIM_{command.upper()}_MONTHS",
+            help="Contract term in calendar months (12, 24 and 36 are usual; 1-120).",
+        ),
+    ]
+
+
+PricesOption = prices_option("forecast")
+MonthsTerm = months_option("forecast")
+ReportPricesOption = prices_option("report")
+ReportMonthsTerm = months_option("report")
 GrowthOption = Annotated[
     str,
     typer.Option(

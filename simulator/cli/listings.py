@@ -16,8 +16,8 @@ from simulator.cli.finance import (
     CustomerGrowthOption,
     GrowthOption,
     HtmlOption,
-    MonthsTerm,
-    PricesOption,
+    ReportMonthsTerm,
+    ReportPricesOption,
     ScenarioFile,
     finance_page,
 )
@@ -73,10 +73,10 @@ def report(
     plot: plot_option("report") = None,  # type: ignore[valid-type]
     html: HtmlOption = None,
     scenario: ScenarioFile = None,
-    months: MonthsTerm = 12,
+    months: ReportMonthsTerm = 12,
     growth: GrowthOption = "0",
     customer_growth: CustomerGrowthOption = None,
-    prices: PricesOption = None,
+    prices: ReportPricesOption = None,
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
     if html is not None:

@@ -9,6 +9,7 @@ mailbox imported with `ingest` or `fetch` is enough for the whole page.
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,11 @@ def gather(
         customers = (
             volume if customer_growth is None else fc.parse_growth(customer_growth, scenario)
         )
-        terms = fc.Terms(loaded.traffic, org, months, volume, customers).check()
+        # The term starts the month after the data; the plan replays the fitted (or
+        # given) traffic up to then, so the term starts with the customer base.
+        end = read["as_of"]
+        following = datetime(end.year + end.month // 12, end.month % 12 + 1, 1, tzinfo=UTC)
+        terms = fc.Terms(loaded.traffic, org, months, volume, customers, following).check()
         books = books or [fc.org_book(org)]
         forecast = fc.forecast(terms, books)
         forecast["sensitivity"] = sv.sensitivity(terms, books[0])

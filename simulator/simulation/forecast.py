@@ -99,6 +99,18 @@ class Terms:
         return datetime(moment.year, moment.month, 1, tzinfo=UTC)
 
     @property
+    def plan_day(self) -> datetime:
+        """Where the plan starts: the scenario's month, when the term starts later (the
+        months between replay the scenario, so the term inherits its customer base)."""
+        moment = self.params.start
+        scenario = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+        return min(scenario, self.first_day)
+
+    @property
+    def warmup_seconds(self) -> float:
+        return (self.first_day - self.plan_day).total_seconds()
+
+    @property
     def term_days(self) -> float:
         first = self.first_day
         months = first.month - 1 + self.months
@@ -111,21 +123,27 @@ def growth_factor(rate: float, seconds: float) -> float:
 
 
 def term_params(terms: Terms) -> TrafficParams:
-    """The plan's traffic over the whole term: the starting rate, grown."""
+    """The plan's traffic: the months before the term at the scenario's rate, then
+    the term, its rate grown from the term's start."""
     p, days = terms.params, terms.term_days
     rate = p.emails / (p.days * 86400)  # messages per second at the start
     seconds = days * 86400
+    warmup = terms.warmup_seconds
     if terms.volume_growth:
         log_a = math.log1p(terms.volume_growth)
         emails = round(rate * YEAR / log_a * (math.exp(log_a * seconds / YEAR) - 1))
     else:
         emails = round(rate * seconds)
+    if warmup:
+        emails += round(rate * warmup)
     top = p.customers
     if terms.customer_growth > 0:
         top = max(
             p.customers, math.ceil(p.customers * growth_factor(terms.customer_growth, seconds))
         )
-    return dataclasses.replace(p, emails=emails, days=days, start=terms.first_day, customers=top)
+    return dataclasses.replace(
+        p, emails=emails, days=days + warmup / 86400, start=terms.plan_day, customers=top
+    )
 
 
 class GrowingPlan(TrafficPlan):
@@ -141,15 +159,19 @@ class GrowingPlan(TrafficPlan):
 
     def _clock(self, uniform: float) -> float:
         """Seconds since the start for a message at `uniform` on the unbent clock."""
-        g = self.terms.volume_growth
-        if not g:
-            return uniform
-        # Equal counts of mail per equal area under a rate that grows as (1+g)^(t/YEAR).
+        g, warmup = self.terms.volume_growth, self.terms.warmup_seconds
         p = self.params
-        log_a = math.log1p(g)
         rate = self.terms.params.emails / (self.terms.params.days * 86400)
-        index = uniform / (p.days * 86400 / p.emails)
-        return YEAR * math.log1p(index * log_a / (rate * YEAR)) / log_a
+        if not g:
+            return uniform  # one rate throughout, months before the term or not
+        index = uniform / (p.days * 86400 / p.emails)  # messages before this one
+        before = rate * warmup  # messages of the months before the term, at the base rate
+        if index <= before or not g:
+            return index / rate
+        # Equal counts of mail per equal area under a rate that grows as (1+g)^(t/YEAR)
+        # from the term's start.
+        log_a = math.log1p(g)
+        return warmup + YEAR * math.log1p((index - before) * log_a / (rate * YEAR)) / log_a
 
     def __iter__(self) -> Iterator[PlannedMail]:
         p = self.params
@@ -168,7 +190,8 @@ class GrowingPlan(TrafficPlan):
         if self.rng.random() < p.new_sender_share:
             self._new_senders += 1
             return f"new{self._new_senders}@{_company(self.rng.randrange(p.companies))}"
-        grown = self._base_customers * growth_factor(self.terms.customer_growth, self._now)
+        since = max(0.0, self._now - self.terms.warmup_seconds)
+        grown = self._base_customers * growth_factor(self.terms.customer_growth, since)
         size = max(1, min(p.customers, round(grown)))
         rank = bisect.bisect_left(self._cumulative, self.rng.random() * self._cumulative[size - 1])
         rank = min(rank, size - 1)
@@ -195,7 +218,7 @@ def seat_plan(terms: Terms) -> SeatPlan:
     starts = [m.start for m in months]
     for mail in plan:
         counts[max(0, bisect.bisect_right(starts, mail.at) - 1)] += 1
-    return SeatPlan(terms, params, plan.seats, counts)
+    return SeatPlan(terms, params, plan.seats, counts[-terms.months :])
 
 
 def _months(params: TrafficParams) -> list[seats.Month]:
@@ -214,8 +237,15 @@ def _with(org: Org, pricing: Pricing | None = None, billing: Billing | None = No
 
 
 def bills(plan: SeatPlan, org: Org) -> sweep.MonthsResult:
-    """Every month's bill for the plan's seats under `org`'s prices and rules."""
-    return sweep.evaluate(plan.params, org, plan.state)
+    """Every term month's bill for the plan's seats under `org`'s prices and rules."""
+    result = sweep.evaluate(plan.params, org, plan.state)
+    if not plan.terms.warmup_seconds:
+        return result
+    # Only the term is billed; the contract year of an annual true-up starts with it.
+    term = _months(plan.params)[-plan.terms.months :]
+    book = plan.state.book
+    billed = seats.bill(org.pricing, org.licensing, book.support_spans(), book.people(), term)
+    return dataclasses.replace(result, bills=billed)
 
 
 def totals(result: sweep.MonthsResult) -> tuple[float, float]:
@@ -328,7 +358,8 @@ def forecast(terms: Terms, books: list[PriceBook]) -> dict[str, Any]:
     evidence = sweep.evidence(plan.state, terms.org, 0)
     return {
         "organization": terms.org.name,
-        "start": plan.params.start.strftime("%Y-%m-%d"),
+        "start": terms.first_day.strftime("%Y-%m-%d"),
+        "replayed_from": plan.params.start.strftime("%Y-%m-%d"),
         "months": terms.months,
         "volume_growth_per_year": terms.volume_growth,
         "customer_growth_per_year": terms.customer_growth,

@@ -74,15 +74,19 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert simulated.exit_code == 0, simulated.output
     page = folder / "finance.html"
     options = ["--months", "12", "--growth", "20%"]
+    # The term starts the month after the data (four months from 2026-01-01).
     result = runner.invoke(
         app, ["report", "--db", url, "--org", str(ORG), "--html", str(page), *options]
     )
     assert result.exit_code == 0, result.output
-    as_of = re.search(r"report --as-of (\S+)", page.read_text()).group(1)
+    text = page.read_text()
+    as_of = re.search(r"report --as-of (\S+)", text).group(1)
+    start = re.search(r"months from\s+(\d{4}-\d\d-\d\d)", text).group(1)
     fitted = folder / "fitted.toml"
     done = runner.invoke(app, ["fit", "--db", url, "--org", str(ORG), "-o", str(fitted)])
     assert done.exit_code == 0, done.output
     return {
+        "start": start,
         "page": page,
         "folder": folder,
         "json": {
@@ -97,6 +101,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "--org",
                 str(ORG),
                 "--sensitivity",
+                "--start",
+                start,
                 *options,
             ),
         },
@@ -129,6 +135,7 @@ def test_every_figure_matches_the_cli_json(made: dict[str, Any], browser: Any) -
     figures = page.eval_on_selector_all(
         "[data-key]", "nodes => nodes.map(n => [n.dataset.key, n.textContent])"
     )
+    assert made["start"] == "2026-05-01"  # the month after the four months of mail
     assert len(figures) > 60  # the page is made of figures, and each is checked
     keys = {key for key, _ in figures}
     for wanted in (

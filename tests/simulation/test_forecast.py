@@ -152,3 +152,34 @@ def test_bad_growth_is_one_error_line(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["forecast", "--growth", "fitted"])
     assert result.exit_code == 1 and "needs --scenario" in result.output
+
+
+def test_a_later_term_replays_the_months_before_it_and_bills_only_the_term(
+    tmp_path: Path,
+) -> None:
+    """--start after the scenario's start: the plan runs from the scenario's start, so
+    the term starts with the customer base; at zero growth its months are exactly the
+    last months of `simulate` over the whole span."""
+    scenario = _scenario(tmp_path, "monthly")
+    data = _json("forecast", "--scenario", str(scenario), "--months", "2", "--start", "2026-03-01")
+    assert data["start"] == "2026-03-01" and data["replayed_from"] == "2026-01-01"
+    ours = data["forecasts"][0]["months"]
+    assert [m["month"] for m in ours] == ["2026-03", "2026-04"]
+    url = f"sqlite:///{tmp_path / 'whole.db'}"
+    # January to April 2026: 120 days at 5 emails a day.
+    made = runner.invoke(
+        app,
+        ["simulate", "--scenario", str(scenario), "--emails", "600", "--days", "120", "--db", url],
+    )
+    assert made.exit_code == 0, made.output
+    org = str(_org_file(tmp_path, "monthly"))
+    simulated = _json("report", "--db", url, "--org", org, "--by", "month")[-2:]
+    for mine, theirs in zip(ours, simulated, strict=True):
+        assert mine["month"] == theirs["month"]
+        for model in ("support", "team"):
+            assert mine[model]["billed_seats"] == theirs[model]["billed_seats"], mine["month"]
+            assert mine[model]["cost"] == theirs[model]["cost"]
+    fresh = _json("forecast", "--scenario", str(scenario), "--months", "2")
+    # The replayed months built a customer base: the term starts with more Team seats.
+    assert ours[0]["team"]["seats"] > fresh["forecasts"][0]["months"][0]["team"]["seats"]
+    assert data["forecasts"][0]["term"]["months"] == 2
