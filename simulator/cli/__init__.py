@@ -10,6 +10,7 @@ from simulator.cli import (  # noqa: F401
     database,
     demo,
     fetch,
+    forecast,
     listener,
     listings,
     mail,

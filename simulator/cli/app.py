@@ -45,6 +45,8 @@ COMMAND_ORDER = (
     "demo",
     "simulate",
     "sweep",
+    "fit",
+    "forecast",
     "ready",
     "db",
 )

@@ -12,6 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from simulator.cli.app import app
+from simulator.cli.finance import (
+    CustomerGrowthOption,
+    GrowthOption,
+    HtmlOption,
+    ReportMonthsTerm,
+    ScenarioFile,
+    finance_page,
+)
 from simulator.cli.options import (
     DbOption,
     FormatOption,
@@ -75,8 +83,17 @@ def report(
             "(names or .toml files), e.g. zendesk-support-team,freshdesk-growth.",
         ),
     ] = None,
+    html: HtmlOption = None,
+    scenario: ScenarioFile = None,
+    months: ReportMonthsTerm = 12,
+    growth: GrowthOption = "0",
+    customer_growth: CustomerGrowthOption = None,
 ) -> None:
     """Seats, costs, break-even and advice for the Support and Team models."""
+    if html is not None:
+        books = [prices] if prices else None
+        finance_page(db, org, html, scenario, months, growth, customer_growth, books)
+        return
     with cli_errors():
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")

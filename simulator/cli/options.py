@@ -143,7 +143,7 @@ def plot_option(command: str) -> Any:
         typer.Option(
             "--plot",
             envvar=[own, *honoured],
-            help="Also draw a PNG chart to this file.",
+            help="Also draw a chart to this file: .png (needs the plots extra), .svg or .html.",
             dir_okay=False,
         ),
     ]

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,8 +25,10 @@ from simulator.domain import DELIVERY_REASONS, Channel, Outcome, Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
 from simulator.reports import conversation, rows
+from simulator.reports.charts import svg as chart_svg
+from simulator.reports.plots import months_chart
 from simulator.reports.rows import issues, ledger, live_version, messages, outbox, users
-from simulator.reports.summary import report
+from simulator.reports.summary import by_month, report
 from simulator.store.db import Store
 from simulator.web import charts
 from simulator.web import form as webform
@@ -218,7 +221,12 @@ def users_page(request: Request) -> HTMLResponse:
 
 def report_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
-    data = _read_live(ctx, report=lambda s: report(s, ctx.org), ledger=ledger)
+    data = _read_live(
+        ctx,
+        report=lambda s: report(s, ctx.org),
+        ledger=ledger,
+        months=lambda s: by_month(s, ctx.org),
+    )
     by_reason: dict[tuple[str, str], int] = {}
     for event in seat_reasons(data["ledger"]).values():
         if event["delta"] > 0:
@@ -230,6 +238,10 @@ def report_page(request: Request) -> HTMLResponse:
         data,
         report=data["report"],
         by_reason=sorted(by_reason.items()),
+        # The same chart as `report --by month --plot`, drawn by the one chart module.
+        month_chart=Markup(chart_svg(months_chart(data["months"], ctx.org)))
+        if data["months"]
+        else "",
         **_charts(data["report"], data["ledger"]),
     )
 

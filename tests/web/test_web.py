@@ -546,3 +546,13 @@ def test_every_api_answer_is_built_off_the_event_loop() -> None:
     JSON never holds the loop the SMTP listener shares (a coroutine here would)."""
     for route in API_ROUTES:
         assert not inspect.iscoroutinefunction(route.endpoint), route.path
+
+
+async def test_report_page_draws_the_monthly_chart_of_the_cli(demo_site: httpx.AsyncClient) -> None:
+    """The report page's monthly chart is the one chart module's SVG: money axis in
+    the currency, whole seat ticks, no script."""
+    page = (await demo_site.get("/report")).text
+    assert 'id="month-chart"' in page and "<svg" in page
+    chart = page.split('id="month-chart"', 1)[1].split("</figure>", 1)[0]
+    assert "USD per month" in chart and "billed seats" in chart
+    assert "<script" not in chart and ">0.5<" not in chart
