@@ -90,7 +90,7 @@ def _listing(query: Listing) -> Callable[[Request], JSONResponse]:
             "next": following,
         }
         headers = {"link": f'<{following}>; rel="next"'} if following else None
-        return JSONResponse(body, headers=headers)
+        return SafeJSONResponse(body, headers=headers)
 
     return endpoint
 

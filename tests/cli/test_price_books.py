@@ -186,6 +186,6 @@ def test_simulate_and_sweep_take_a_book() -> None:
     swept = json.loads(
         ok("sweep", "--volumes", "100", "--prices", "zendesk-support-team", "-f", "json")
     )
-    (row,) = swept
+    (row,) = swept["volumes"]
     assert row["team"]["cost"] == row["team"]["seats"] * 25.0
     assert row["support"]["cost"] == row["support"]["seats"] * 25.0

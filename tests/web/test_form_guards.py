@@ -69,7 +69,7 @@ async def test_one_client_cannot_buy_allowances_with_new_addresses(sqlite_url: s
         refused = await post(client, **form(email="wendy9@portal.example"))
         assert refused.status_code == 429
         assert "your network address" in refused.text
-        users = (await client.get("/api/users")).json()
+        users = (await client.get("/api/users")).json()["items"]
         made = [u["email"] for u in users if u["email"].startswith("wendy")]
         assert len(made) == PER_ADDRESS + 2
 
@@ -81,7 +81,7 @@ async def test_a_post_from_another_site_is_refused(sqlite_url: str, org: Org) ->
             answer = await post(client, headers={"origin": origin}, **form())
             assert answer.status_code == 403, origin
             assert "from another site" in answer.text
-        assert (await client.get("/api/messages")).json() == []
+        assert (await client.get("/api/messages")).json()["items"] == []
         assert (await post(client, headers={"origin": own}, **form())).status_code == 200
         assert (await post(client, **form(subject="no Origin, as curl"))).status_code == 200
 
@@ -112,4 +112,4 @@ async def test_the_json_api_writes_bidi_controls_escaped(sqlite_url: str, org: O
         assert (await post(client, **form(subject=subject))).status_code == 200
         answer = await client.get("/api/messages")
     assert "\u202e" not in answer.text and "\\u202e" in answer.text
-    assert answer.json()[0]["subject"] == subject  # parsed back exactly as submitted
+    assert answer.json()["items"][0]["subject"] == subject  # parsed back exactly as submitted
