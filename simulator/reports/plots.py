@@ -65,7 +65,7 @@ def plot_sweep(rows: list[dict[str, Any]], crossing: float | None, org: Org, pat
         if crossing is not None:
             axis.axvline(crossing, color="grey", linestyle="--")
             axis.annotate(
-                f"crossover ~{crossing:,.0f}/month",
+                f"crossover at {crossing:,.0f}/month",
                 (crossing, 0.55),
                 xycoords=("data", "axes fraction"),
                 rotation=90,
