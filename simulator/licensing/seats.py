@@ -375,13 +375,17 @@ class SeatBook:
 
     def wrote(self, key: str, at: float, signal: Signal = Signal.WROTE) -> None:
         """A counted delivery attributed to the person (email, web form, shared account)."""
-        facts = self._person(key, at)
+        # The sweep's hot path: one call per counted message, so written out flat.
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = self._facts[key] = _Facts(created_at=at)
         facts.activity.append(at)
         if facts.wrote_at is None:
             facts.wrote_at = at
         if signal is Signal.WEB_FORM and facts.login_at is None:
             facts.login_at = at
-        self._open(facts, at, signal)
+        if not facts.team:
+            self._open(facts, at, signal)
 
     def noise(self, key: str, at: float) -> None:
         self._open(self._person(key, at), at, Signal.NOISE, wrote=True)

@@ -211,6 +211,7 @@ def _as_user(
 
 
 MAX_PATH_OCTETS = 256
+PLAIN_ADDRESS = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
 
 
 def _addressable(address: str) -> bool:
@@ -224,6 +225,8 @@ def _addressable(address: str) -> bool:
     """
     if len(address.encode("utf-8")) > MAX_PATH_OCTETS:
         return False
+    if PLAIN_ADDRESS.fullmatch(address):
+        return True  # dot-atoms only: the header writes it as it is (and it is the common case)
     try:
         probe = EmailMessage(policy=_policy_for(address))
         probe["To"] = _to_header(address, "")

@@ -111,12 +111,11 @@ def evidence(state: SeatState, org: Org, from_notifications: int) -> advice.Evid
     """What the rule of thumb asks, from the plan's users (as the report counts them)."""
     customers = {u for u in state.counted_senders if state.roles.get(u) == Role.CUSTOMER.value}
     shared = state.shared if state.shared in customers else None
-    by_form = {u for u in customers if u in state.web_form_senders}
     return advice.Evidence(
         customers_submitting=len(customers - {shared}),
         customers_notified=len(state.customers_notified),
         team_seats_from_notifications=from_notifications,
-        customers_by_web_form=len(by_form - state.email_senders),
+        customers_by_web_form=0,  # the plan's traffic is all email
         strangers_shared=len(state.shared_strangers) if shared else 0,
         shared_user=org.intake.shared_user if shared else "",
     )
@@ -260,7 +259,10 @@ def crossover_sentence(cross: Row | None, rows: list[Row], org: Org) -> str:
         return "no volume swept"
     if cross is None:
         won = winner(rows[0])
-        span_text = f"from {rows[0]['volume']:,} to {rows[-1]['volume']:,} emails/month"
+        low, high = rows[0]["volume"], rows[-1]["volume"]
+        span_text = (
+            f"from {low:,} to {high:,} emails/month" if low != high else f"{low:,} emails/month"
+        )
         if won == EQUAL:
             return f"no crossover: both models cost the same at every volume {span_text}"
         return f"no crossover: {won.title()} is cheaper at every volume {span_text}"
@@ -288,10 +290,13 @@ def recommendation(rows: list[Row], cross: Row | None, org: Org) -> Row:
         return {"model": None, "reasons": []}
     models = [r["recommended_model"] for r in rows]
     reasons = [crossover_sentence(cross, rows, org)]
-    first = rows[0]["reasons"][0]  # the rule of thumb, as the advice words it
+    last = rows[-1]  # the rule of thumb as the advice words it, at the highest volume
     if len(set(models)) == 1:
         model = models[0]
-        reasons.append(f"at every volume the advice is {model.title()}: {first}")
+        reasons.append(
+            f"the advice is {model.title()} at every volume; at {last['volume']:,} "
+            f"emails/month: {last['reasons'][0]}"
+        )
     else:
         model = rows[-1]["recommended_model"]
         changes = [f"{r['volume']:,}: {r['recommended_model'].title()}" for r in rows]

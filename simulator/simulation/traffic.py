@@ -37,6 +37,7 @@ from simulator.pipeline.notify import may_notify, may_receive
 from simulator.pipeline.roles import role_for, unknown_sender_user
 
 NOISE_KINDS = ("auto_reply", "bounce", "list", "no_reply")
+CUSTOMER = Role.CUSTOMER.value
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 MESSAGE_ID_DOMAIN = "traffic.intake-sim.test"
 NOISE_SOURCES = 40  # distinct mailer daemons, lists and no-reply senders
@@ -133,11 +134,10 @@ class SeatState:
     book: SeatBook = field(default_factory=SeatBook)
     roles: dict[str, str] = field(default_factory=dict)  # user -> role
     shared: str | None = None  # the shared account, once created
-    counted_senders: set[str] = field(default_factory=set)  # users with counted mail
-    web_form_senders: set[str] = field(default_factory=set)  # ... of it by the web form
-    email_senders: set[str] = field(default_factory=set)  # ... of it by email
+    counted_senders: set[str] = field(default_factory=set)  # users with counted mail (email)
     shared_strangers: set[str] = field(default_factory=set)  # addresses mapped to it
     customers_notified: set[str] = field(default_factory=set)
+    suppressed: int = 0  # updates the per-recipient cap held back (acknowledgement-only: 0)
 
     @property
     def users(self) -> set[str]:
@@ -189,6 +189,9 @@ class TrafficPlan:
         self._issue_state: dict[int, _Issue] = {}
         self._sent: dict[str, deque[int]] = {}  # recipient -> times of automatic email
         self._allowed: dict[tuple[str, str | None, bool], bool] = {}
+        self._cc_on, self._notify_on = org.intake.create_users_from_cc, org.notify.enabled
+        self._participants_on = org.notify.enabled and org.notify.notify_participants_on_reply
+        self._cap = org.notify.per_recipient_cap if org.notify.per_recipient_cap > 0 else 0
         self._noise_bands = self._bands()
 
     def _bands(self) -> list[tuple[float, str]]:
@@ -227,6 +230,9 @@ class TrafficPlan:
         cc = self._cc(sender)
         counted = self._accept(sender, at, cc, None)
         if counted:
+            if len(self._conversations) == RECENT_CONVERSATIONS:
+                # Replies only go to recent conversations: an older issue's state is done.
+                self._issue_state.pop(self._conversations[0][1], None)
             self._conversations.append((index, self._issues, sender))
         return PlannedMail(index, at, sender, "new", cc, index, None, counted)
 
@@ -324,52 +330,70 @@ class TrafficPlan:
         signal = Signal.SHARED if user == seats.shared else Signal.WROTE
         seats.book.wrote(user, moment, signal)
         seats.counted_senders.add(user)
-        seats.email_senders.add(user)
         created = issue is None
         if issue is None:
             self._issues += 1
             issue = self._issues
-            self._issue_state[issue] = _Issue(user)
-        if self.org.intake.create_users_from_cc:
+            if self._participants_on:  # only updates to participants need an issue's state
+                self._issue_state[issue] = _Issue(user)
+        if self._cc_on:
             self._cc_users(sender, cc, moment)
-        if self.org.notify.enabled:
-            self._notify(sender, user, cc, at, self._issue_state[issue], created)
+        if self._notify_on:
+            self._notify(sender, user, cc, at, self._issue_state.get(issue), created)
         return True
 
     def _notify(
-        self, sender: str, user: str, cc: tuple[str, ...], at: int, issue: _Issue, created: bool
+        self,
+        sender: str,
+        user: str,
+        cc: tuple[str, ...],
+        at: int,
+        issue: _Issue | None,
+        created: bool,
     ) -> None:
         """notify.after_intake's decisions: participants, acknowledgement or updates,
         the per-recipient cap, and the user (and Team seat) each recipient becomes."""
         org, seats = self.org, self.seats
         policy = org.notify
-        if policy.notify_participants_on_reply:
-            copied = [a for a in dict.fromkeys(cc) if may_receive(org, a)]
-            for address in [sender, *copied[: org.intake.cc_users_per_message]]:
-                issue.participants.setdefault(address, None)
-        if created and policy.acknowledge:
-            addresses = [sender]
-        elif not created and policy.notify_participants_on_reply:
+        if not policy.notify_participants_on_reply:
+            # Acknowledgements only: each goes to the sender, who is already the user it
+            # is counted as (no seat changes), and the first one to an address is never
+            # over the cap; so all that matters is whether a customer got one.
+            if created and policy.acknowledge and sender not in seats.customers_notified:
+                role = seats.roles.get(sender)
+                if role == CUSTOMER and self._allowed_for(sender, role, sender == seats.shared):
+                    seats.customers_notified.add(sender)
+            return
+        assert issue is not None  # kept for every recent issue while updates are on
+        copied = [a for a in dict.fromkeys(cc) if may_receive(org, a)]
+        for address in [sender, *copied[: org.intake.cc_users_per_message]]:
+            issue.participants.setdefault(address, None)
+        if created:
+            addresses: tuple[str, ...] = (sender,) if policy.acknowledge else ()
+        else:
             reached = {sender, user, *org.intake_addresses[:1], *cc}
             everyone = dict.fromkeys([issue.submitter, *issue.participants])
-            addresses = [a for a in everyone if a not in reached]
-        else:
-            return
+            addresses = tuple(a for a in everyone if a not in reached)
         for address in addresses:
             role = seats.roles.get(address)
-            if not self._may_notify(address, role, address == seats.shared):
+            if not self._allowed_for(address, role, address == seats.shared):
                 continue
-            if self._over_cap(address, at):
-                continue  # suppressed: recorded, not sent, no user made
-            self._sent.setdefault(address, deque()).append(at)
+            if self._cap and self._over_cap(address, at):
+                seats.suppressed += 1  # recorded, not sent, no user made
+                continue
+            sent = self._sent.get(address)
+            if sent is None:
+                sent = self._sent[address] = deque()
+            sent.append(at)
             if role is None:
                 role = seats.roles[address] = role_for(address, self.org).value
             if not (address == sender == user):
                 seats.book.notified(address, float(at))
-            if role == Role.CUSTOMER.value:
+            if role == CUSTOMER:
                 seats.customers_notified.add(address)
 
-    def _may_notify(self, address: str, role: str | None, shared: bool) -> bool:
+    def _allowed_for(self, address: str, role: str | None, shared: bool) -> bool:
+        """notify.may_notify, remembered: it depends on nothing that changes."""
         key = (address, role, shared)
         allowed = self._allowed.get(key)
         if allowed is None:
@@ -377,9 +401,7 @@ class TrafficPlan:
         return allowed
 
     def _over_cap(self, address: str, at: int) -> bool:
-        cap = self.org.notify.per_recipient_cap
-        if cap <= 0:
-            return False
+        cap = self._cap
         window = self.org.notify.cap_window_hours * 3600
         times = self._sent.get(address)
         if not times:
