@@ -67,7 +67,7 @@ def sweep_chart(rows: list[dict[str, Any]], crossing: float | None, org: Org) ->
                 volumes,
                 costs,
                 log_x=log_x,
-                markers=_cost_markers(costs, crossing, f"crossover ~{crossing or 0:,.0f}/month"),
+                markers=_cost_markers(costs, crossing, f"crossover at {crossing or 0:,.0f}/month"),
             ),
         ],
     )

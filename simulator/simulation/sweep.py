@@ -259,7 +259,10 @@ def crossover_sentence(cross: Row | None, rows: list[Row], org: Org) -> str:
         return "no volume swept"
     if cross is None:
         won = winner(rows[0])
-        span_text = f"from {rows[0]['volume']:,} to {rows[-1]['volume']:,} emails/month"
+        low, high = rows[0]["volume"], rows[-1]["volume"]
+        span_text = (
+            f"from {low:,} to {high:,} emails/month" if low != high else f"{low:,} emails/month"
+        )
         if won == EQUAL:
             return f"no crossover: both models cost the same at every volume {span_text}"
         return f"no crossover: {won.title()} is cheaper at every volume {span_text}"
@@ -287,10 +290,13 @@ def recommendation(rows: list[Row], cross: Row | None, org: Org) -> Row:
         return {"model": None, "reasons": []}
     models = [r["recommended_model"] for r in rows]
     reasons = [crossover_sentence(cross, rows, org)]
-    first = rows[0]["reasons"][0]  # the rule of thumb, as the advice words it
+    last = rows[-1]  # the rule of thumb as the advice words it, at the highest volume
     if len(set(models)) == 1:
         model = models[0]
-        reasons.append(f"at every volume the advice is {model.title()}: {first}")
+        reasons.append(
+            f"the advice is {model.title()} at every volume; at {last['volume']:,} "
+            f"emails/month: {last['reasons'][0]}"
+        )
     else:
         model = rows[-1]["recommended_model"]
         changes = [f"{r['volume']:,}: {r['recommended_model'].title()}" for r in rows]
