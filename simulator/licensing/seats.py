@@ -23,7 +23,8 @@ The API, kept stable for the modules that build on it:
 - `Person`: one person's facts (creation, ledger rows, counted deliveries,
   portal login, first counted email, whether an automatic email opened the
   seat); `team_spans(person, rules)` applies `[licensing]` (when a user starts
-  counting, inactivity); `ledger_spans(rows)` for rows as written.
+  counting, inactivity); `ledger_spans(rows)` for rows as written;
+  `reads_deliveries(rules)`: whether those rules look at counted deliveries.
 - `months_between(first, last)` -> `Month`s; `bill(pricing, rules,
   support_spans, people, months)` -> one `MonthBill` per month: seats held at
   the month's end, the month's peak, the seats billed (monthly or annual
@@ -168,6 +169,13 @@ def team_spans(person: Person, rules: LicensingRules) -> list[Span]:
     if rules.inactive_after_days and spans:
         spans = _while_active(spans, person, rules.inactive_after_days * DAY)
     return spans
+
+
+def reads_deliveries(rules: LicensingRules) -> bool:
+    """Whether `team_spans` looks at counted deliveries (`activity`) or a portal login
+    taken from them under these rules; without, the ledger rows and the user record
+    are enough (and a caller may leave those facts out)."""
+    return bool(rules.inactive_after_days) or rules.team_counts_from is TeamCountsFrom.FIRST_LOGIN
 
 
 def _from(spans: list[Span], start: float | None) -> list[Span]:

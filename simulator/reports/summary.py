@@ -27,6 +27,7 @@ from simulator.domain import (
 from simulator.errors import ConfigError
 from simulator.licensing import advice, costs, seats
 from simulator.licensing.costs import ModelCost
+from simulator.licensing.prices import LicensingRules
 from simulator.org import Org, PriceBook
 from simulator.reports import rows
 from simulator.reports.rows import COUNTED, Row, iso
@@ -180,7 +181,7 @@ def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
     moment = seats.stamp(as_of)
-    everyone = people(session, as_of)
+    everyone = people(session, as_of, org.licensing)
     team_seats = seats.seats_at(
         (span for p in everyone for span in seats.team_spans(p, org.licensing)), moment
     )
@@ -291,21 +292,31 @@ def _seat_events(
     return events
 
 
-def people(session: Session, as_of: datetime) -> list[seats.Person]:
+def people(
+    session: Session, as_of: datetime, rules: LicensingRules | None = None
+) -> list[seats.Person]:
     """Every user's facts for the seat engine: ledger rows, counted deliveries,
     portal login (directory flag, or the first web-form submission), first email."""
-    return list(people_by_id(session, as_of).values())
+    return list(people_by_id(session, as_of, rules).values())
 
 
-def people_by_id(session: Session, as_of: datetime) -> dict[int, seats.Person]:
-    """`people`, keyed by user id."""
+def people_by_id(
+    session: Session, as_of: datetime, rules: LicensingRules | None = None
+) -> dict[int, seats.Person]:
+    """`people`, keyed by user id. Given the rules they will be read under, the
+    deliveries are only read when those rules look at them."""
     events = _seat_events(session, LicenseModel.TEAM, as_of)
     activity: dict[int, list[float]] = {}
     portal: dict[int, float] = {}
-    for user_id, at, channel in session.execute(
-        select(Delivery.user_id, Delivery.received_at, Delivery.channel)
-        .where(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
-        .order_by(Delivery.received_at)
+    wanted = rules is None or seats.reads_deliveries(rules)
+    for user_id, at, channel in (
+        ()
+        if not wanted
+        else session.execute(
+            select(Delivery.user_id, Delivery.received_at, Delivery.channel)
+            .where(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
+            .order_by(Delivery.received_at)
+        )
     ):
         moment = seats.stamp(at)
         activity.setdefault(user_id, []).append(moment)
@@ -340,7 +351,7 @@ def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row
     moment = seats.stamp(as_of)
     held = {
         user_id
-        for user_id, person in people_by_id(session, as_of).items()
+        for user_id, person in people_by_id(session, as_of, org.licensing).items()
         if seats.seats_at(seats.team_spans(person, org.licensing), moment)
     }
     ids = session.scalars(select(User.id).order_by(User.id)).all()
@@ -419,7 +430,7 @@ def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[
         org.pricing,
         org.licensing,
         support_spans(session, as_of),
-        people(session, as_of),
+        people(session, as_of, org.licensing),
         months,
     )
     active = _per_month([r[0] for r in senders], months, [r[1] for r in senders])
