@@ -97,9 +97,9 @@ def test_mailpit_override_file_is_sound() -> None:
     assert set(published) == {"1025", "8025"}
     assert all(p.startswith("127.0.0.1:") for p in published.values())  # loopback only
     assert mailpit["healthcheck"]["test"][0] == "CMD"
-    # The usage note names the real option and its environment variable.
-    assert "--relay mailpit:1025" in text
-    assert f"{_relay_envvar()}=mailpit:1025" in text
+    # The listener is given the relay by the real option's environment variable.
+    assert compose["services"]["listener"]["environment"] == {_relay_envvar(): "mailpit:1025"}
+    assert f"{_relay_envvar()}, read by `serve`" in text
 
 
 async def test_serve_with_a_relay_acknowledges_and_logs(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from simulator.reliability.listener import listening_address
 
-WEB_LINE = re.compile(r"web view on http://127\.0\.0\.1:(\d+)/")
+WEB_LINE = re.compile(r"web view on http://[^/\s]+:(\d+)/")
 PortOf = Callable[[str], int | None]  # the port a log line reports, or None
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -556,3 +557,34 @@ async def test_report_page_draws_the_monthly_chart_of_the_cli(demo_site: httpx.A
     chart = page.split('id="month-chart"', 1)[1].split("</figure>", 1)[0]
     assert "USD per month" in chart and "billed seats" in chart
     assert "<script" not in chart and ">0.5<" not in chart
+
+
+async def test_messages_filters_and_pages_on_each_backend(site: Site) -> None:
+    """The filters are SQL (LIKE with its own escape, lower(), a counted subquery):
+    the same answers from SQLite and PostgreSQL."""
+    for sender, subject in [
+        ("Ann@Customer.example", "Refund 100% please"),
+        ("bob@customer.example", "refund_form broken"),
+        ("cy@other.example", "Hello"),
+    ]:
+        code, _ = await site.smtp.send(compose(sender, subject), mail_from=sender)
+        assert code == 250
+
+    async def subjects(**params: str) -> list[str]:
+        page = await site.json("/api/messages?" + urlencode(params))
+        return [m["subject"] for m in page["items"]]
+
+    assert await subjects(q="REFUND") == ["Refund 100% please", "refund_form broken"]
+    assert await subjects(q="100%") == ["Refund 100% please"]  # % is a character here
+    assert await subjects(q="d_f") == ["refund_form broken"]  # and so is _
+    assert await subjects(sender="ann@customer.EXAMPLE") == ["Refund 100% please"]
+    everything = await site.items("/api/messages")
+    assert await subjects(since=everything[1]["received_at"]) == [
+        m["subject"] for m in everything[1:]
+    ]
+    page = await site.json("/api/messages?limit=2&offset=1")
+    assert (page["total"], [m["id"] for m in page["items"]]) == (
+        3,
+        [m["id"] for m in everything[1:]],
+    )
+    assert page["next"] is None
