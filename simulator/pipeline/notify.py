@@ -34,7 +34,7 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import LicenseModel, NotificationKind, Origin, OutboxStatus, Role, SeatReason
@@ -44,7 +44,7 @@ from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import InboundMail, mailbox_key
 from simulator.pipeline.signing import MessageIdSigner
-from simulator.store.models import Delivery, Issue, IssueParticipant, OutboxMessage, User
+from simulator.store.models import Issue, IssueParticipant, OutboxMessage, User
 
 log = logging.getLogger("intake_sim.notify")
 SUBJECT_MAX = 200
@@ -125,6 +125,7 @@ def after_intake(
         row = _outbox_row(org, signer, outgoing, delivery_id, at, why)
         if row is None:
             continue
+        row.mailbox, row.peer = mailbox_key(address), peer
         if not suppressed and address not in known:
             result.seat_changes += _as_user(session, org, address, user, at, delivery_id)
         session.add(row)
@@ -252,26 +253,15 @@ def _may_acknowledge(org: Org, mail: InboundMail, envelope_from: str | None) -> 
     return True
 
 
-def _sent(since: datetime) -> Select[tuple[int]]:
-    """Outbox rows in the window that were (or will be) sent: suppressed ones are not."""
-    return select(func.count(OutboxMessage.id)).where(
-        OutboxMessage.created_at > since,
-        OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
+def _at_least(session: Session, limit: int, *where: ColumnElement[bool]) -> bool:
+    """Whether `limit` outbox rows in the window were (or will be) sent; suppressed
+    ones do not count. The count stops at `limit`, so a flood costs no more to check
+    than a sender just at it."""
+    found = select(OutboxMessage.id).where(
+        OutboxMessage.status != OutboxStatus.SUPPRESSED.value, *where
     )
-
-
-def _same_mailbox(address: str) -> ColumnElement[bool]:
-    """`wendy@x` and every `wendy+tag@x`: one mailbox, one cap."""
-    local, _, domain = mailbox_key(address).partition("@")
-
-    def literal(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-    pattern = f"{literal(local)}+%@{literal(domain)}"
-    return or_(
-        OutboxMessage.recipient == f"{local}@{domain}",
-        OutboxMessage.recipient.like(pattern, escape="\\"),
-    )
+    counted = select(func.count()).select_from(found.limit(limit).subquery())
+    return (session.scalar(counted) or 0) >= limit
 
 
 def _why_not(
@@ -291,23 +281,22 @@ def _why_not(
     policy = org.notify
     hours = f"{policy.cap_window_hours:g} h"
     since = at - timedelta(hours=policy.cap_window_hours)
+    recent = OutboxMessage.created_at > since
     cap = policy.per_recipient_cap
-    if cap > 0 and (session.scalar(_sent(since).where(_same_mailbox(address))) or 0) >= cap:
+    if cap > 0 and _at_least(session, cap, OutboxMessage.mailbox == mailbox_key(address), recent):
         return f"per-recipient cap: {cap} in {hours}"
     if kind is not NotificationKind.ACKNOWLEDGEMENT:
         return ""
-    acknowledgements = _sent(since).where(
-        OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
-    )
+    acknowledgement = OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
     limit = policy.acknowledgements_per_client
-    if limit > 0 and peer:
-        from_client = acknowledgements.join(
-            Delivery, Delivery.id == OutboxMessage.delivery_id
-        ).where(Delivery.peer == peer)
-        if (session.scalar(from_client) or 0) >= limit:
-            return f"acknowledgement rate: {limit} per client in {hours}"
+    if (
+        limit > 0
+        and peer
+        and _at_least(session, limit, OutboxMessage.peer == peer, acknowledgement, recent)
+    ):
+        return f"acknowledgement rate: {limit} per client in {hours}"
     limit = policy.acknowledgements_per_window
-    if limit > 0 and (session.scalar(acknowledgements) or 0) >= limit:
+    if limit > 0 and _at_least(session, limit, acknowledgement, recent):
         return f"acknowledgement rate: {limit} in all in {hours}"
     return ""
 
