@@ -36,7 +36,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import NotificationKind, Origin, OutboxStatus, Role
@@ -47,7 +47,7 @@ from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import InboundMail, mailbox_key
 from simulator.pipeline.signing import MessageIdSigner
-from simulator.store.models import Delivery, Issue, IssueParticipant, OutboxMessage, User
+from simulator.store.models import Issue, IssueParticipant, OutboxMessage, User
 
 log = logging.getLogger("intake_sim.notify")
 SUBJECT_MAX = 200
@@ -147,6 +147,7 @@ def after_intake(
         row = _outbox_row(org, signer, outgoing, delivery_id, at, why)
         if row is None:
             continue
+        row["mailbox"], row["peer"] = mailbox_key(address), peer
         if not suppressed and address not in known:
             result.seat_changes += _as_user(session, org, address, user, at, delivery_id)
         # A Core insert: nothing reads the row back through the session, and the cap
@@ -288,26 +289,15 @@ def _may_acknowledge(org: Org, mail: InboundMail, envelope_from: str | None) -> 
     return True
 
 
-def _sent(since: datetime) -> Select[tuple[int]]:
-    """Outbox rows in the window that were (or will be) sent: suppressed ones are not."""
-    return select(func.count(OutboxMessage.id)).where(
-        OutboxMessage.created_at > since,
-        OutboxMessage.status != OutboxStatus.SUPPRESSED.value,
+def _at_least(session: Session, limit: int, *where: ColumnElement[bool]) -> bool:
+    """Whether `limit` outbox rows in the window were (or will be) sent; suppressed
+    ones do not count. The count stops at `limit`, so a flood costs no more to check
+    than a sender just at it."""
+    found = select(OutboxMessage.id).where(
+        OutboxMessage.status != OutboxStatus.SUPPRESSED.value, *where
     )
-
-
-def _same_mailbox(address: str) -> ColumnElement[bool]:
-    """`wendy@x` and every `wendy+tag@x`: one mailbox, one cap."""
-    local, _, domain = mailbox_key(address).partition("@")
-
-    def literal(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-    pattern = f"{literal(local)}+%@{literal(domain)}"
-    return or_(
-        OutboxMessage.recipient == f"{local}@{domain}",
-        OutboxMessage.recipient.like(pattern, escape="\\"),
-    )
+    counted = select(func.count()).select_from(found.limit(limit).subquery())
+    return (session.scalar(counted) or 0) >= limit
 
 
 def _why_not(
@@ -327,23 +317,22 @@ def _why_not(
     policy = org.notify
     hours = f"{policy.cap_window_hours:g} h"
     since = at - timedelta(hours=policy.cap_window_hours)
+    recent = OutboxMessage.created_at > since
     cap = policy.per_recipient_cap
-    if cap > 0 and (session.scalar(_sent(since).where(_same_mailbox(address))) or 0) >= cap:
+    if cap > 0 and _at_least(session, cap, OutboxMessage.mailbox == mailbox_key(address), recent):
         return f"per-recipient cap: {cap} in {hours}"
     if kind is not NotificationKind.ACKNOWLEDGEMENT:
         return ""
-    acknowledgements = _sent(since).where(
-        OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
-    )
+    acknowledgement = OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
     limit = policy.acknowledgements_per_client
-    if limit > 0 and peer:
-        from_client = acknowledgements.join(
-            Delivery, Delivery.id == OutboxMessage.delivery_id
-        ).where(Delivery.peer == peer)
-        if (session.scalar(from_client) or 0) >= limit:
-            return f"acknowledgement rate: {limit} per client in {hours}"
+    if (
+        limit > 0
+        and peer
+        and _at_least(session, limit, OutboxMessage.peer == peer, acknowledgement, recent)
+    ):
+        return f"acknowledgement rate: {limit} per client in {hours}"
     limit = policy.acknowledgements_per_window
-    if limit > 0 and (session.scalar(acknowledgements) or 0) >= limit:
+    if limit > 0 and _at_least(session, limit, acknowledgement, recent):
         return f"acknowledgement rate: {limit} in all in {hours}"
     return ""
 

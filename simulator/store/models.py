@@ -255,6 +255,11 @@ class OutboxMessage(Base):
         CheckConstraint("kind IN ('acknowledgement','update')", name="kind"),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_recipient_created_at", "recipient", "created_at"),
+        # What the per-mailbox cap and the acknowledgement rates count, each a range
+        # of one index: no scan of the outbox per automatic email.
+        Index("ix_outbox_mailbox_created_at", "mailbox", "created_at"),
+        Index("ix_outbox_peer_kind_created_at", "peer", "kind", "created_at"),
+        Index("ix_outbox_kind_created_at", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -271,6 +276,10 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The recipient's mailbox (`wendy+2@x` is `wendy@x`), and the SMTP client whose
+    # delivery caused the email ("" when it did not come over SMTP).
+    mailbox: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    peer: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class BouncedRecipient(Base):

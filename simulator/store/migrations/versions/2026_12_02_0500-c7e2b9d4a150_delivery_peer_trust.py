@@ -6,8 +6,8 @@ Create Date: 2026-12-02 05:00:00
 
 Deliveries keep the SMTP client's address, which per-client acknowledgement
 limits count, and the reason their sender's role was believed (`[identity]`).
-The spool carries the address to intake under `--ack spool`. Older rows get
-"": not recorded.
+The spool carries the address to intake under `--ack spool`, and each outbox
+row the mailbox and client it counts against. Older rows get "": not recorded.
 """
 
 from __future__ import annotations
@@ -30,9 +30,25 @@ def upgrade() -> None:
         batch.create_index("ix_deliveries_peer", ["peer"])
     with op.batch_alter_table("spool") as batch:
         batch.add_column(sa.Column("peer", sa.String(length=64), server_default="", nullable=False))
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(
+            sa.Column("mailbox", sa.String(length=320), server_default="", nullable=False)
+        )
+        batch.add_column(sa.Column("peer", sa.String(length=64), server_default="", nullable=False))
+        batch.create_index("ix_outbox_mailbox_created_at", ["mailbox", "created_at"])
+        batch.create_index("ix_outbox_peer_kind_created_at", ["peer", "kind", "created_at"])
+        batch.create_index("ix_outbox_kind_created_at", ["kind", "created_at"])
+    # Older rows: their recipient as it stands (a +tag is not taken off them).
+    op.execute("UPDATE outbox SET mailbox = recipient")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_index("ix_outbox_kind_created_at")
+        batch.drop_index("ix_outbox_peer_kind_created_at")
+        batch.drop_index("ix_outbox_mailbox_created_at")
+        batch.drop_column("peer")
+        batch.drop_column("mailbox")
     with op.batch_alter_table("spool") as batch:
         batch.drop_column("peer")
     with op.batch_alter_table("deliveries") as batch:
