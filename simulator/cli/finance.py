@@ -111,6 +111,9 @@ def finance_page(
         url = existing_db(db)
         with flag_errors("--prices"):
             books = fc.load_books(prices, organisation)
+        if books:
+            # The page's "now" figures and its forecast bill with the same prices.
+            organisation = organisation.with_pricing(books[0].pricing, books[0].name)
         with flag_errors("--months"):
             fc.sweep.check_months(months)
         data = finance.gather(

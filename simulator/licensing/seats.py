@@ -284,6 +284,14 @@ class ModelMonth:
     billed_seats: int  # what the bill is for (monthly or annual true-up)
     cost: float  # prices.price(billed_seats, rule)
 
+    def as_row(self) -> dict[str, int | float]:
+        return {
+            "seats": self.seats,
+            "peak_seats": self.peak_seats,
+            "billed_seats": self.billed_seats,
+            "cost": self.cost,
+        }
+
 
 def model_months(
     spans: Iterable[Span], months: list[Month], rule: PriceRule, billing: Billing
@@ -309,6 +317,19 @@ class MonthBill:
             ModelCost(self.support.billed_seats, 0.0, self.support.cost),
             ModelCost(self.team.billed_seats, 0.0, self.team.cost),
         )
+
+    def as_row(self) -> dict[str, object]:
+        """The month as the JSON contract has it: `report --by month`, `sweep --months`
+        and `forecast` all write this shape (each adds its own keys)."""
+        return {
+            "month": self.month.label,
+            "support": self.support.as_row(),
+            "team": {
+                **self.team.as_row(),
+                "seats_from_notifications": self.team_seats_from_notifications,
+            },
+            "cheaper_model": self.cheaper_model,
+        }
 
 
 def bill(

@@ -385,27 +385,8 @@ def _per_month(
 
 
 def month_row(bill: seats.MonthBill, active: int, new: int) -> Row:
-    """One month of the engine's bill as the JSON contract has it."""
-
-    def model(m: seats.ModelMonth) -> Row:
-        return {
-            "seats": m.seats,
-            "peak_seats": m.peak_seats,
-            "billed_seats": m.billed_seats,
-            "cost": m.cost,
-        }
-
-    return {
-        "month": bill.month.label,
-        "support": model(bill.support),
-        "team": {
-            **model(bill.team),
-            "seats_from_notifications": bill.team_seats_from_notifications,
-        },
-        "cheaper_model": bill.cheaper_model,
-        "active_senders": active,
-        "new_users": new,
-    }
+    """The engine's month with its active senders and new users, as `by_month` has it."""
+    return {**bill.as_row(), "active_senders": active, "new_users": new}
 
 
 def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:

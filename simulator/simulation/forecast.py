@@ -273,8 +273,7 @@ def breakeven_ratio(result: sweep.MonthsResult, pricing: Pricing) -> float | Non
 
 
 def _month_row(bill: seats.MonthBill, emails: int) -> dict[str, Any]:
-    row = sweep._month(bill)
-    return {**row, "emails": emails}
+    return {**bill.as_row(), "emails": emails}
 
 
 def change_month(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -139,7 +139,7 @@ def row(volume: int, result: MonthsResult, months: int) -> Row:
         "breakeven_team_seats": c.breakeven_team_seats,
         "recommended_model": c.recommended_model,
         "reasons": c.reasons,
-        "months": [_month(b) for b in result.bills],
+        "months": [b.as_row() for b in result.bills],
         "contract": {
             "months": months,
             "support": support_total,
@@ -147,26 +147,6 @@ def row(volume: int, result: MonthsResult, months: int) -> Row:
             "cheaper_model": contract_cheaper,
             "margin": round(abs(support_total - team_total), 2),
         },
-    }
-
-
-def _month(bill: seats.MonthBill) -> Row:
-    def model(m: seats.ModelMonth) -> Row:
-        return {
-            "seats": m.seats,
-            "peak_seats": m.peak_seats,
-            "billed_seats": m.billed_seats,
-            "cost": m.cost,
-        }
-
-    return {
-        "month": bill.month.label,
-        "support": model(bill.support),
-        "team": {
-            **model(bill.team),
-            "seats_from_notifications": bill.team_seats_from_notifications,
-        },
-        "cheaper_model": bill.cheaper_model,
     }
 
 
