@@ -33,12 +33,19 @@ EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "200"))
 def price_tables(draw: st.DrawFn, model: str, unit: float) -> dict[str, Any]:
     shape = draw(st.sampled_from(["flat", "step", "graduated"]))
     table: dict[str, Any] = {f"{model}_shape": shape, f"{model}_free": draw(st.integers(0, 3))}
+    # The price-book terms: a free plan that ends when outgrown, blocks, a minimum.
+    table[f"{model}_free_plan"] = draw(st.sampled_from([0, 0, 2, 5]))
+    table[f"{model}_block"] = draw(st.sampled_from([1, 1, 5]))
+    table[f"{model}_minimum"] = draw(st.sampled_from([0, 0, 3]))
     if shape != "flat":
         edges = sorted(set(draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))))
         prices = draw(st.lists(st.sampled_from([0.0, 4.0, 6.0, 8.0, 10.0, 25.0]), min_size=1))
         bands = [{"up_to": e, "price": prices[i % len(prices)]} for i, e in enumerate(edges)]
         table[f"{model}_bands"] = [*bands, {"price": draw(st.sampled_from([3.0, 7.0, 9.0]))}]
-    return {f"{model}_per_{'agent' if model == 'support' else 'user'}": unit, **table}
+    key = f"{model}_per_{'agent' if model == 'support' else 'user'}"
+    if draw(st.booleans()):  # a monthly/annual pair: [licensing] billing picks the price
+        table[f"{key}_annual"] = unit * 0.8
+    return {key: unit, **table}
 
 
 @st.composite
@@ -65,13 +72,17 @@ def orgs(draw: st.DrawFn) -> Org:
         "pricing": {
             **draw(price_tables("support", draw(st.sampled_from([20.0, 25.0])))),
             **draw(price_tables("team", draw(st.sampled_from([5.0, 10.0])))),
+            "light_agents_free": draw(st.integers(0, 1)),
         },
         "licensing": {
             "team_counts_from": draw(st.sampled_from(["creation", "first_email", "first_login"])),
             "inactive_after_days": draw(st.sampled_from([0, 0, 1, 7, 20])),
             "billing": draw(st.sampled_from(["monthly", "annual"])),
         },
-        "agents": [{"email": f"agent{n}@acme.example"} for n in range(draw(st.integers(1, 2)))],
+        "agents": [
+            {"email": f"agent{n}@acme.example", "light": n > 0 and draw(st.booleans())}
+            for n in range(draw(st.integers(1, 3)))
+        ],
         "employees": [
             {"email": f"emp{n}@acme.example", "logs_in": draw(st.booleans())}
             for n in range(draw(st.integers(0, 2)))
