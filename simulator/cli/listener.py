@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -225,6 +224,8 @@ def serve(
     ] = Ack.INTAKE,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
+    import asyncio
+
     from simulator.delivery import spool_sqlite
     from simulator.org import load_org
     from simulator.pipeline.parse import MimeLimits
@@ -322,6 +323,8 @@ def web(
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the web view, the customer web form and the JSON API (without SMTP)."""
+    import asyncio
+
     from simulator.org import load_org
     from simulator.pipeline.batch import prepare
     from simulator.service import run_web

@@ -20,7 +20,18 @@ from simulator import __version__
 from simulator.cli import app, main
 from simulator.cli.options import RENAMED_ENV
 
-HEAVY = ("matplotlib", "starlette", "uvicorn", "psycopg", "alembic")
+# Libraries `--help`, `version` and a command's `--help` must start without.
+HEAVY = (
+    "matplotlib",
+    "starlette",
+    "uvicorn",
+    "psycopg",
+    "alembic",
+    "sqlalchemy",
+    "aiosmtpd",
+    "jinja2",
+    "asyncio",
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -139,16 +150,24 @@ def test_a_plot_variable_for_sweep_leaves_report_alone(
 def test_help_starts_without_the_heavy_libraries() -> None:
     probe = (
         "import runpy, sys\n"
-        "sys.argv = ['intake-sim', sys.argv[1]]\n"
+        "sys.argv = ['intake-sim', *sys.argv[1:]]\n"
         "try:\n"
         "    runpy.run_module('simulator', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
         f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )
-    for args in ("--help", "version"):
+    for args in (
+        ["--help"],
+        ["-h"],
+        ["version"],
+        ["--version"],
+        ["serve", "--help"],
+        ["report", "--help"],
+        ["db", "current", "-h"],
+    ):
         done = subprocess.run(
-            [sys.executable, "-c", probe, args],
+            [sys.executable, "-c", probe, *args],
             capture_output=True,
             text=True,
             timeout=120,
