@@ -1,5 +1,5 @@
-"""Start-up time of the command line: `python -m simulator --help` and `version`
-against `python -c pass`, the median of 5 runs each, and what `-X importtime`
+"""Start-up time of the command line: `python -m simulator --help`, `version` and
+`serve --help` against `python -c pass`, the median of 5 runs each, and what `-X importtime`
 says importing the CLI costs.
 
     .venv/bin/python benchmarks/startup.py [--runs 5]
@@ -20,6 +20,7 @@ PROGRAMS = {
     "python -c pass": ["-c", "pass"],
     "python -m simulator --help": ["-m", "simulator", "--help"],
     "python -m simulator version": ["-m", "simulator", "version"],
+    "python -m simulator serve --help": ["-m", "simulator", "serve", "--help"],
 }
 
 
@@ -56,8 +57,8 @@ def main() -> None:
     baseline = wall_seconds(PROGRAMS["python -c pass"], runs)
     for name, args in PROGRAMS.items():
         seconds = baseline if args == ["-c", "pass"] else wall_seconds(args, runs)
-        print(f"{name:30} {seconds:6.3f} s  {seconds / baseline:5.1f} x python -c pass")
-    print(f"{'import simulator.cli':30} {cli_import_seconds(runs):6.3f} s  (-X importtime)")
+        print(f"{name:34} {seconds:6.3f} s  {seconds / baseline:5.1f} x python -c pass")
+    print(f"{'import simulator.cli':34} {cli_import_seconds(runs):6.3f} s  (-X importtime)")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,29 @@ class Channel(StrEnum):
     FETCH = "fetch"  # `intake-sim fetch`, pulled from an IMAP or POP3 mailbox
 
 
+class Ack(StrEnum):
+    """When the listener answers 250 (`serve --ack`); the spool (delivery/spool.py) does
+    the work, the enum lives here so that the command line can name it cheaply."""
+
+    INTAKE = "intake"  # after the pipeline's transaction has committed the delivery
+    SPOOL = "spool"  # after the raw message is committed to the spool
+
+
+class MailProtocol(StrEnum):
+    """What `fetch` speaks to a mailbox server (smtp/fetch.py)."""
+
+    IMAP = "imap"
+    POP3 = "pop3"
+
+
+class Security(StrEnum):
+    """How `fetch` protects its connection to a mailbox server (smtp/fetch.py)."""
+
+    TLS = "tls"  # implicit TLS: IMAPS (993), POP3S (995)
+    STARTTLS = "starttls"  # plain connect, then STARTTLS / STLS before login
+    PLAIN = "plain"  # no TLS at all: the password crosses the network readable
+
+
 class LicenseModel(StrEnum):
     """The two ways the vendor licenses users."""
 

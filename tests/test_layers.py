@@ -34,6 +34,7 @@ RANKS = {
     "org": 2,
     "licensing": 1,
     "domain": 0,
+    "defaults": 0,
     "errors": 0,
     "logs": 0,
     "": 0,  # simulator/__init__.py: the version

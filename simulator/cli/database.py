@@ -7,8 +7,7 @@ import typer
 from simulator.cli.app import HELP_OPTIONS, app
 from simulator.cli.options import DbOption, FormatOption, cli_errors, err, out
 from simulator.cli.render import Format, render
-from simulator.store.db import DEFAULT_DB_URL, Store, missing_sqlite_file
-from simulator.store.schema import head_revision
+from simulator.defaults import DEFAULT_DB_URL
 
 db_app = typer.Typer(
     help="The database schema: where a database stands, and bringing it up to date.",
@@ -22,6 +21,8 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
     """Bring a database to the schema this intake-sim needs; an empty one is created."""
+    from simulator.store.db import Store
+
     with cli_errors(), Store(db) as store:
         before = store.revision()
         store.upgrade()
@@ -33,6 +34,8 @@ def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) -> None:
     """Show the schema a database is at and the one this intake-sim needs."""
+    from simulator.store.schema import head_revision
+
     with cli_errors():
         current, shown = _current(db)
     head = head_revision()
@@ -42,6 +45,8 @@ def db_current(db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE) 
 
 def _current(db: str) -> tuple[str | None, str]:
     """The revision and display URL; a missing SQLite file is at none and stays missing."""
+    from simulator.store.db import Store, missing_sqlite_file
+
     if missing_sqlite_file(db) is not None:
         return None, db
     with Store(db, writer=False) as store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,17 +23,16 @@ from simulator.cli.options import (
     progress,
 )
 from simulator.cli.render import Format, render
-from simulator.demo import DemoResult, run_demo, sample_mail
 from simulator.errors import ConfigError
-from simulator.org import load_org
 from simulator.reports.columns import (
     DEMO_ISSUE_COLUMNS,
     DEMO_OUTBOX_COLUMNS,
     DEMO_USER_COLUMNS,
 )
-from simulator.smtp.mailfiles import MailFile
-from simulator.smtp.relay import Relay
-from simulator.store.db import Store
+
+if TYPE_CHECKING:
+    from simulator.demo import DemoResult
+    from simulator.smtp.mailfiles import MailFile
 
 
 @app.command()
@@ -52,6 +51,12 @@ def demo(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """The whole story: a listener on a free port, the sample emails over SMTP, the result."""
+    # Here, not at the top: `intake-sim --help` should not load the listener or SQLAlchemy.
+    from simulator.demo import run_demo, sample_mail
+    from simulator.org import load_org
+    from simulator.smtp.relay import Relay
+    from simulator.store.db import Store
+
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-demo-") as scratch:
         organisation = load_org(org)
         with flag_errors("--relay"):

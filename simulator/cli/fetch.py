@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,14 +22,12 @@ from simulator.cli.options import (
     progress,
 )
 from simulator.cli.render import Format
+from simulator.defaults import DEFAULT_DB_URL
+from simulator.domain import MailProtocol, Security
 from simulator.errors import ConfigError
-from simulator.org import load_org
-from simulator.pipeline.batch import outcome_counts
-from simulator.pipeline.intake import DeliveryResult
-from simulator.reports.summary import parse_as_of
-from simulator.smtp.fetch import Account, MailProtocol, Security, Window
-from simulator.smtp.fetch import fetch as pull
-from simulator.store.db import DEFAULT_DB_URL, open_store
+
+if TYPE_CHECKING:
+    from simulator.pipeline.intake import DeliveryResult
 
 PASSWORD_ENV = "INTAKE_SIM_FETCH_PASSWORD"
 
@@ -107,6 +105,14 @@ def fetch(
 ) -> None:
     """Pull mail from an IMAP or POP3 mailbox through intake, read-only; a second run
     fetches only what is new."""
+    # Here, not at the top: `intake-sim --help` should not load SQLAlchemy.
+    from simulator.org import load_org
+    from simulator.pipeline.batch import outcome_counts
+    from simulator.reports.summary import parse_as_of
+    from simulator.smtp.fetch import Account, Window
+    from simulator.smtp.fetch import fetch as pull
+    from simulator.store.db import open_store
+
     with cli_errors(), ExitStack() as cleanup:
         if protocol is MailProtocol.POP3 and (folder or all_folders):
             raise ConfigError("--folder and --all-folders are for IMAP; POP3 has one mailbox")

@@ -10,10 +10,6 @@ import typer
 
 from simulator.cli.options import cli_errors, err, existing_db, flag_errors
 from simulator.errors import ConfigError
-from simulator.org import load_org
-from simulator.reports.finance import page
-from simulator.simulation import finance
-from simulator.simulation import forecast as fc
 
 ScenarioFile = Annotated[
     Path | None,
@@ -106,6 +102,12 @@ def finance_page(
     customer_growth: str | None,
     prices: list[str] | None,
 ) -> None:
+    # Here, not at the top: `intake-sim --help` should not load SQLAlchemy or Jinja.
+    from simulator.org import load_org
+    from simulator.reports.finance import page
+    from simulator.simulation import finance
+    from simulator.simulation import forecast as fc
+
     with cli_errors():
         organisation = load_org(org)
         url = existing_db(db)

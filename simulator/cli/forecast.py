@@ -4,7 +4,7 @@ holds) and `forecast` (seats and cost per month over a term, and what would flip
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,17 +30,13 @@ from simulator.cli.options import (
     print_json,
 )
 from simulator.cli.render import Format, render
+from simulator.defaults import DEFAULT_DB_URL
 from simulator.errors import ConfigError
-from simulator.org import load_org
-from simulator.reports import rows
-from simulator.reports.charts import save as save_chart
-from simulator.reports.plots import save_forecast_chart, tornado_chart
-from simulator.reports.summary import parse_as_of
-from simulator.simulation import fit as fitting
-from simulator.simulation import forecast as fc
-from simulator.simulation import sensitivity as sv
-from simulator.simulation.scenario import merge_traffic
-from simulator.store.db import DEFAULT_DB_URL
+
+if TYPE_CHECKING:
+    from simulator.simulation import forecast as fc
+
+# The library is imported inside the commands: `intake-sim --help` loads none of it.
 
 FORECAST_COLUMNS = [
     "price_book",
@@ -84,6 +80,10 @@ def fit(
     ] = None,
 ) -> None:
     """Estimate a scenario file (traffic shape, Zipf skew, noise) from the deliveries."""
+    from simulator.org import load_org
+    from simulator.reports import rows
+    from simulator.simulation import fit as fitting
+
     with cli_errors():
         organisation = load_org(org)
         url = existing_db(db)
@@ -121,6 +121,10 @@ def forecast_terms(
     start: str | None,
 ) -> fc.Terms:
     """The forecast's question from the options (shared with `report --html`)."""
+    from simulator.reports.summary import parse_as_of
+    from simulator.simulation import forecast as fc
+    from simulator.simulation.scenario import merge_traffic
+
     organisation, params = merge_traffic(scenario, org, {})
     with flag_errors("--growth"):
         volume = fc.parse_growth(growth, scenario)
@@ -163,6 +167,11 @@ def forecast(
     plot: plot_option("forecast") = None,  # type: ignore[valid-type]
 ) -> None:
     """Seats and cost per month per model over a contract term, per price book."""
+    from simulator.reports.charts import save as save_chart
+    from simulator.reports.plots import save_forecast_chart, tornado_chart
+    from simulator.simulation import forecast as fc
+    from simulator.simulation import sensitivity as sv
+
     with cli_errors():
         terms = forecast_terms(scenario, org, months, growth, customer_growth, start)
         with flag_errors("--prices"):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -32,34 +31,31 @@ from simulator.cli.options import (
     setup_cli_logging,
 )
 from simulator.cli.render import Format
-from simulator.delivery import spool, spool_sqlite
-from simulator.delivery.spool import Ack
-from simulator.errors import ConfigError
-from simulator.org import load_org
-from simulator.pipeline.batch import outcome_counts, prepare
-from simulator.pipeline.parse import MAX_MIME_DEPTH, MAX_MIME_PARTS, MimeLimits
-from simulator.service import prepare_or_wait, run_listener, run_web
-from simulator.smtp.chaos import Chaos, parse_rule
-from simulator.smtp.readiness import DEFAULT_TIMEOUT_SECONDS, check_database, check_smtp
-from simulator.smtp.relay import Relay
-from simulator.smtp.server import (
+
+# The defaults only: the listener, the web server and SQLAlchemy are imported inside
+# the commands, so that `intake-sim --help` loads none of them.
+from simulator.defaults import (
     COMMAND_TIMEOUT_SECONDS,
     DATA_TIMEOUT_SECONDS,
+    DEFAULT_DB_URL,
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
+    DEFAULT_TIMEOUT_SECONDS,
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
     MAX_DATA_MEMORY,
     MAX_HEADER_SIZE,
     MAX_HEADERS,
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
-    ListenerOptions,
-    check_bindable,
+    SQLITE_BUSY_TIMEOUT_MS,
 )
-from simulator.store.db import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS, Store, open_store
+from simulator.domain import Ack
+from simulator.errors import ConfigError
 from simulator.web.options import (
     DEFAULT_FORM_CLIENT_RATE_LIMIT,
     DEFAULT_FORM_RATE_LIMIT,
@@ -228,6 +224,17 @@ def serve(
     ] = Ack.INTAKE,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
+    import asyncio
+
+    from simulator.delivery import spool_sqlite
+    from simulator.org import load_org
+    from simulator.pipeline.parse import MimeLimits
+    from simulator.service import prepare_or_wait, run_listener
+    from simulator.smtp.chaos import Chaos, parse_rule
+    from simulator.smtp.relay import Relay
+    from simulator.smtp.server import ListenerOptions
+    from simulator.store.db import Store
+
     setup_cli_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
@@ -284,6 +291,8 @@ def serve(
 
 def _check_ports(addresses: list[tuple[str, int]]) -> None:
     """Refuse, before anything is written, to serve on an address that cannot be bound."""
+    from simulator.smtp.server import check_bindable
+
     for host, port in addresses:
         try:
             check_bindable(host, port)
@@ -314,6 +323,13 @@ def web(
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the web view, the customer web form and the JSON API (without SMTP)."""
+    import asyncio
+
+    from simulator.org import load_org
+    from simulator.pipeline.batch import prepare
+    from simulator.service import run_web
+    from simulator.store.db import open_store
+
     setup_cli_logging(verbose)
     with cli_errors():
         organisation = load_org(org)
@@ -354,6 +370,8 @@ def ready(
     ] = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
     """Exit 0 when a listener greets with 220 (and its database is current), else 1."""
+    from simulator.smtp.readiness import check_database, check_smtp
+
     with cli_errors():
         greeting = check_smtp(host, port, timeout)
         schema_line = f", database at schema {check_database(db)}" if db else ""
@@ -370,6 +388,12 @@ def drain(
 ) -> None:
     """Run every message still waiting in the spool (`serve --ack spool`) through intake,
     with the same org and MIME limits as the listener that spooled them."""
+    from simulator.delivery import spool, spool_sqlite
+    from simulator.org import load_org
+    from simulator.pipeline.batch import outcome_counts, prepare
+    from simulator.pipeline.parse import MimeLimits
+    from simulator.store.db import Store
+
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
         store = Store(db)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,10 +36,9 @@ from simulator.cli.options import (
     warn_pricing,
 )
 from simulator.cli.render import Format, compare_table, render
+from simulator.defaults import DEFAULT_DB_URL
 from simulator.domain import LicenseModel, OutboxStatus, Outcome
 from simulator.errors import ConfigError
-from simulator.org import Org, load_org, load_price_book, with_price_book
-from simulator.reports import rows, summary
 from simulator.reports.columns import (
     COMPARE_COLUMNS,
     ISSUE_COLUMNS,
@@ -49,8 +48,12 @@ from simulator.reports.columns import (
     USER_COLUMNS,
     message_columns,
 )
-from simulator.reports.plots import plot_months
-from simulator.store.db import DEFAULT_DB_URL
+
+if TYPE_CHECKING:
+    from simulator.org import Org
+
+# The library (SQLAlchemy, the reports) is imported inside the commands, so that
+# `intake-sim --help` loads none of it.
 
 Listing = Callable[..., list[dict[str, Any]]]
 
@@ -94,6 +97,9 @@ def report(
         books = [prices] if prices else None
         finance_page(db, org, html, scenario, months, growth, customer_growth, books)
         return
+    from simulator.org import load_org, with_price_book
+    from simulator.reports import rows, summary
+
     with cli_errors():
         if by is None and plot is not None:
             raise ConfigError("--plot draws the monthly series: add --by month")
@@ -118,6 +124,9 @@ def report(
 
 
 def _print_comparison(url: str, organisation: Org, compare: str, moment: Any, fmt: Format) -> None:
+    from simulator.org import load_price_book
+    from simulator.reports import rows, summary
+
     names = [name.strip() for name in compare.split(",") if name.strip()]
     if not names:
         raise ConfigError("--compare: name at least one price book")
@@ -139,6 +148,9 @@ def _print_comparison(url: str, organisation: Org, compare: str, moment: Any, fm
 def _print_months(
     months: list[dict[str, Any]], organisation: Org, fmt: Format, plot: Path | None
 ) -> None:
+    from simulator.reports import summary
+    from simulator.reports.plots import plot_months
+
     if plot is not None:
         plot_months(months, organisation, plot)
     if fmt is Format.JSON:
@@ -157,6 +169,9 @@ def users(
 ) -> None:
     """Users: role, origin, and whether each is a paid seat under Support and Team (the
     Team seat as the org's [licensing] rules read the ledger, as `report` counts it)."""
+    from simulator.org import load_org
+    from simulator.reports import summary
+
     with cli_errors():
         organisation = load_org(org)
     _listing(db, fmt, partial(summary.users, org=organisation), USER_COLUMNS, "users", wide)
@@ -167,6 +182,8 @@ def issues(
     db: DbOption = DEFAULT_DB_URL, fmt: FormatOption = Format.TABLE, wide: WideOption = False
 ) -> None:
     """Issues with their submitter and message count."""
+    from simulator.reports import rows
+
     _listing(db, fmt, rows.issues, ISSUE_COLUMNS, "issues", wide)
 
 
@@ -181,6 +198,8 @@ def messages(
     wide: WideOption = False,
 ) -> None:
     """Deliveries with their outcome and reason."""
+    from simulator.reports import rows
+
     wanted = outcome.value if outcome else None
     _listing(db, fmt, partial(rows.messages, outcome=wanted), message_columns, "messages", wide)
 
@@ -193,6 +212,8 @@ def ledger(
     wide: WideOption = False,
 ) -> None:
     """The seat ledger: every +1/-1 with its reason and causing delivery."""
+    from simulator.reports import rows
+
     wanted = model.value if model else None
     _listing(db, fmt, partial(rows.ledger, model=wanted), LEDGER_COLUMNS, "seat events", wide)
 
@@ -207,6 +228,8 @@ def outbox(
     wide: WideOption = False,
 ) -> None:
     """Automatic emails (acknowledgements, updates): status, attempts, last error."""
+    from simulator.reports import rows
+
     wanted = status.value if status else None
     _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox", wide)
 
@@ -220,6 +243,8 @@ def _listing(
     wide: bool,
 ) -> None:
     """Read `query`'s rows and render them; `columns` may be chosen from the rows."""
+    from simulator.reports import rows
+
     with cli_errors():
         found = rows.read_from(existing_db(db), query)
     chosen = columns if isinstance(columns, list) else columns(found)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,15 +25,13 @@ from simulator.cli.options import (
     progress,
 )
 from simulator.cli.render import Format, render
-from simulator.org import load_org
-from simulator.pipeline import batch
-from simulator.pipeline.batch import earliest_date, file_submissions, outcome_counts, prepare
-from simulator.pipeline.intake import DeliveryResult
+from simulator.defaults import DEFAULT_DB_URL, DEFAULT_HOST, DEFAULT_PORT
 from simulator.reports.columns import SEND_COLUMNS
-from simulator.smtp.client import send_all
-from simulator.smtp.server import DEFAULT_HOST, DEFAULT_PORT
-from simulator.smtp.sources import read_mail
-from simulator.store.db import DEFAULT_DB_URL, open_store
+
+if TYPE_CHECKING:
+    from simulator.pipeline.intake import DeliveryResult
+
+# The library is imported inside the commands: `intake-sim --help` loads none of it.
 
 
 @app.command()
@@ -51,6 +49,10 @@ def send(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Send mail (.eml files, folders, mbox, Maildir) to a listener over SMTP."""
+    from simulator.org import load_org
+    from simulator.smtp.client import send_all
+    from simulator.smtp.sources import read_mail
+
     with cli_errors():
         recipients = to or [load_org(org).intake_addresses[0]]
         mail = read_mail(paths)
@@ -80,6 +82,12 @@ def ingest(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Run messages through the same intake pipeline as the listener, without SMTP."""
+    from simulator.org import load_org
+    from simulator.pipeline import batch
+    from simulator.pipeline.batch import earliest_date, file_submissions, outcome_counts, prepare
+    from simulator.smtp.sources import read_mail
+    from simulator.store.db import open_store
+
     with cli_errors(), ExitStack() as cleanup:
         organisation = load_org(org)
         mail = read_mail(paths)  # every source checked before the database is touched

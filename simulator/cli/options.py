@@ -16,20 +16,20 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from simulator.cli.render import Format, render, report_tables, to_json
 from simulator.errors import ConfigError, IntakeSimError
-from simulator.licensing.costs import pricing_warnings
-from simulator.logs import setup_logging
-from simulator.org import Org
 from simulator.reports.columns import MODEL_COLUMNS, OUTCOME_COLUMNS
-from simulator.reports.summary import model_rows
-from simulator.store.db import missing_sqlite_file
+
+if TYPE_CHECKING:
+    from simulator.org import Org
+
+# The library (SQLAlchemy, the org loader, rich's progress bar) is imported inside
+# the functions that use it: `intake-sim --help` and `version` load none of it.
 
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
@@ -179,6 +179,8 @@ def warn_renamed_env(command: str) -> None:
 def existing_db(db: str) -> str:
     """`db`, unless it names a SQLite file that is not there: read-only commands
     refuse to invent an empty one."""
+    from simulator.store.db import missing_sqlite_file
+
     path = missing_sqlite_file(db)
     if path is not None:
         raise ConfigError(
@@ -208,6 +210,8 @@ def flag_errors(flag: str) -> Iterator[None]:
 
 
 def setup_cli_logging(verbose: bool = False) -> None:
+    from simulator.logs import setup_logging
+
     setup_logging(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -216,6 +220,8 @@ def setup_cli_logging(verbose: bool = False) -> None:
 def progress(label: str, total: int | None) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr; yields `advance(n=1)`. A total of None (mail streamed
     from a source not counted beforehand) shows the count so far."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -231,6 +237,8 @@ def progress(label: str, total: int | None) -> Iterator[Callable[..., None]]:
 
 def warn_pricing(org: Org) -> None:
     """One stderr line per price ladder of the org's that bills less for more seats."""
+    from simulator.licensing.costs import pricing_warnings
+
     for warning in pricing_warnings(org.pricing):
         err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
@@ -244,6 +252,8 @@ def print_report(data: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.JSON:
         print_json(data)
     elif fmt is Format.CSV:
+        from simulator.reports.summary import model_rows
+
         render(model_rows(data), MODEL_COLUMNS, fmt, out)
     else:
         for view in report_tables(data):

@@ -12,12 +12,9 @@ import typer
 from simulator.cli.app import app
 from simulator.cli.options import FormatOption, cli_errors, err, flag_errors, out, print_json
 from simulator.cli.render import Format, render
-from simulator.delivery.spool import Ack
+from simulator.domain import Ack
 from simulator.errors import ConfigError
-from simulator.reliability.crashtest import CrashTestOptions, run_crash_test
-from simulator.reliability.fuzz import FuzzOptions, run_fuzz
 from simulator.reports.columns import FIGURE_COLUMNS
-from simulator.smtp.chaos import parse_rule
 
 
 @app.command("crash-test")
@@ -68,6 +65,10 @@ def crash_test(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Kill a real listener with SIGKILL under load, restart it, and audit the store."""
+    # Here, not at the top: `intake-sim --help` should not load the listener.
+    from simulator.reliability.crashtest import CrashTestOptions, run_crash_test
+    from simulator.smtp.chaos import parse_rule
+
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-crash-") as scratch:
         db = db or f"sqlite:///{Path(scratch) / 'crash.db'}"
         with flag_errors("--chaos"):
@@ -134,6 +135,8 @@ def fuzz(
 ) -> None:
     """Send generated hostile mail over SMTP; check every 250 is recorded and the
     listener still answers."""
+    from simulator.reliability.fuzz import FuzzOptions, run_fuzz
+
     with cli_errors():
         if (host is None) != (port is None):
             raise ConfigError("--host and --port go together")

@@ -14,10 +14,9 @@ from rich.text import Text
 from simulator.cli.app import HELP_OPTIONS, app
 from simulator.cli.options import DbOption, FormatOption, cli_errors, existing_db, out, print_json
 from simulator.cli.render import Format, render, safe_text, table_cell
-from simulator.reports import conversation, rows
+from simulator.defaults import DEFAULT_DB_URL
 from simulator.reports.columns import MESSAGE_COLUMNS
 from simulator.reports.safe import defused
-from simulator.store.db import DEFAULT_DB_URL
 
 show_app = typer.Typer(
     help="What a customer wrote: an issue with its conversation, or one message in full.",
@@ -39,6 +38,9 @@ def show_issue(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """An issue and every message filed under it: sender, time, outcome, text, attachments."""
+    # Here, not at the top: `intake-sim --help` should not load SQLAlchemy.
+    from simulator.reports import conversation, rows
+
     with cli_errors():
         found = rows.read_from(existing_db(db), partial(conversation.issue, number=number))
     if fmt is Format.JSON:
@@ -67,6 +69,8 @@ def show_message(
     ] = False,
 ) -> None:
     """One message in full: its facts, headers, attachments and text (quarantined mail too)."""
+    from simulator.reports import conversation, rows
+
     with cli_errors():
         url = existing_db(db)
         if raw:

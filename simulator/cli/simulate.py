@@ -7,7 +7,7 @@ import tempfile
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,18 +28,16 @@ from simulator.cli.options import (
     warn_pricing,
 )
 from simulator.cli.render import Format, render
+from simulator.defaults import DEFAULT_HOST
 from simulator.errors import ConfigError, IntakeSimError
-from simulator.org import Org, with_price_book
 from simulator.reports.columns import SWEEP_COLUMNS, SWEEP_MONTH_COLUMNS
-from simulator.reports.plots import plot_sweep
-from simulator.reports.summary import parse_as_of
-from simulator.simulation import sweep as volume
-from simulator.simulation.run import final_report, run_direct, run_own_listener, send_smtp
-from simulator.simulation.scenario import merge_traffic, parse_noise
-from simulator.simulation.sweep import parse_volumes
-from simulator.simulation.traffic import TrafficParams
-from simulator.smtp.server import DEFAULT_HOST
-from simulator.store.db import Store
+
+if TYPE_CHECKING:
+    from simulator.org import Org
+    from simulator.simulation.traffic import TrafficParams
+
+# The simulation, SQLAlchemy and the charts are imported inside the commands, so that
+# `intake-sim --help` loads none of them.
 
 
 class Via(StrEnum):
@@ -86,6 +84,10 @@ def _traffic(
 ) -> tuple[Org, TrafficParams]:
     """The org and traffic: the scenario's (if any), then the flags that were given;
     billed by the `--prices` book when one is named."""
+    from simulator.org import with_price_book
+    from simulator.reports.summary import parse_as_of
+    from simulator.simulation.scenario import merge_traffic, parse_noise
+
     if given.get("start") is not None:
         with flag_errors("--start"):
             given = {**given, "start": parse_as_of(given["start"], "start")}
@@ -155,6 +157,9 @@ def simulate(
         "cc_per_message": cc_per_message,
         "noise": noise,
     }
+    from simulator.simulation.run import final_report, run_direct, run_own_listener, send_smtp
+    from simulator.store.db import Store
+
     with cli_errors(), tempfile.TemporaryDirectory(prefix="intake-sim-simulate-") as scratch:
         organisation, params = _traffic(scenario, org, given, prices)
         external = via is Via.SMTP and port is not None
@@ -217,6 +222,9 @@ def sweep(
 ) -> None:
     """Seats and cost per model for each monthly volume, over one or more months: the
     cheaper model, the margin, the exact crossover and a recommendation."""
+    from simulator.reports.plots import plot_sweep
+    from simulator.simulation import sweep as volume
+
     given = {
         "seed": seed,
         "customers": customers,
@@ -230,7 +238,7 @@ def sweep(
     with cli_errors():
         organisation, params = _traffic(scenario, org, given, prices)
         with flag_errors("--volumes"):
-            wanted = parse_volumes(volumes)
+            wanted = volume.parse_volumes(volumes)
         with flag_errors("--months"):
             volume.check_months(months)
         began = time.perf_counter()

@@ -37,12 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from simulator.delivery.writer import DEFAULT_MAX_BATCH
+from simulator.domain import Ack as Ack  # `--ack` is parsed before this module loads
 from simulator.domain import Channel, Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
@@ -57,13 +57,6 @@ RECIPIENT_SEPARATOR = "\n"
 SQLITE_BUSY = 5  # the primary result code; extended codes keep it in the low byte
 # How long an idle processor sleeps when nobody wakes it (another listener's spool rows).
 POLL_SECONDS = 0.5
-
-
-class Ack(StrEnum):
-    """When the listener answers 250 (`serve --ack`)."""
-
-    INTAKE = "intake"  # after the pipeline's transaction has committed the delivery
-    SPOOL = "spool"  # after the raw message is committed to the spool
 
 
 @dataclass(frozen=True)

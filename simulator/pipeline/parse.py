@@ -26,11 +26,10 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from types import MappingProxyType
 
+from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS
 from simulator.domain import Reason
 from simulator.pipeline.mimeshape import over_limits
 
-MAX_MIME_DEPTH = 50
-MAX_MIME_PARTS = 1000
 # Header fields in the header section of any one MIME part (the message's own is
 # bounded by the listener's --max-headers, at DATA).
 MAX_PART_HEADERS = 1000

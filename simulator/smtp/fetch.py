@@ -27,13 +27,12 @@ import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from simulator.domain import Channel, Submission
+from simulator.domain import Channel, MailProtocol, Security, Submission
 from simulator.errors import IntakeSimError
 from simulator.org import Org
 from simulator.pipeline.batch import prepare, process_batch
@@ -56,17 +55,6 @@ FETCH_ITEM = re.compile(rb"UID (\d+)")
 INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) (?P<name>.+)$')
 IMAP_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-
-class MailProtocol(StrEnum):
-    IMAP = "imap"
-    POP3 = "pop3"
-
-
-class Security(StrEnum):
-    TLS = "tls"  # implicit TLS: IMAPS (993), POP3S (995)
-    STARTTLS = "starttls"  # plain connect, then STARTTLS / STLS before login
-    PLAIN = "plain"  # no TLS at all: the password crosses the network readable
 
 
 class FetchError(IntakeSimError):

@@ -7,12 +7,11 @@ schema this intake-sim needs. Each failure is a NotReady with one line.
 
 from __future__ import annotations
 
+from simulator.defaults import DEFAULT_TIMEOUT_SECONDS
 from simulator.errors import IntakeSimError
 from simulator.smtp.client import NoSession, SmtpClient
 from simulator.store.db import Store
 from simulator.store.schema import head_revision
-
-DEFAULT_TIMEOUT_SECONDS = 5.0
 
 
 class NotReady(IntakeSimError):

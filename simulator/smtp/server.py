@@ -29,36 +29,33 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP
 
+# The limits' defaults live in simulator.defaults, where the command line reads them.
+from simulator.defaults import (
+    COMMAND_TIMEOUT_SECONDS,
+    DATA_TIMEOUT_SECONDS,
+    DEFAULT_HOST,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PORT,
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    MAX_DATA_MEMORY,
+    MAX_HEADER_SIZE,
+    MAX_HEADERS,
+    MAX_RECIPIENTS,
+    SESSION_TIMEOUT_SECONDS,
+)
 from simulator.domain import is_loopback
 from simulator.smtp import replies
 from simulator.smtp.chaos import NO_CHAOS, Chaos, Stage
 
 log = logging.getLogger("intake_sim.smtp")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 2525
-DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
 # A fixed name: aiosmtpd would otherwise look up the machine's FQDN per session.
 SERVER_HOSTNAME = "intake-sim.localhost"
-IDLE_TIMEOUT_SECONDS = 300
-SESSION_TIMEOUT_SECONDS = 1800
-MAX_CONNECTIONS = 100
-# A quarter of the listener at most for one address, so that one client dribbling
-# bytes on every connection it can open leaves the rest to everyone else.
-MAX_CONNECTIONS_PER_CLIENT = 25
-# From a command line's first byte to its end; an honest client sends one in a packet.
-COMMAND_TIMEOUT_SECONDS = 60
-# From the 354 to the final ".": RFC 5321 4.5.3.2.6 asks a server to wait 10 minutes.
-DATA_TIMEOUT_SECONDS = 600
 # What ends a message's data, as it arrives on the wire (RFC 5321 4.1.1.4).
 END_OF_DATA = b"\r\n.\r\n"
-# RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients per message.
-MAX_RECIPIENTS = 100
-MAX_HEADERS = 1000
-MAX_HEADER_SIZE = 512 * 1024
 NO_LIMIT_SECONDS = 10.0**9
-# Message data held by all sessions at once (and a quarter of it by one client address).
-MAX_DATA_MEMORY = 256 * 1024 * 1024
 # DATA is read in blocks of up to this many bytes, not a line per await.
 DATA_BLOCK = 64 * 1024
 # RFC 5321 4.5.3.1.6: a line is at most 1,000 octets with its CRLF; aiosmtpd took one

@@ -20,13 +20,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from simulator import __version__
+from simulator.defaults import DEFAULT_DB_URL, SQLITE_BUSY_TIMEOUT_MS
 from simulator.errors import ConfigError, SchemaMismatch, StoreUnavailable
 from simulator.store import schema
 
 log = logging.getLogger("intake_sim.store")
 
-DEFAULT_DB_URL = "sqlite:///intake.db"
-SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_SECONDS = 10
 # How often a transaction that lost a race to another writer is run again.
 CONFLICT_ATTEMPTS = 5

@@ -20,7 +20,18 @@ from simulator import __version__
 from simulator.cli import app, main
 from simulator.cli.options import RENAMED_ENV
 
-HEAVY = ("matplotlib", "starlette", "uvicorn", "psycopg", "alembic")
+# Libraries `--help`, `version` and a command's `--help` must start without.
+HEAVY = (
+    "matplotlib",
+    "starlette",
+    "uvicorn",
+    "psycopg",
+    "alembic",
+    "sqlalchemy",
+    "aiosmtpd",
+    "jinja2",
+    "asyncio",
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -56,6 +67,7 @@ def test_usage_errors_are_one_error_line_with_status_1(
 
 def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--version") == (0, f"{__version__}\n", "")
+    assert run(capsys, "version") == (0, f"{__version__}\n", "")
     status, out, _ = run(capsys, "-h")
     assert status == 0 and out.startswith("Usage: intake-sim")
     status, out, _ = run(capsys, "db", "current", "-h")
@@ -139,16 +151,24 @@ def test_a_plot_variable_for_sweep_leaves_report_alone(
 def test_help_starts_without_the_heavy_libraries() -> None:
     probe = (
         "import runpy, sys\n"
-        "sys.argv = ['intake-sim', sys.argv[1]]\n"
+        "sys.argv = ['intake-sim', *sys.argv[1:]]\n"
         "try:\n"
         "    runpy.run_module('simulator', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
         f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )
-    for args in ("--help", "version"):
+    for args in (
+        ["--help"],
+        ["-h"],
+        ["version"],
+        ["--version"],
+        ["serve", "--help"],
+        ["report", "--help"],
+        ["db", "current", "-h"],
+    ):
         done = subprocess.run(
-            [sys.executable, "-c", probe, args],
+            [sys.executable, "-c", probe, *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -156,6 +176,32 @@ def test_help_starts_without_the_heavy_libraries() -> None:
             check=True,
         )
         assert done.stderr.strip() == "", f"`{args}` imported {done.stderr.strip()}"
+
+
+def test_version_and_top_level_help_start_without_pydantic() -> None:
+    """Typer checks a running command's parameters with pydantic; `version`, `--version`
+    and the top-level help answer before that."""
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['intake-sim', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('simulator', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('pydantic' in sys.modules, file=sys.stderr)\n"
+    )
+    for args in (["version"], ["--version"], ["--help"], ["-h"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            check=True,
+        )
+        assert done.stderr.strip() == "False", f"`{args}` imported pydantic"
+        wanted = __version__ if "version" in args[0] else "Usage: intake-sim"
+        assert done.stdout.startswith(wanted), done.stdout
 
 
 def test_drain_without_a_spool_leaves_none_behind(
