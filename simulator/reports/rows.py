@@ -249,6 +249,8 @@ def _messages_query(where: MessageFilter) -> Select[Any]:
         Delivery.channel,
         Delivery.intake_address,
         Delivery.sender_source,
+        Delivery.peer,
+        Delivery.sender_trust,
     )
     if where.outcome:
         query = query.where(Delivery.outcome == where.outcome)
@@ -298,6 +300,8 @@ def messages(
             "channel": row.channel,
             "intake_address": row.intake_address,
             "sender_source": row.sender_source,
+            "peer": row.peer,
+            "sender_trust": row.sender_trust,
         }
         for row in session.execute(query)
     ]

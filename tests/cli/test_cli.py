@@ -43,6 +43,8 @@ CONTRACT = {
         "reason",
         "issue",
         "sender_source",
+        "peer",
+        "sender_trust",
     },
     "issues": {"number", "subject", "submitter", "messages", "created_at"},
     "users": {

@@ -182,6 +182,8 @@ def message(
         "channel": channel,
         "intake_address": HELP,
         "sender_source": "from",  # every sample mail names its sender in From
+        "peer": "",  # read from files, not over SMTP
+        "sender_trust": "",  # the org asks no proof of any role
     }
 
 

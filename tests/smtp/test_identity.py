@@ -13,6 +13,7 @@ from sqlalchemy import select
 from simulator.errors import OrgFileError
 from simulator.org import load_org, sample_org_path
 from simulator.pipeline.parse import mailbox_key, normalise_address
+from simulator.reports import rows
 from simulator.store.db import open_store
 from simulator.store.models import Delivery, User
 from tests.support.listeners import Listener, running_listener
@@ -118,20 +119,10 @@ async def test_an_agent_is_believed_only_with_proof(sqlite_url: str, tmp_path: P
             code, _ = await listener.send(compose("cara@customer.example", "customer"))
             assert code == 250
         with store.sessions() as session:
-            rows = session.execute(
-                select(
-                    Delivery.subject,
-                    Delivery.outcome,
-                    Delivery.reason,
-                    Delivery.sender_trust,
-                    Delivery.peer,
-                ).order_by(Delivery.id)
-            ).all()
+            listed = rows.messages(session)  # what `messages --format json` and the API show
     finally:
         store.dispose()
-    got = {
-        subject: (outcome, reason, trust, peer) for subject, outcome, reason, trust, peer in rows
-    }
+    got = {m["subject"]: (m["outcome"], m["reason"], m["sender_trust"], m["peer"]) for m in listed}
     unverified = ("filtered", "unverified_sender", "unverified", "127.0.0.1")
     assert got["forged"] == got["foreign authserv"] == got["other domain"] == unverified
     assert got["dmarc pass"] == ("created_issue", None, "authenticated", "127.0.0.1")
