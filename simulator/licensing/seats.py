@@ -178,6 +178,14 @@ def reads_deliveries(rules: LicensingRules) -> bool:
     return bool(rules.inactive_after_days) or rules.team_counts_from is TeamCountsFrom.FIRST_LOGIN
 
 
+def reads_ledger_as_written(rules: LicensingRules) -> bool:
+    """Whether `team_spans` is exactly `ledger_spans` under these rules: counted from
+    the first email, never lapsing. A reader may then take the seats held at a
+    moment as the sum of the ledger's deltas up to it (each user's rows alternate
+    +1/-1), without building anyone's spans."""
+    return rules.team_counts_from is TeamCountsFrom.FIRST_EMAIL and not rules.inactive_after_days
+
+
 def _from(spans: list[Span], start: float | None) -> list[Span]:
     """The parts of `spans` from `start` on; none when it never comes."""
     if start is None:

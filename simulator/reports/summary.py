@@ -12,7 +12,7 @@ import bisect
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import (
@@ -180,16 +180,22 @@ def _outbox_counts(session: Session, as_of: datetime) -> dict[str, int]:
 
 def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
     as_of = as_of or datetime.now(UTC)
-    moment = seats.stamp(as_of)
-    everyone = people(session, as_of, org.licensing)
-    team_seats = seats.seats_at(
-        (span for p in everyone for span in seats.team_spans(p, org.licensing)), moment
-    )
-    support_seats = seats.seats_at(support_spans(session, as_of), moment)
+    support_seats = held_in_ledger(session, LicenseModel.SUPPORT, as_of)
+    if seats.reads_ledger_as_written(org.licensing):
+        # The engine's spans are the ledger's own: read the totals in SQL, not per user.
+        team_seats = held_in_ledger(session, LicenseModel.TEAM, as_of)
+        notified = team_seats_from_notifications(session, as_of)
+    else:
+        moment = seats.stamp(as_of)
+        everyone = people(session, as_of, org.licensing)
+        team_seats = seats.seats_at(
+            (span for p in everyone for span in seats.team_spans(p, org.licensing)), moment
+        )
+        notified = seats.notified_seats_at(everyone, org.licensing, moment)
     evidence = advice.Evidence(
         **submitters(session, org, as_of),
         customers_notified=customers_notified(session, as_of),
-        team_seats_from_notifications=seats.notified_seats_at(everyone, org.licensing, moment),
+        team_seats_from_notifications=notified,
     )
     comparison = advice.compare(support_seats, team_seats, org.pricing, evidence)
     without = comparison.team_without_notifications
@@ -219,6 +225,32 @@ def report(session: Session, org: Org, as_of: datetime | None = None) -> Row:
         },
         "pricing": pricing_facts(org),
     }
+
+
+def held_in_ledger(session: Session, model: LicenseModel, as_of: datetime) -> int:
+    """Seats held under `model` at `as_of`, as the ledger has them: the sum of its
+    deltas (each user's rows alternate +1/-1, a check constraint holds it)."""
+    total = select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(
+        SeatEvent.model == model.value, SeatEvent.at <= as_of
+    )
+    return int(session.scalar(total) or 0)
+
+
+def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
+    """`seats.notified_seats_at` for the ledger as written, in SQL: seats opened with
+    reason `notified`, still held at `as_of`, whose user had sent no counted email by
+    then. Only users without a counted email by then are looked at, each by index."""
+    team = and_(
+        SeatEvent.user_id == User.id,
+        SeatEvent.model == LicenseModel.TEAM.value,
+        SeatEvent.at <= as_of,
+    )
+    opened = exists().where(team, SeatEvent.reason == SeatReason.NOTIFIED, SeatEvent.delta == 1)
+    held = select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(team).scalar_subquery()
+    query = select(func.count(User.id)).where(
+        (User.first_seen.is_(None)) | (User.first_seen > as_of), opened, held > 0
+    )
+    return int(session.scalar(query) or 0)
 
 
 def pricing_facts(org: Org) -> Row:
