@@ -114,3 +114,16 @@ SWEEP_MONTH_COLUMNS = [
 DEMO_ISSUE_COLUMNS = ISSUE_COLUMNS[:-1]
 DEMO_USER_COLUMNS = USER_COLUMNS[:-2]
 DEMO_OUTBOX_COLUMNS = ["kind", "issue", "recipient", "status", "attempts", "last_error"]
+
+
+def flat_month(month: dict[str, Any]) -> dict[str, Any]:
+    """One month of the engine's bill (`MonthBill.as_row()`) with one level of keys:
+    every model's seats, billed seats and cost. `report --by month`, `sweep --months`
+    and `forecast` add their own keys; their column lists pick what each shows."""
+    flat = {"month": month["month"]}
+    for model in ("support", "team"):
+        flat[f"{model}_seats"] = month[model]["seats"]
+        flat[f"{model}_billed"] = month[model]["billed_seats"]
+        flat[f"{model}_cost"] = month[model]["cost"]
+    flat["cheaper_model"] = month["cheaper_model"]
+    return flat

@@ -30,6 +30,7 @@ from simulator.licensing.costs import ModelCost
 from simulator.licensing.prices import LicensingRules
 from simulator.org import Org, PriceBook
 from simulator.reports import rows
+from simulator.reports.columns import flat_month
 from simulator.reports.rows import COUNTED, Row, iso
 from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
 
@@ -471,14 +472,6 @@ def model_rows(data: Row) -> list[Row]:
 def month_rows(rows: list[Row]) -> list[Row]:
     """`by_month` rows with one level of keys, for tables and CSV."""
     return [
-        {
-            "month": r["month"],
-            **{f"{m}_seats": r[m]["seats"] for m in MODELS},
-            **{f"{m}_billed": r[m]["billed_seats"] for m in MODELS},
-            **{f"{m}_cost": r[m]["cost"] for m in MODELS},
-            "cheaper_model": r["cheaper_model"],
-            "active_senders": r["active_senders"],
-            "new_users": r["new_users"],
-        }
+        {**flat_month(r), "active_senders": r["active_senders"], "new_users": r["new_users"]}
         for r in rows
     ]

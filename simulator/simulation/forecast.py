@@ -28,6 +28,7 @@ from simulator.licensing import seats
 from simulator.licensing.costs import EQUAL
 from simulator.licensing.prices import Band, Billing, PriceRule, Pricing
 from simulator.org import Org, PriceBook, load_price_book, read_toml
+from simulator.reports.columns import flat_month
 from simulator.simulation import sweep
 from simulator.simulation.traffic import (
     PlannedMail,
@@ -354,16 +355,7 @@ def forecast(terms: Terms, books: list[PriceBook]) -> dict[str, Any]:
 def flat_months(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Every price book's months, one level of keys, for tables and CSV."""
     return [
-        {
-            "price_book": f["price_book"],
-            "month": m["month"],
-            "emails": m["emails"],
-            "support_billed": m["support"]["billed_seats"],
-            "support_cost": m["support"]["cost"],
-            "team_billed": m["team"]["billed_seats"],
-            "team_cost": m["team"]["cost"],
-            "cheaper_model": m["cheaper_model"],
-        }
+        {"price_book": f["price_book"], "emails": m["emails"], **flat_month(m)}
         for f in data["forecasts"]
         for m in f["months"]
     ]

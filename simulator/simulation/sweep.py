@@ -26,6 +26,7 @@ from simulator.errors import ConfigError
 from simulator.licensing import advice, seats
 from simulator.licensing.costs import EQUAL, SUPPORT, TEAM, money
 from simulator.org import Org
+from simulator.reports.columns import flat_month
 from simulator.simulation.traffic import SeatState, TrafficParams, TrafficPlan
 
 Row = dict[str, Any]
@@ -307,18 +308,4 @@ def flat_rows(rows: list[Row]) -> list[Row]:
 
 def month_rows(rows: list[Row]) -> list[Row]:
     """Every volume's months, one level of keys."""
-    return [
-        {
-            "volume": r["volume"],
-            "month": m["month"],
-            "support_seats": m["support"]["seats"],
-            "support_billed": m["support"]["billed_seats"],
-            "support_cost": m["support"]["cost"],
-            "team_seats": m["team"]["seats"],
-            "team_billed": m["team"]["billed_seats"],
-            "team_cost": m["team"]["cost"],
-            "cheaper_model": m["cheaper_model"],
-        }
-        for r in rows
-        for m in r["months"]
-    ]
+    return [{"volume": r["volume"], **flat_month(m)} for r in rows for m in r["months"]]
