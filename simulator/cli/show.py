@@ -28,7 +28,16 @@ app.add_typer(show_app, name="show")
 
 # The facts of one message, in the order a reader wants them.
 FACTS = ("id", "received_at", "sender", "sender_name", "recipients", "subject", "outcome")
-MORE_FACTS = ("reason", "issue", "channel", "size", "message_id", "sent_at")
+MORE_FACTS = (
+    "reason",
+    "issue",
+    "channel",
+    "peer",
+    "sender_trust",
+    "size",
+    "message_id",
+    "sent_at",
+)
 
 
 @show_app.command("issue")

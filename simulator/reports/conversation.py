@@ -50,6 +50,8 @@ def _message(delivery: Delivery) -> Row:
         "reason": delivery.reason,
         "issue": delivery.issue_number,
         "channel": delivery.channel,
+        "peer": delivery.peer,
+        "sender_trust": delivery.sender_trust,
         "size": delivery.size,
         "text": delivery.body_text,
         "attachments": attachments,

@@ -324,6 +324,9 @@ def test_serve_with_web_port_answers_http_and_smtp(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{running.ports['web']}"
         [message] = httpx.get(f"{base}/api/messages").json()["items"]
         assert (message["channel"], message["outcome"]) == ("smtp", "created_issue")
+        assert httpx.get(f"{base}/api/messages/{message['id']}").json()["peer"] == "127.0.0.1"
+        page = httpx.get(f"{base}/issues/{message['issue']}").text
+        assert 'via smtp from <span class="peer">127.0.0.1</span>' in page
 
 
 def test_web_alone_takes_form_submissions(tmp_path: Path) -> None:
