@@ -37,6 +37,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # MIME limits (pipeline/parse.py): deeper or more is quarantined.
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000
+# Header fields in the header section of any one MIME part but the message's own
+# (that one is bounded by the listener's --max-headers, at DATA).
+MAX_PART_HEADERS = 1000
 
 # `intake-sim ready` (smtp/readiness.py).
 DEFAULT_TIMEOUT_SECONDS = 5.0

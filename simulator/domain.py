@@ -111,7 +111,7 @@ class Reason(StrEnum):
     SPOOFED_SENDER = "spoofed_sender"  # an encoded word inside the sender's address
     TOO_DEEP = "too_deep"
     TOO_MANY_PARTS = "too_many_parts"
-    TOO_MANY_HEADERS = "too_many_headers"  # a MIME part with more than 1,000 header fields
+    TOO_MANY_HEADERS = "too_many_headers"  # a MIME part past --max-part-headers fields
     UNPARSEABLE = "unparseable"
     INTERNAL_ERROR = "internal_error"
     # created_issue: an `[Issue #N]` tag from someone who takes no part in issue N

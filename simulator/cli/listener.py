@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -50,6 +50,7 @@ from simulator.defaults import (
     MAX_HEADERS,
     MAX_MIME_DEPTH,
     MAX_MIME_PARTS,
+    MAX_PART_HEADERS,
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
     SQLITE_BUSY_TIMEOUT_MS,
@@ -64,6 +65,9 @@ from simulator.web.options import (
     WEB_MAX_CONNECTIONS,
     WebOptions,
 )
+
+if TYPE_CHECKING:
+    from simulator.pipeline.parse import MimeLimits
 
 
 def _limit(flag: str, unit: str, what: str) -> Any:
@@ -85,6 +89,22 @@ MimeDepthOption = Annotated[
 MimePartsOption = Annotated[
     int, _limit("--max-mime-parts", "parts", "MIME parts; more are quarantined")
 ]
+PartHeadersOption = Annotated[
+    int,
+    _limit(
+        "--max-part-headers",
+        "fields",
+        "Header fields in one MIME part but the message's own; more are quarantined",
+    ),
+]
+
+
+def _mime_limits(max_depth: int, max_parts: int, max_part_headers: int) -> MimeLimits:
+    """The MIME limits `serve` and `drain` were given."""
+    # Here, not at the top: `intake-sim --help` should not load the parser.
+    from simulator.pipeline.parse import MimeLimits
+
+    return MimeLimits(max_depth=max_depth, max_parts=max_parts, max_part_headers=max_part_headers)
 
 
 @app.command()
@@ -157,6 +177,7 @@ def serve(
     ] = 0,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
+    max_part_headers: PartHeadersOption = MAX_PART_HEADERS,
     db_busy_timeout: Annotated[
         int,
         typer.Option(
@@ -228,7 +249,6 @@ def serve(
 
     from simulator.delivery import spool_sqlite
     from simulator.org import load_org
-    from simulator.pipeline.parse import MimeLimits
     from simulator.service import prepare_or_wait, run_listener
     from simulator.smtp.chaos import Chaos, parse_rule
     from simulator.smtp.relay import Relay
@@ -276,7 +296,7 @@ def serve(
                 web_header_timeout,
                 form_client_rate_limit=form_client_rate_limit,
             )
-        limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
+        limits = _mime_limits(max_mime_depth, max_mime_parts, max_part_headers)
         try:
             asyncio.run(
                 run_listener(
@@ -384,6 +404,7 @@ def drain(
     org: OrgOption = None,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
+    max_part_headers: PartHeadersOption = MAX_PART_HEADERS,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Run every message still waiting in the spool (`serve --ack spool`) through intake,
@@ -391,7 +412,6 @@ def drain(
     from simulator.delivery import spool, spool_sqlite
     from simulator.org import load_org
     from simulator.pipeline.batch import outcome_counts, prepare
-    from simulator.pipeline.parse import MimeLimits
     from simulator.store.db import Store
 
     with cli_errors(), ExitStack() as cleanup:
@@ -413,6 +433,6 @@ def drain(
                 counts.update(outcome_counts(results))
                 advance(len(results))
 
-            limits = MimeLimits(max_depth=max_mime_depth, max_parts=max_mime_parts)
+            limits = _mime_limits(max_mime_depth, max_mime_parts, max_part_headers)
             done = spool.drain(spooling, organisation, limits, count)
     print_outcomes(counts, fmt, f"drained {done} message(s)")

@@ -26,13 +26,9 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from types import MappingProxyType
 
-from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS
+from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
 from simulator.domain import Reason
 from simulator.pipeline.mimeshape import over_limits
-
-# Header fields in the header section of any one MIME part (the message's own is
-# bounded by the listener's --max-headers, at DATA).
-MAX_PART_HEADERS = 1000
 
 NO_HEADERS = Reason.NO_HEADERS
 NO_SENDER = Reason.NO_SENDER
@@ -127,7 +123,8 @@ class InboundMail:
 
 @dataclass(frozen=True)
 class MimeLimits:
-    """How deep and how many MIME parts are read before the mail is quarantined."""
+    """How deep, how many MIME parts and how many header fields in one part are read
+    before the mail is quarantined (0: no limit)."""
 
     max_depth: int = MAX_MIME_DEPTH
     max_parts: int = MAX_MIME_PARTS

@@ -168,6 +168,9 @@ def test_headers_inside_a_part_are_bounded() -> None:
     assert peak < 2 * plain_peak, (peak, plain_peak)
     assert parse_message(part_with(1000), None).problem is None
     assert parse_message(part_with(1001), None).problem == "too_many_headers"
+    # `--max-part-headers 0` lifts the limit, as 0 does for the other MIME limits.
+    unlimited = parse.MimeLimits(max_part_headers=0)
+    assert parse_message(part_with(1001), None, unlimited).problem is None
 
 
 def test_too_deep_is_found_before_the_tree_is_built() -> None:

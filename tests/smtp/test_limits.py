@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from simulator.store.db import open_store
 from simulator.store.models import Delivery
 from tests.support.listeners import Listener, running_listener
 from tests.support.mail import compose, deep_multipart
+from tests.support.processes import intake_sim, smtp_port_in
 
 INTAKE = "support@acme.example"
 
@@ -169,6 +171,49 @@ async def test_mime_limits_quarantine_with_a_reason(db_url: str, org: Org) -> No
         ("quarantined", "too_deep"),
         ("quarantined", "too_many_parts"),
         ("created_issue", None),
+    ]
+
+
+def part_with_headers(fields: int) -> bytes:
+    """A two-part message whose first part has `fields` header fields."""
+    head = b"Content-Type: text/plain\r\n" + b"".join(
+        b"X-Part-%d: v\r\n" % n for n in range(fields - 1)
+    )
+    return (
+        b"From: fields@customer.example\r\nSubject: fields %d\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        % fields
+        + b"--b\r\n"
+        + head
+        + b"\r\npart\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n"
+    )
+
+
+def test_max_part_headers_option_quarantines_past_it(tmp_path: Path) -> None:
+    """`serve --max-part-headers 5`: a part with 6 fields is quarantined, one with 5 is not,
+    and both are acknowledged (the limit is the parser's, not the session's)."""
+    db = f"sqlite:///{tmp_path / 'fields.db'}"
+    args = ["serve", "--port", "0", "--max-part-headers", "5"]
+    with (
+        intake_sim(args, {"smtp": smtp_port_in}, db) as running,
+        smtplib.SMTP("127.0.0.1", running.ports["smtp"], timeout=30) as client,
+    ):
+        for fields in (6, 5):
+            refused = client.sendmail(
+                "fields@customer.example", [INTAKE], part_with_headers(fields)
+            )
+            assert refused == {}, fields
+    store = open_store(db)
+    try:
+        with store.sessions() as session:
+            rows = session.execute(
+                select(Delivery.subject, Delivery.outcome, Delivery.reason).order_by(Delivery.id)
+            ).all()
+    finally:
+        store.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("fields 6", "quarantined", "too_many_headers"),
+        ("fields 5", "created_issue", None),
     ]
 
 
