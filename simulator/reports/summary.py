@@ -276,7 +276,7 @@ def team_seats_from_notifications(
     )
     held = (
         select(func.coalesce(func.sum(SeatEvent.delta), 0))
-        .where(team, SeatEvent.at <= moment)
+        .where(team, SeatEvent.at <= min(moment, as_of))  # the ledger as read at `as_of`
         .scalar_subquery()
     )
     unwritten = (User.first_seen.is_(None)) | (User.first_seen > moment)
