@@ -433,6 +433,10 @@ def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row
     """The `users` listing with `team_seat` read under the org's licensing rules (a
     web-form submitter under `first_login` keeps the seat, an email-only user loses it)."""
     as_of = as_of or datetime.now(UTC)
+    if seats.reads_ledger_as_written(org.licensing):
+        # The engine's spans are the ledger's own: a seat is held while its deltas
+        # up to `as_of` sum above 0, read in the listing's one query.
+        return rows.users(session, team_as_of=as_of)
     moment = seats.stamp(as_of)
     held = {
         user_id

@@ -72,3 +72,26 @@ def test_months_in_sql_are_the_engines_months(tmp_path: Path, seed: int, billing
     store.dispose()
     assert [b.as_row() for b in in_sql] == [b.as_row() for b in by_engine]
     assert any(b.team.peak_seats for b in by_engine)  # the ledgers are not empty
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_users_team_seat_in_sql_is_the_engines(tmp_path: Path, seed: int) -> None:
+    """`users` reads the Team seat from the ledger's deltas up to the moment: the seat
+    the engine's spans give each user (ledger rows after the moment left out)."""
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, seed)
+    org = load_org(None)
+    assert seats.reads_ledger_as_written(org.licensing)
+    with store.sessions() as session:
+        listed = summary.users(session, org, AS_OF)
+        everyone = summary.people_by_id(session, AS_OF, org.licensing)
+    store.dispose()
+    moment = seats.stamp(AS_OF)
+    held = {
+        user_id
+        for user_id, person in everyone.items()
+        if seats.seats_at(seats.team_spans(person, org.licensing), moment)
+    }
+    assert [row["team_seat"] for row in listed] == [n in held for n in range(1, 60)]
+    assert held and len(held) < 59  # some hold a seat at the moment, some do not
