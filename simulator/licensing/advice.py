@@ -20,7 +20,7 @@ from simulator.licensing.costs import (
     model_cost,
     money,
 )
-from simulator.licensing.prices import PriceRule, PriceShape, Pricing, price
+from simulator.licensing.prices import PriceRule, PriceShape, Pricing, bills_rise, price
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,20 @@ def _breakeven_sentence(
 
 def next_dearer(seats: int, bill: float, rule: PriceRule) -> int:
     """The smallest count above `seats` that costs more than `bill` under `rule`."""
-    count = seats + 1
-    while price(count, rule) <= bill + 1e-9:
-        count += 1
-    return count
+    if not bills_rise(rule):
+        count = seats + 1
+        while price(count, rule) <= bill + 1e-9:
+            count += 1
+        return count
+    # The bill never falls as the count grows: double the step until it tips, then
+    # bisect, so a gap of 10^5 seats costs a few dozen prices, not 10^5.
+    low, high = seats, seats + 1  # low: not above `bill` (or `seats` itself)
+    while price(high, rule) <= bill + 1e-9:
+        low, high = high, seats + 2 * (high - seats)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if price(middle, rule) <= bill + 1e-9:
+            low = middle
+        else:
+            high = middle
+    return high

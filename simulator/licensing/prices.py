@@ -107,6 +107,17 @@ def billable_seats(seats: int, rule: PriceRule) -> int:
     return max(billable, rule.minimum)
 
 
+def bills_rise(rule: PriceRule) -> bool:
+    """Whether `price` never falls as the count grows under `rule`: flat and graduated
+    prices that are not negative (free seats, a free plan, blocks and a minimum only
+    ever add). A step ladder buys whole bands and may bill less for more."""
+    if rule.shape is PriceShape.FLAT:
+        return rule.unit_price >= 0
+    if rule.shape is PriceShape.GRADUATED:
+        return all(band.price >= 0 for band in rule.bands)
+    return False
+
+
 def price(seats: int, rule: PriceRule) -> float:
     """What `seats` cost under a rule: the billable seats, then the shape's bands.
 

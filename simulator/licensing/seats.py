@@ -29,7 +29,8 @@ The API, kept stable for the modules that build on it:
   support_spans, people, months)` -> one `MonthBill` per month: seats held at
   the month's end, the month's peak, the seats billed (monthly or annual
   true-up), the cost through `prices.price`, and the Team seats held only
-  because of automatic email.
+  because of automatic email; `bill_counts` does the same from counts already
+  taken (`month_seats` per model, notified seats at each `month_end`).
 - `seats_at(spans, moment)`, `notified_seats_at(people, rules, moment)`:
   the same readings at one moment.
 
@@ -304,7 +305,13 @@ class ModelMonth:
 def model_months(
     spans: Iterable[Span], months: list[Month], rule: PriceRule, billing: Billing
 ) -> list[ModelMonth]:
-    counts = month_seats(spans, months)
+    return priced_months(month_seats(spans, months), rule, billing)
+
+
+def priced_months(
+    counts: list[tuple[int, int]], rule: PriceRule, billing: Billing
+) -> list[ModelMonth]:
+    """`month_seats` counts (held at the end, peak) billed and priced month by month."""
     bills = billed([peak for _, peak in counts], billing)
     return [
         ModelMonth(held, peak, bill, price(bill, rule))
@@ -350,10 +357,29 @@ def bill(
     """Every month's seats and cost under both models, the org's rules applied."""
     people = list(people)
     team = [span for p in people for span in team_spans(p, rules)]
-    support_rows = model_months(support_spans, months, pricing.support, rules.billing)
-    team_rows = model_months(team, months, pricing.team, rules.billing)
-    # Seats at the month's end: the moment just before the next month starts.
-    notified = [notified_seats_at(people, rules, m.end - 1e-6) for m in months]
+    notified = [notified_seats_at(people, rules, month_end(m)) for m in months]
+    support = month_seats(support_spans, months)
+    return bill_counts(pricing, rules, months, support, month_seats(team, months), notified)
+
+
+def month_end(month: Month) -> float:
+    """Seats at the month's end: the moment just before the next month starts."""
+    return month.end - 1e-6
+
+
+def bill_counts(
+    pricing: Pricing,
+    rules: LicensingRules,
+    months: list[Month],
+    support: list[tuple[int, int]],
+    team: list[tuple[int, int]],
+    notified: list[int],
+) -> list[MonthBill]:
+    """`bill` from counts already taken: each model's `month_seats` and the Team seats
+    held only by notification at each `month_end`. A reader that counts the ledger
+    as written (`reads_ledger_as_written`) bills through here without any spans."""
+    support_rows = priced_months(support, pricing.support, rules.billing)
+    team_rows = priced_months(team, pricing.team, rules.billing)
     return [
         MonthBill(month, s, t, n)
         for month, s, t, n in zip(months, support_rows, team_rows, notified, strict=True)

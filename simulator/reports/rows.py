@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from simulator.domain import DELIVERY_REASONS, LicenseModel, Outcome
@@ -118,19 +118,27 @@ def live_version(session: Session) -> Row:
     }
 
 
-def _holds(model: LicenseModel) -> Any:
-    """Whether the row's user holds a seat under `model` now: its ledger rows, by index."""
+def _holds(model: LicenseModel, as_of: datetime | None = None) -> Any:
+    """Whether the row's user holds a seat under `model` now (or at `as_of`): its
+    ledger rows, by index."""
+    # The moment is tested inside the sum, not in WHERE: the rows are then found by
+    # the (user, model) index alone, where a time range would tempt the planner to
+    # scan the ledger's time index once per user.
+    delta = SeatEvent.delta if as_of is None else case((SeatEvent.at <= as_of, SeatEvent.delta))
     total = (
-        select(func.coalesce(func.sum(SeatEvent.delta), 0))
+        select(func.coalesce(func.sum(delta), 0))
         .where(SeatEvent.user_id == User.id, SeatEvent.model == model.value)
         .scalar_subquery()
     )
     return (total > 0).label(f"{model.value}_seat")
 
 
-def users(session: Session, window: Window | None = None) -> list[Row]:
+def users(
+    session: Session, window: Window | None = None, team_as_of: datetime | None = None
+) -> list[Row]:
     """One query: each user's columns with its seats and counted messages beside them,
-    read as plain rows (no ORM object per user)."""
+    read as plain rows (no ORM object per user). `team_as_of`: the Team seat as the
+    ledger has it at that moment rather than with every row."""
     messages = (
         select(func.count(Delivery.id))
         .where(Delivery.user_id == User.id, Delivery.outcome.in_(COUNTED))
@@ -143,7 +151,7 @@ def users(session: Session, window: Window | None = None) -> list[Row]:
         User.role,
         User.origin,
         _holds(LicenseModel.SUPPORT),
-        _holds(LicenseModel.TEAM),
+        _holds(LicenseModel.TEAM, team_as_of),
         User.first_seen,
         messages,
     )

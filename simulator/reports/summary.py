@@ -8,11 +8,10 @@ UTC times. `model_rows` and `month_rows` flatten them for tables and CSV.
 
 from __future__ import annotations
 
-import bisect
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import (
@@ -117,26 +116,49 @@ def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
     """Who wrote counted mail by `as_of`, for the advice: customer users with a counted
     delivery (billed noise is no submission; the shared account is no customer),
     those of them who used only the web form, and the strangers behind the shared
-    account."""
-    rows = session.execute(
-        select(User.email, User.origin, Delivery.channel, Delivery.sender)
-        .join(Delivery, Delivery.user_id == User.id)
-        .where(
-            User.role == Role.CUSTOMER.value,
-            Delivery.outcome.in_(COUNTED),
-            Delivery.received_at <= as_of,
+    account.
+
+    Counted in SQL, one pass over the counted deliveries grouped by user: the cost
+    stays in the database rather than in a Python set per submitter."""
+    counted = and_(
+        Delivery.user_id == User.id,
+        User.role == Role.CUSTOMER.value,
+        Delivery.outcome.in_(COUNTED),
+        Delivery.received_at <= as_of,
+    )
+    by_mail = func.max(case((Delivery.channel != Channel.WEB_FORM.value, 1), else_=0))
+    per_user = (
+        select(by_mail.label("by_mail"))
+        .select_from(Delivery)
+        .join(User, Delivery.user_id == User.id)
+        .where(counted, User.origin != Origin.SHARED.value)
+        .group_by(Delivery.user_id)
+        .subquery()
+    )
+    customers, by_form = session.execute(
+        select(func.count(), func.coalesce(func.sum(1 - per_user.c.by_mail), 0))
+    ).one()
+    shared = (
+        select(Delivery.sender, User.email)
+        .select_from(Delivery)
+        .join(User, Delivery.user_id == User.id)
+        .where(counted, User.origin == Origin.SHARED.value)
+        .subquery()
+    )
+    # A delivery without a sender is one more stranger, as a set of senders has it.
+    no_sender = func.max(case((shared.c.sender.is_(None), 1), else_=0))
+    strangers, unnamed, account = session.execute(
+        select(
+            func.count(func.distinct(shared.c.sender)),
+            func.coalesce(no_sender, 0),
+            func.min(shared.c.email),
         )
-        .distinct()
-    ).all()
-    shared = {r.email for r in rows if r.origin == Origin.SHARED.value}
-    customers = {r.email for r in rows} - shared
-    by_email = {r.email for r in rows if r.channel != Channel.WEB_FORM.value}
-    strangers = {r.sender for r in rows if r.email in shared}
+    ).one()
     return {
-        "customers_submitting": len(customers),
-        "customers_by_web_form": len(customers - by_email),
-        "strangers_shared": len(strangers),
-        "shared_user": next(iter(shared), ""),
+        "customers_submitting": int(customers),
+        "customers_by_web_form": int(by_form),
+        "strangers_shared": int(strangers) + int(unnamed),
+        "shared_user": account or "",
     }
 
 
@@ -237,20 +259,50 @@ def held_in_ledger(session: Session, model: LicenseModel, as_of: datetime) -> in
     return int(session.scalar(total) or 0)
 
 
-def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
-    """`seats.notified_seats_at` for the ledger as written, in SQL: seats opened with
-    reason `notified`, still held at `as_of`, whose user had sent no counted email by
-    then. Only users without a counted email by then are looked at, each by index."""
-    team = and_(
-        SeatEvent.user_id == User.id,
-        SeatEvent.model == LicenseModel.TEAM.value,
+def team_seats_from_notifications(
+    session: Session, as_of: datetime, moment: datetime | None = None
+) -> int:
+    """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
+    `moment` (default `as_of`) whose user had sent no counted email by then, and whose
+    ledger up to `as_of` has a seat opened with reason `notified` (as `people` reads
+    it). Only users without a counted email by then are looked at, each by index."""
+    moment = moment or as_of
+    team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
+    opened = exists().where(
+        team,
         SeatEvent.at <= as_of,
+        SeatEvent.reason == SeatReason.NOTIFIED,
+        SeatEvent.delta == 1,
     )
-    opened = exists().where(team, SeatEvent.reason == SeatReason.NOTIFIED, SeatEvent.delta == 1)
-    held = select(func.coalesce(func.sum(SeatEvent.delta), 0)).where(team).scalar_subquery()
-    query = select(func.count(User.id)).where(
-        (User.first_seen.is_(None)) | (User.first_seen > as_of), opened, held > 0
+    held = (
+        select(func.coalesce(func.sum(SeatEvent.delta), 0))
+        .where(team, SeatEvent.at <= min(moment, as_of))  # the ledger as read at `as_of`
+        .scalar_subquery()
     )
+    unwritten = (User.first_seen.is_(None)) | (User.first_seen > moment)
+    if moment == as_of:
+        query = select(func.count(User.id)).where(unwritten, opened, held > 0)
+    else:
+        # Before `as_of` most users may not have written yet: start from the seats a
+        # notification opened instead (one range of the ledger's index), each user
+        # then read by key.
+        notified = (
+            select(SeatEvent.user_id)
+            .where(
+                SeatEvent.model == LicenseModel.TEAM.value,
+                SeatEvent.at <= as_of,
+                SeatEvent.reason == SeatReason.NOTIFIED,
+                SeatEvent.delta == 1,
+            )
+            .distinct()
+            .subquery()
+        )
+        query = (
+            select(func.count(User.id))
+            .select_from(notified)
+            .join(User, User.id == notified.c.user_id)
+            .where(unwritten, held > 0)
+        )
     return int(session.scalar(query) or 0)
 
 
@@ -381,6 +433,10 @@ def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row
     """The `users` listing with `team_seat` read under the org's licensing rules (a
     web-form submitter under `first_login` keeps the seat, an email-only user loses it)."""
     as_of = as_of or datetime.now(UTC)
+    if seats.reads_ledger_as_written(org.licensing):
+        # The engine's spans are the ledger's own: a seat is held while its deltas
+        # up to `as_of` sum above 0, read in the listing's one query.
+        return rows.users(session, team_as_of=as_of)
     moment = seats.stamp(as_of)
     held = {
         user_id
@@ -403,18 +459,99 @@ def support_spans(session: Session, as_of: datetime) -> list[seats.Span]:
     ]
 
 
-def _per_month(
-    times: list[datetime], months: list[seats.Month], distinct: list[object]
+def _when(month: seats.Month) -> tuple[datetime, datetime]:
+    return datetime.fromtimestamp(month.start, UTC), datetime.fromtimestamp(month.end, UTC)
+
+
+def _month_index(at: Any, months: list[seats.Month]) -> Any:
+    """A SQL expression for the index of the month `at` falls in: -1 before the
+    first, NULL after the last (one CASE, so one pass groups every month)."""
+    first, _ = _when(months[0])
+    limits = [(at < first, -1), *((at < _when(m)[1], i) for i, m in enumerate(months))]
+    return case(*limits, else_=None)
+
+
+def _distinct_per_month(
+    session: Session, at: Any, key: Any, where: Any, months: list[seats.Month]
 ) -> list[int]:
-    """How many distinct keys fall in each month (`times[i]` belongs to `distinct[i]`)."""
-    seen: list[set[object]] = [set() for _ in months]
-    starts = [m.start for m in months]
-    for at, key in zip(times, distinct, strict=True):
-        moment = seats.stamp(at)
-        index = bisect.bisect_right(starts, moment) - 1
-        if 0 <= index < len(months) and moment < months[index].end:
-            seen[index].add(key)
-    return [len(keys) for keys in seen]
+    """How many distinct `key`s fall in each month, grouped in SQL. A NULL key is one
+    key more, as a set of keys has it."""
+    month = _month_index(at, months).label("month")
+    no_key = func.max(case((key.is_(None), 1), else_=0))
+    found = session.execute(
+        select(month, func.count(func.distinct(key)), no_key).where(where).group_by(month)
+    )
+    counts = [0] * len(months)
+    for index, distinct, unnamed in found:
+        if index is not None and index >= 0:
+            counts[index] = int(distinct) + int(unnamed or 0)
+    return counts
+
+
+def ledger_month_seats(
+    session: Session, model: LicenseModel, as_of: datetime, months: list[seats.Month]
+) -> list[tuple[int, int]]:
+    """`seats.month_seats` of the ledger as written, in SQL: each user's rows alternate
+    +1/-1, so the rows are the spans' changes; a running sum in the engine's order
+    (time, then a seat that ends before one that starts) gives every count reached,
+    and one grouped pass takes each month's change and highest count."""
+    running = func.sum(SeatEvent.delta).over(
+        order_by=(SeatEvent.at, SeatEvent.delta), rows=(None, 0)
+    )
+    changes = (
+        select(
+            _month_index(SeatEvent.at, months).label("month"),
+            SeatEvent.delta,
+            running.label("held"),
+        )
+        .where(SeatEvent.model == model.value, SeatEvent.at <= as_of)
+        .subquery()
+    )
+    found = {
+        index: (int(change), int(top))
+        for index, change, top in session.execute(
+            select(changes.c.month, func.sum(changes.c.delta), func.max(changes.c.held))
+            .where(changes.c.month.is_not(None))
+            .group_by(changes.c.month)
+        )
+    }
+    held = found.get(-1, (0, 0))[0]
+    counts = []
+    for index in range(len(months)):
+        change, top = found.get(index, (0, held))
+        peak = max(held, top)
+        held += change
+        counts.append((held, peak))
+    return counts
+
+
+def _ledger_bills(
+    session: Session, org: Org, as_of: datetime, months: list[seats.Month]
+) -> list[seats.MonthBill]:
+    """`seats.bill` when the rules read the ledger as written: the same counts, in SQL."""
+    notified = [
+        team_seats_from_notifications(
+            session, as_of, datetime.fromtimestamp(m.end, UTC) - timedelta(microseconds=1)
+        )
+        for m in months
+    ]
+    return seats.bill_counts(
+        org.pricing,
+        org.licensing,
+        months,
+        ledger_month_seats(session, LicenseModel.SUPPORT, as_of, months),
+        ledger_month_seats(session, LicenseModel.TEAM, as_of, months),
+        notified,
+    )
+
+
+def _engine_bills(
+    session: Session, org: Org, as_of: datetime, months: list[seats.Month]
+) -> list[seats.MonthBill]:
+    """`seats.bill` over every user's facts, for rules that read more than the ledger."""
+    people_now = people(session, as_of, org.licensing)
+    support = support_spans(session, as_of)
+    return seats.bill(org.pricing, org.licensing, support, people_now, months)
 
 
 def month_row(bill: seats.MonthBill, active: int, new: int) -> Row:
@@ -432,23 +569,11 @@ def by_month(session: Session, org: Org, as_of: datetime | None = None) -> list[
     if end is None or not starts:
         return []
     months = seats.months_between(seats.stamp(min(starts)), seats.stamp(min(end, as_of)))
-    senders = session.execute(
-        select(Delivery.received_at, Delivery.sender).where(
-            Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of
-        )
-    ).all()
-    created = session.execute(
-        select(User.created_at, User.id).where(User.created_at <= as_of)
-    ).all()
-    bills = seats.bill(
-        org.pricing,
-        org.licensing,
-        support_spans(session, as_of),
-        people(session, as_of, org.licensing),
-        months,
-    )
-    active = _per_month([r[0] for r in senders], months, [r[1] for r in senders])
-    new = _per_month([r[0] for r in created], months, [r[1] for r in created])
+    billing = _ledger_bills if seats.reads_ledger_as_written(org.licensing) else _engine_bills
+    bills = billing(session, org, as_of, months)
+    counted = and_(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
+    active = _distinct_per_month(session, Delivery.received_at, Delivery.sender, counted, months)
+    new = _distinct_per_month(session, User.created_at, User.id, User.created_at <= as_of, months)
     return [month_row(*row) for row in zip(bills, active, new, strict=True)]
 
 

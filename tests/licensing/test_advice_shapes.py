@@ -135,3 +135,29 @@ def test_web_form_submitters_log_in_under_first_login() -> None:
     rules = LicensingRules(team_counts_from=TeamCountsFrom.FIRST_LOGIN)
     spans = [s for p in (form, email) for s in seats.team_spans(p, rules)]
     assert seats.seats_at(spans, jan1 + 1) == 1
+
+
+def _first_dearer_by_counting(seats: int, bill: float, rule: PriceRule) -> int:
+    count = seats + 1
+    while price(count, rule) <= bill + 1e-9:
+        count += 1
+    return count
+
+
+RISING = {
+    "flat": PriceRule(10.0),
+    "free plan": PriceRule(10.0, free_plan=10),
+    "blocks and minimum": PriceRule(4.0, free=2, block=25, minimum=50),
+    "graduated": PriceRule(10.0, PriceShape.GRADUATED, (Band(100, 10.0), Band(None, 0.5))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RISING))
+def test_next_dearer_bisects_to_the_count_counting_finds(name: str) -> None:
+    """The tipping point is found by doubling and bisecting when bills only rise: the
+    very count one-by-one counting reaches, across gaps from none to thousands."""
+    rule = RISING[name]
+    for seats_held in (0, 1, 9, 10, 11, 99, 250, 1000):
+        for bill in (0.0, 9.99, 10.0, 100.0, 499.5, 1234.5, 20000.0):
+            expected = _first_dearer_by_counting(seats_held, bill, rule)
+            assert next_dearer(seats_held, bill, rule) == expected, (seats_held, bill)

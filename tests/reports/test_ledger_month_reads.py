@@ -1,0 +1,97 @@
+"""`report --by month` read in SQL when the rules read the ledger as written: the same
+month bills as the seat engine gives from every user's spans, over random ledgers
+(seats given up and taken again, a +1 and -1 in the same second, seats a
+notification opened, users who wrote before, during or after a month)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from simulator.licensing import seats
+from simulator.licensing.prices import Billing, LicensingRules
+from simulator.org import load_org
+from simulator.reports import summary
+from simulator.store.db import Store
+from simulator.store.models import SeatEvent, User
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+AS_OF = datetime(2026, 7, 15, tzinfo=UTC)
+
+
+def fill(store: Store, seed: int) -> None:
+    draw = random.Random(seed)
+    with store.sessions.begin() as session:
+        for n in range(1, 60):
+            created = START + timedelta(days=draw.randint(0, 150))
+            wrote = draw.choice([None, created + timedelta(days=draw.randint(0, 200))])
+            session.add(
+                User(
+                    id=n,
+                    email=f"u{n}@example.test",
+                    role="customer",
+                    origin="sender",
+                    created_at=created,
+                    first_seen=wrote,
+                )
+            )
+            session.flush()  # the user row before the ledger rows that point at it
+            for model in ("team", "support"):
+                at = created
+                for transition in range(1, draw.randint(1, 5)):
+                    at += timedelta(seconds=draw.choice([0, 1, 3600, 86400 * draw.randint(1, 60)]))
+                    reason = draw.choice(["first_email", "notified", "cc_created"])
+                    session.add(
+                        SeatEvent(
+                            at=at,
+                            user_id=n,
+                            model=model,
+                            transition=transition,
+                            delta=1 if transition % 2 else -1,
+                            reason=reason if transition % 2 else "role_changed",
+                        )
+                    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("billing", [Billing.MONTHLY, Billing.ANNUAL])
+def test_months_in_sql_are_the_engines_months(tmp_path: Path, seed: int, billing: Billing) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, seed)
+    org = load_org(None)
+    org = type(org)(**{**vars(org), "licensing": LicensingRules(billing=billing)})
+    assert seats.reads_ledger_as_written(org.licensing)
+    months = seats.months_between(seats.stamp(START), seats.stamp(AS_OF))
+    with store.sessions() as session:
+        in_sql = summary._ledger_bills(session, org, AS_OF, months)
+        by_engine = summary._engine_bills(session, org, AS_OF, months)
+    store.dispose()
+    assert [b.as_row() for b in in_sql] == [b.as_row() for b in by_engine]
+    assert any(b.team.peak_seats for b in by_engine)  # the ledgers are not empty
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_users_team_seat_in_sql_is_the_engines(tmp_path: Path, seed: int) -> None:
+    """`users` reads the Team seat from the ledger's deltas up to the moment: the seat
+    the engine's spans give each user (ledger rows after the moment left out)."""
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, seed)
+    org = load_org(None)
+    assert seats.reads_ledger_as_written(org.licensing)
+    with store.sessions() as session:
+        listed = summary.users(session, org, AS_OF)
+        everyone = summary.people_by_id(session, AS_OF, org.licensing)
+    store.dispose()
+    moment = seats.stamp(AS_OF)
+    held = {
+        user_id
+        for user_id, person in everyone.items()
+        if seats.seats_at(seats.team_spans(person, org.licensing), moment)
+    }
+    assert [row["team_seat"] for row in listed] == [n in held for n in range(1, 60)]
+    assert held and len(held) < 59  # some hold a seat at the moment, some do not
