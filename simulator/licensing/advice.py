@@ -19,6 +19,7 @@ from simulator.licensing.costs import (
     cheaper_model,
     model_cost,
     money,
+    most_within,
 )
 from simulator.licensing.prices import PriceRule, PriceShape, Pricing, bills_rise, price
 
@@ -174,10 +175,4 @@ def next_dearer(seats: int, bill: float, rule: PriceRule) -> int:
     low, high = seats, seats + 1  # low: not above `bill` (or `seats` itself)
     while price(high, rule) <= bill + 1e-9:
         low, high = high, seats + 2 * (high - seats)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if price(middle, rule) <= bill + 1e-9:
-            low = middle
-        else:
-            high = middle
-    return high
+    return most_within(low, high, bill, rule) + 1

@@ -45,10 +45,17 @@ def breakeven_team_seats(support_seats: int, pricing: Pricing) -> int | None:
     high = 1
     while price(high, rule) <= support_bill + 1e-9:
         high *= 2
-    low = high // 2 if high > 1 else 0
-    while low < high - 1:
+    return most_within(high // 2 if high > 1 else 0, high, support_bill, rule)
+
+
+def most_within(low: int, high: int, bill: float, rule: PriceRule) -> int:
+    """The largest count in [low, high) that costs at most `bill`, by bisection.
+
+    `low` must cost at most `bill` (or be where counting starts) and `high` more, and
+    the bill must not fall as the count grows between them."""
+    while high - low > 1:
         middle = (low + high) // 2
-        if price(middle, rule) <= support_bill + 1e-9:
+        if price(middle, rule) <= bill + 1e-9:
             low = middle
         else:
             high = middle
