@@ -405,8 +405,22 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     message.set_raw(*_fixed(policy, "X-Auto-Response-Suppress", "All"))
     message.set_raw(*_fixed(policy, "Precedence", "bulk"))
     message.set_raw(*_fixed(policy, classify.LOOP_HEADER, org.message_id_domain))
-    message.set_content(_body(org, outgoing))
+    _set_text(message, policy, _body(org, outgoing))
     return message
+
+
+def _set_text(message: EmailMessage, policy: Policy, body: str) -> None:
+    """`set_content(body)`, with its three headers parsed once for the common body
+    (ASCII, no line over the policy's limit: sent as 7bit). Any other body takes
+    `set_content`, which picks 8bit, quoted-printable or base64."""
+    lines = body.encode("utf-8").splitlines()
+    if not body.isascii() or any(len(line) > policy.max_line_length for line in lines):
+        message.set_content(body)
+        return
+    message.set_raw(*_fixed(policy, "Content-Type", 'text/plain; charset="utf-8"'))
+    message.set_raw(*_fixed(policy, "Content-Transfer-Encoding", "7bit"))
+    message.set_raw(*_fixed(policy, "MIME-Version", "1.0"))
+    message.set_payload(b"\n".join(lines).decode("ascii") + "\n")
 
 
 # Headers that are the same on every email an org sends, parsed once: the header
