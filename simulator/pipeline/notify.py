@@ -29,6 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.contentmanager import _encode_text  # set_content's own choice of encoding
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
@@ -410,17 +411,14 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
 
 
 def _set_text(message: EmailMessage, policy: Policy, body: str) -> None:
-    """`set_content(body)`, with its three headers parsed once for the common body
-    (ASCII, no line over the policy's limit: sent as 7bit). Any other body takes
-    `set_content`, which picks 8bit, quoted-printable or base64."""
-    lines = body.encode("utf-8").splitlines()
-    if not body.isascii() or any(len(line) > policy.max_line_length for line in lines):
-        message.set_content(body)
-        return
+    """What `set_content(body)` stores, without parsing its three headers each time:
+    the stdlib's own encoder picks the transfer encoding and the payload, and the
+    headers for that encoding are parsed once (`_fixed`)."""
+    cte, payload = _encode_text(body, "utf-8", None, policy)
     message.set_raw(*_fixed(policy, "Content-Type", 'text/plain; charset="utf-8"'))
-    message.set_raw(*_fixed(policy, "Content-Transfer-Encoding", "7bit"))
+    message.set_raw(*_fixed(policy, "Content-Transfer-Encoding", cte))
     message.set_raw(*_fixed(policy, "MIME-Version", "1.0"))
-    message.set_payload(b"\n".join(lines).decode("ascii") + "\n")
+    message.set_payload(payload)
 
 
 # Headers that are the same on every email an org sends, parsed once: the header

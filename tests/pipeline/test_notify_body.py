@@ -1,4 +1,4 @@
-"""The acknowledgement body's fast path writes the bytes `set_content` would."""
+"""The body of automatic mail is stored as `set_content` would store it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ BODIES = [
     "über\n",
     "form\x0bfeed\x1cand more\n",
     "",
+    "long ascii " * 20 + "\n" + "line\n" * 12,
+    "ünïcödé " * 30 + "\n",
+    "\u2028 sep\x00nul\n",
 ]
 
 
