@@ -29,6 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.contentmanager import _encode_text  # set_content's own choice of encoding
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
@@ -405,8 +406,19 @@ def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> Emai
     message.set_raw(*_fixed(policy, "X-Auto-Response-Suppress", "All"))
     message.set_raw(*_fixed(policy, "Precedence", "bulk"))
     message.set_raw(*_fixed(policy, classify.LOOP_HEADER, org.message_id_domain))
-    message.set_content(_body(org, outgoing))
+    _set_text(message, policy, _body(org, outgoing))
     return message
+
+
+def _set_text(message: EmailMessage, policy: Policy, body: str) -> None:
+    """What `set_content(body)` stores, without parsing its three headers each time:
+    the stdlib's own encoder picks the transfer encoding and the payload, and the
+    headers for that encoding are parsed once (`_fixed`)."""
+    cte, payload = _encode_text(body, "utf-8", None, policy)
+    message.set_raw(*_fixed(policy, "Content-Type", 'text/plain; charset="utf-8"'))
+    message.set_raw(*_fixed(policy, "Content-Transfer-Encoding", cte))
+    message.set_raw(*_fixed(policy, "MIME-Version", "1.0"))
+    message.set_payload(payload)
 
 
 # Headers that are the same on every email an org sends, parsed once: the header
