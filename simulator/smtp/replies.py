@@ -23,6 +23,7 @@ S421_TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address, t
 S421_IDLE_TIMEOUT = "421 4.4.2 Idle too long, closing connection"
 S421_COMMAND_TIMEOUT = "421 4.4.2 Command line took too long, closing connection"
 S421_DATA_TIMEOUT = "421 4.4.2 Message data took too long, closing connection"
+S421_TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
 S421_SESSION_TIMEOUT = "421 4.4.2 Session time limit reached, closing connection"
 S451_STORE_UNAVAILABLE = "451 4.3.0 Storage unavailable, try again later"
 S451_INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"

@@ -129,6 +129,12 @@ class ListenerOptions:
     use_date_header: bool = False
     # Advertise SMTPUTF8 (RFC 6531); off only to stand in for a relay without it.
     smtputf8: bool = True
+    # Error tarpit, like Postfix's soft and hard error limits: past `error_soft_limit`
+    # recent refusals from one client address, each further refusal waits
+    # `error_sleep` seconds; past `error_hard_limit` in one session, 421 and close.
+    error_soft_limit: int = 10
+    error_hard_limit: int = 20
+    error_sleep: float = 1.0
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -229,6 +235,25 @@ class ClientRates:
         return max(0.0, -level / self.rate)
 
 
+class ClientErrors:
+    """Recent refusals per client address, across its connections, so that
+    reconnecting does not reset the count; an address quiet for `window` seconds
+    starts again from zero."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._counts: dict[str, tuple[int, float]] = {}  # count, last refusal
+
+    def add(self, client: str, now: float) -> int:
+        """Count one more refusal for `client`; its recent total."""
+        count, then = self._counts.get(client, (0, now))
+        count = 1 if now - then > self.window else count + 1
+        self._counts[client] = (count, now)
+        if len(self._counts) > 10_000:  # forget the quiet ones: memory stays bounded
+            self._counts = {c: v for c, v in self._counts.items() if now - v[1] <= self.window}
+        return count
+
+
 class Deadline:
     """One timer that closes the session with its 421 line; `start` keeps a running one."""
 
@@ -295,6 +320,7 @@ class IntakeSMTP(SMTP):
         gate: ConnectionGate,
         budget: DataBudget | None = None,
         rates: ClientRates | None = None,
+        errors: ClientErrors | None = None,
         **kw: Any,
     ):
         # aiosmtpd needs some timeout; "no limit" becomes a very long one.
@@ -303,6 +329,8 @@ class IntakeSMTP(SMTP):
         self._gate = gate
         self._budget = budget or DataBudget(options.max_data_memory)
         self._rates = rates or ClientRates(options.max_client_rate)
+        self._errors = errors or ClientErrors()
+        self._session_errors = 0
         self._held = 0  # bytes of this session's message data counted in the budget
         self._line_run = 0  # bytes of the message's current line read so far
         self._admitted = False
@@ -388,10 +416,24 @@ class IntakeSMTP(SMTP):
         # 552 for an oversized message, its 5xx for bad syntax): the one place that sees
         # every refusal. A 2xx or 3xx costs one comparison.
         if status[:1] in ("4", "5", b"4", b"5"):
-            self._log_refusal(
-                status if isinstance(status, str) else status.decode(errors="replace")
-            )
+            reply = status if isinstance(status, str) else status.decode(errors="replace")
+            if not reply.startswith("421") and not await self._tarpit_refusal():
+                return
+            self._log_refusal(reply)
         await super().push(status)
+
+    async def _tarpit_refusal(self) -> bool:
+        """Count a refusal; sleep this session past the soft limit, and past the hard
+        limit close it with 421 instead. False when the session was closed."""
+        options = self._options
+        self._session_errors += 1
+        if options.error_hard_limit and self._session_errors > options.error_hard_limit:
+            self._close_with(replies.S421_TOO_MANY_ERRORS)
+            return False
+        recent = self._errors.add(self._client, self.loop.time())
+        if options.error_soft_limit and recent > options.error_soft_limit:
+            await asyncio.sleep(options.error_sleep)
+        return True
 
     def _log_refusal(self, reply: str) -> None:
         envelope = self.envelope
@@ -593,6 +635,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     gate = ConnectionGate(options.max_connections, options.max_connections_per_client)
     budget = DataBudget(options.max_data_memory)
     rates = ClientRates(options.max_client_rate)
+    errors = ClientErrors()
 
     def protocol() -> SMTP:
         return IntakeSMTP(
@@ -601,6 +644,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
             gate,
             budget,
             rates,
+            errors,
             data_size_limit=options.max_message_size or None,
             enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,

@@ -304,3 +304,51 @@ async def test_dribbled_command_and_data_are_cut_off_by_their_deadlines(
         assert replies.S421_COMMAND_TIMEOUT.encode() in command_sent
         assert data_seconds < 4, data_seconds  # 5 s to dribble
         assert replies.S421_DATA_TIMEOUT.encode() in data_sent
+
+
+def refusal_times(sock: socket.socket, commands: int) -> list[tuple[float, bytes]]:
+    """Send bad MAIL commands one at a time; (seconds, reply) for each until closed."""
+    lines = sock.makefile("rb")
+    sock.sendall(b"EHLO client.example\r\n")
+    while not lines.readline().startswith(b"250 "):
+        pass
+    answers = []
+    for _ in range(commands):
+        started = time.monotonic()
+        sock.sendall(b"MAIL FROM:nonsense\r\n")
+        reply = lines.readline()
+        answers.append((time.monotonic() - started, reply))
+        if not reply or reply.startswith(b"421"):
+            break
+    return answers
+
+
+async def test_repeated_refusals_are_slowed_then_cut_off(db_url: str, org: Org) -> None:
+    """Past the soft error limit a client's refusals wait, across its connections;
+    past the hard limit it gets 421; another address is answered at once."""
+    limits = {"error_soft_limit": 2, "error_hard_limit": 4, "error_sleep": 0.3}
+    async with limited(db_url, org, **limits) as listener:
+
+        def attack() -> tuple[list[tuple[float, bytes]], list[tuple[float, bytes]]]:
+            sock, _ = connect_from(listener, ATTACKER)
+            with sock:
+                first = refusal_times(sock, 10)
+            sock, _ = connect_from(listener, ATTACKER)
+            with sock:
+                again = refusal_times(sock, 1)
+            return first, again
+
+        def honest() -> list[tuple[float, bytes]]:
+            sock, _ = connect_from(listener, "127.0.0.1")
+            with sock:
+                return refusal_times(sock, 2)
+
+        first, again = await asyncio.to_thread(attack)
+        fair = await asyncio.to_thread(honest)
+    assert [r[:3] for _, r in first] == [b"553"] * 4 + [b"421"]
+    assert first[-1][1].decode().strip() == replies.S421_TOO_MANY_ERRORS
+    assert all(t < 0.2 for t, _ in first[:2])
+    assert all(t >= 0.3 for t, _ in first[2:4])
+    assert again[0][0] >= 0.3  # reconnecting does not reset the count
+    assert [r[:3] for _, r in fair] == [b"553"] * 2
+    assert all(t < 0.2 for t, _ in fair)
