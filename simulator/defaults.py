@@ -29,6 +29,10 @@ MAX_HEADERS = 1000
 MAX_HEADER_SIZE = 512 * 1024
 # Message data held by all sessions at once (and a quarter of it by one client address).
 MAX_DATA_MEMORY = 256 * 1024 * 1024
+# Error tarpit, as Postfix's soft and hard error limits: refusals of one client address
+# before each further one waits 1 s, and refusals in one session before 421 and close.
+ERROR_SOFT_LIMIT = 10
+ERROR_HARD_LIMIT = 20
 
 # The database (store/db.py).
 DEFAULT_DB_URL = "sqlite:///intake.db"

@@ -42,6 +42,8 @@ from simulator.defaults import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
     DEFAULT_TIMEOUT_SECONDS,
+    ERROR_HARD_LIMIT,
+    ERROR_SOFT_LIMIT,
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
@@ -175,6 +177,22 @@ def serve(
             "listener reads that client's data more slowly",
         ),
     ] = 0,
+    error_soft_limit: Annotated[
+        int,
+        _limit(
+            "--error-soft-limit",
+            "refusals",
+            "Recent refusals of one client address after which each further refusal waits 1 s",
+        ),
+    ] = ERROR_SOFT_LIMIT,
+    error_hard_limit: Annotated[
+        int,
+        _limit(
+            "--error-hard-limit",
+            "refusals",
+            "Refusals in one session after which it gets 421 4.7.0 and is closed",
+        ),
+    ] = ERROR_HARD_LIMIT,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     max_part_headers: PartHeadersOption = MAX_PART_HEADERS,
@@ -284,6 +302,8 @@ def serve(
             max_header_size=max_header_size,
             max_data_memory=max_data_memory,
             max_client_rate=max_client_rate,
+            error_soft_limit=error_soft_limit,
+            error_hard_limit=error_hard_limit,
             chaos=Chaos(rules, chaos_seed),
         )
         web_options = None

@@ -36,6 +36,8 @@ from simulator.defaults import (
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PORT,
+    ERROR_HARD_LIMIT,
+    ERROR_SOFT_LIMIT,
     IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
@@ -132,8 +134,8 @@ class ListenerOptions:
     # Error tarpit, like Postfix's soft and hard error limits: past `error_soft_limit`
     # recent refusals from one client address, each further refusal waits
     # `error_sleep` seconds; past `error_hard_limit` in one session, 421 and close.
-    error_soft_limit: int = 10
-    error_hard_limit: int = 20
+    error_soft_limit: int = ERROR_SOFT_LIMIT
+    error_hard_limit: int = ERROR_HARD_LIMIT
     error_sleep: float = 1.0
 
 
@@ -417,7 +419,8 @@ class IntakeSMTP(SMTP):
         # every refusal. A 2xx or 3xx costs one comparison.
         if status[:1] in ("4", "5", b"4", b"5"):
             reply = status if isinstance(status, str) else status.decode(errors="replace")
-            if not reply.startswith("421") and not await self._tarpit_refusal():
+            # A 421 closes anyway, and a 451 is the store's trouble, not the client's.
+            if not reply.startswith(("421", "451")) and not await self._tarpit_refusal():
                 return
             self._log_refusal(reply)
         await super().push(status)
