@@ -8,7 +8,7 @@ UTC times. `model_rows` and `month_rows` flatten them for tables and CSV.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, select
@@ -146,11 +146,10 @@ def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
         .subquery()
     )
     # A delivery without a sender is one more stranger, as a set of senders has it.
-    no_sender = func.max(case((shared.c.sender.is_(None), 1), else_=0))
     strangers, unnamed, account = session.execute(
         select(
             func.count(func.distinct(shared.c.sender)),
-            func.coalesce(no_sender, 0),
+            func.coalesce(_has_null(shared.c.sender), 0),
             func.min(shared.c.email),
         )
     ).one()
@@ -268,12 +267,13 @@ def team_seats_from_notifications(
     it). Only users without a counted email by then are looked at, each by index."""
     moment = moment or as_of
     team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
-    opened = exists().where(
-        team,
+    opened_by_notification = and_(
+        SeatEvent.model == LicenseModel.TEAM.value,
         SeatEvent.at <= as_of,
         SeatEvent.reason == SeatReason.NOTIFIED,
         SeatEvent.delta == 1,
     )
+    opened = exists().where(SeatEvent.user_id == User.id, opened_by_notification)
     held = (
         select(func.coalesce(func.sum(SeatEvent.delta), 0))
         .where(team, SeatEvent.at <= min(moment, as_of))  # the ledger as read at `as_of`
@@ -286,17 +286,7 @@ def team_seats_from_notifications(
         # Before `as_of` most users may not have written yet: start from the seats a
         # notification opened instead (one range of the ledger's index), each user
         # then read by key.
-        notified = (
-            select(SeatEvent.user_id)
-            .where(
-                SeatEvent.model == LicenseModel.TEAM.value,
-                SeatEvent.at <= as_of,
-                SeatEvent.reason == SeatReason.NOTIFIED,
-                SeatEvent.delta == 1,
-            )
-            .distinct()
-            .subquery()
-        )
+        notified = select(SeatEvent.user_id).where(opened_by_notification).distinct().subquery()
         query = (
             select(func.count(User.id))
             .select_from(notified)
@@ -471,15 +461,20 @@ def _month_index(at: Any, months: list[seats.Month]) -> Any:
     return case(*limits, else_=None)
 
 
+def _has_null(key: Any) -> Any:
+    """1 when a group holds a NULL `key`, else 0: COUNT(DISTINCT) leaves NULL out,
+    where a Python set of keys counts it as one key more."""
+    return func.max(case((key.is_(None), 1), else_=0))
+
+
 def _distinct_per_month(
     session: Session, at: Any, key: Any, where: Any, months: list[seats.Month]
 ) -> list[int]:
     """How many distinct `key`s fall in each month, grouped in SQL. A NULL key is one
     key more, as a set of keys has it."""
     month = _month_index(at, months).label("month")
-    no_key = func.max(case((key.is_(None), 1), else_=0))
     found = session.execute(
-        select(month, func.count(func.distinct(key)), no_key).where(where).group_by(month)
+        select(month, func.count(func.distinct(key)), _has_null(key)).where(where).group_by(month)
     )
     counts = [0] * len(months)
     for index, distinct, unnamed in found:
@@ -529,12 +524,8 @@ def _ledger_bills(
     session: Session, org: Org, as_of: datetime, months: list[seats.Month]
 ) -> list[seats.MonthBill]:
     """`seats.bill` when the rules read the ledger as written: the same counts, in SQL."""
-    notified = [
-        team_seats_from_notifications(
-            session, as_of, datetime.fromtimestamp(m.end, UTC) - timedelta(microseconds=1)
-        )
-        for m in months
-    ]
+    ends = [datetime.fromtimestamp(seats.month_end(m), UTC) for m in months]
+    notified = [team_seats_from_notifications(session, as_of, end) for end in ends]
     return seats.bill_counts(
         org.pricing,
         org.licensing,
