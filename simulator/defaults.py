@@ -33,6 +33,18 @@ MAX_DATA_MEMORY = 256 * 1024 * 1024
 # before each further one waits 1 s, and refusals in one session before 421 and close.
 ERROR_SOFT_LIMIT = 10
 ERROR_HARD_LIMIT = 20
+# Cost tarpit (smtp/server.py ClientCosts): an address whose median cost over its last
+# COST_SAMPLES messages (listener CPU) is over COST_ALLOWANCE_MS and over COST_RATIO
+# times the cheapest address active in the last COST_ACTIVE_SECONDS has each reply
+# after DATA put back by COST_FACTOR times the message's cost (it gets about
+# 1/(1 + factor) of the listener); no one wait is longer than COST_WAIT_CAP_SECONDS.
+COST_ALLOWANCE_MS = 3
+COST_FACTOR = 99
+COST_RATIO = 4
+COST_SAMPLES = 5
+COST_JUDGED_AFTER = 3  # messages before an address's typical cost is judged at all
+COST_ACTIVE_SECONDS = 60.0
+COST_WAIT_CAP_SECONDS = 30.0
 
 # The database (store/db.py).
 DEFAULT_DB_URL = "sqlite:///intake.db"

@@ -36,6 +36,8 @@ from simulator.cli.render import Format
 # the commands, so that `intake-sim --help` loads none of them.
 from simulator.defaults import (
     COMMAND_TIMEOUT_SECONDS,
+    COST_ALLOWANCE_MS,
+    COST_FACTOR,
     DATA_TIMEOUT_SECONDS,
     DEFAULT_DB_URL,
     DEFAULT_HOST,
@@ -193,6 +195,29 @@ def serve(
             "Refusals in one session after which it gets 421 4.7.0 and is closed",
         ),
     ] = ERROR_HARD_LIMIT,
+    cost_factor: Annotated[
+        int,
+        _limit(
+            "--cost-factor",
+            "times",
+            "Cost tarpit: once a client address's messages cost on average more than "
+            "--cost-allowance, each puts its replies after DATA back by this many times "
+            "its cost",
+        ),
+    ] = COST_FACTOR,
+    cost_allowance: Annotated[
+        int,
+        typer.Option(
+            "--cost-allowance",
+            envvar="INTAKE_SIM_COST_ALLOWANCE",
+            help="Average CPU milliseconds a client address's messages may cost the "
+            "listener (reading them, and with --ack intake their intake) before the "
+            "cost tarpit slows it.",
+            min=0,
+            show_default=True,
+            rich_help_panel="Limits",
+        ),
+    ] = COST_ALLOWANCE_MS,
     max_mime_depth: MimeDepthOption = MAX_MIME_DEPTH,
     max_mime_parts: MimePartsOption = MAX_MIME_PARTS,
     max_part_headers: PartHeadersOption = MAX_PART_HEADERS,
@@ -304,6 +329,8 @@ def serve(
             max_client_rate=max_client_rate,
             error_soft_limit=error_soft_limit,
             error_hard_limit=error_hard_limit,
+            cost_factor=cost_factor,
+            cost_allowance=cost_allowance / 1000,
             chaos=Chaos(rules, chaos_seed),
         )
         web_options = None

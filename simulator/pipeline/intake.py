@@ -84,6 +84,9 @@ class DeliveryResult:
     new_user: bool = False
     seat_changes: list[SeatChange] = field(default_factory=list)
     notifications: int = 0  # automatic emails queued in the outbox by this delivery
+    # Seconds of the writer it took: its intake's CPU (pipeline.batch), plus its share
+    # of its batch's commit (delivery.writer). What the cost tarpit charges its client.
+    cost_seconds: float = 0.0
 
     def log_line(self) -> str:
         seats = " ".join(str(c) for c in self.seat_changes) or "none"

@@ -75,8 +75,16 @@ class NoSession(IntakeSimError):
 class SmtpClient:
     """One SMTP connection to host:port, reused for many messages, reopened after a failure."""
 
-    def __init__(self, host: str = "", port: int = 0, timeout: float = SEND_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        host: str = "",
+        port: int = 0,
+        timeout: float = SEND_TIMEOUT_SECONDS,
+        source_address: str = "",
+    ):
         self.host, self.port, self.timeout = host, port, timeout
+        # The local address to connect from ("": the system's choice).
+        self.source_address = source_address
         self.greeting = ""  # the text of the last session's 220
         self._client: smtplib.SMTP | None = None
 
@@ -88,7 +96,8 @@ class SmtpClient:
 
     def _connect(self) -> smtplib.SMTP:
         if self._client is None:
-            client = _SMTP(timeout=self.timeout)
+            source = (self.source_address, 0) if self.source_address else None
+            client = _SMTP(timeout=self.timeout, source_address=source)
             try:
                 code, greeting = client.connect(self.host, self.port)
                 if code != 220:

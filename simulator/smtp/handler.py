@@ -24,7 +24,7 @@ from simulator.org import Org
 from simulator.pipeline.parse import normalise_address, receive_time
 from simulator.smtp import replies
 from simulator.smtp.chaos import Stage
-from simulator.smtp.server import ListenerOptions
+from simulator.smtp.server import IntakeSMTP, ListenerOptions
 
 log = logging.getLogger("intake_sim.smtp")
 
@@ -115,6 +115,8 @@ class IntakeHandler:
             log.debug(result.log_line())
             return replies.S250_SPOOLED.format(spool_id=result.spool_id)
         log.info(result.log_line())
+        if isinstance(server, IntakeSMTP):
+            server.charge(result.cost_seconds)  # the cost tarpit's share of the writer
         return replies.S250_ACCEPTED.format(delivery_id=result.delivery_id)
 
     def _header_refusal(self, raw: bytes) -> str | None:

@@ -13,7 +13,7 @@ with its own reply line from `replies`.
 DATA is read here rather than by aiosmtpd (`IntakeSMTP._receive`): in blocks, so
 that a message costs what its bytes cost, and within the memory budget. That and
 the fair reader rely on aiosmtpd's private `_reader` and on StreamReader's
-`_limit`; an upgrade of either is checked by tests/smtp/test_data_memory.py.
+`_limit` and `_buffer`; an upgrade of either is checked by tests/smtp/test_data_memory.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ from aiosmtpd.smtp import MISSING, SMTP
 # The limits' defaults live in simulator.defaults, where the command line reads them.
 from simulator.defaults import (
     COMMAND_TIMEOUT_SECONDS,
+    COST_ACTIVE_SECONDS,
+    COST_ALLOWANCE_MS,
+    COST_FACTOR,
+    COST_JUDGED_AFTER,
+    COST_RATIO,
+    COST_SAMPLES,
+    COST_WAIT_CAP_SECONDS,
     DATA_TIMEOUT_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -137,6 +145,10 @@ class ListenerOptions:
     error_soft_limit: int = ERROR_SOFT_LIMIT
     error_hard_limit: int = ERROR_HARD_LIMIT
     error_sleep: float = 1.0
+    # Cost tarpit (ClientCosts): CPU seconds a message may cost before its client's
+    # replies after DATA wait, and how many times the excess they wait (0: off).
+    cost_allowance: float = COST_ALLOWANCE_MS / 1000
+    cost_factor: float = COST_FACTOR
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -256,6 +268,66 @@ class ClientErrors:
         return count
 
 
+class ClientCosts:
+    """The cost tarpit: when each client address may next have a reply after DATA.
+
+    A message's cost is the listener's CPU for it: reading its data and, with
+    `--ack intake`, running it through intake. An address's typical cost is the
+    median of its last COST_SAMPLES messages, so a slow message now and then (a
+    large attachment, a garbage collection) does not move it. An address is dear
+    when its typical cost is over both `allowance` and COST_RATIO times the
+    typical cost of the cheapest address active in the last minute: what ordinary
+    mail costs on this machine, now (a listener still warming up finds everything
+    dear, and so nothing). Each message of a dear address moves that address's
+    clock on by `factor` times its cost, and every reply after DATA to the
+    address, on any of its connections, waits for the clock. The reply still comes
+    only after the commit; the wait only spaces out the next message. So a dear
+    address gets about 1/(1 + factor) of the listener however many connections it
+    opens; an address alone, with no one to slow down, never waits.
+    """
+
+    def __init__(self, allowance: float, factor: float) -> None:
+        self.allowance = allowance
+        self.factor = factor
+        self._recent: dict[str, deque[float]] = {}  # an address's last costs
+        self._typical: dict[str, tuple[float, float]] = {}  # median of them, when
+        self._due: dict[str, float] = {}  # loop time its next reply may go
+        # The address whose typical cost was the lowest at the last look, once a second;
+        # its typical cost now is what ordinary mail costs now, under today's load.
+        self._cheapest: str | None = None
+        self._looked_at = float("-inf")
+
+    def wait(self, client: str, cost: float, now: float) -> float:
+        """Charge `cost` CPU seconds to `client`; the seconds its reply must wait."""
+        if not self.factor:
+            return 0.0
+        recent = self._recent.setdefault(client, deque(maxlen=COST_SAMPLES))
+        recent.append(cost)
+        due = self._due.get(client, now)
+        if len(recent) >= COST_JUDGED_AFTER:
+            typical = sorted(recent)[len(recent) // 2]
+            self._typical[client] = (typical, now)
+            if typical > self._threshold(now):
+                due = max(due, now) + cost * self.factor
+                self._due[client] = due
+        return min(max(0.0, due - now), COST_WAIT_CAP_SECONDS)
+
+    def _threshold(self, now: float) -> float:
+        """The typical cost above which an address is dear. Which address is the
+        cheapest is looked for (and quiet addresses forgotten) at most once a second."""
+        if now - self._looked_at >= 1.0:
+            self._looked_at = now
+            typical = self._typical
+            quiet = [c for c, (_, seen) in typical.items() if now - seen > COST_ACTIVE_SECONDS]
+            for client in quiet:
+                del self._typical[client]
+                self._recent.pop(client, None)
+            self._due = {c: d for c, d in self._due.items() if d > now}
+            self._cheapest = min(self._typical, key=lambda c: self._typical[c][0], default=None)
+        ordinary = self._typical.get(self._cheapest or "", (float("inf"), now))[0]
+        return max(self.allowance, COST_RATIO * ordinary)
+
+
 class Deadline:
     """One timer that closes the session with its 421 line; `start` keeps a running one."""
 
@@ -323,6 +395,7 @@ class IntakeSMTP(SMTP):
         budget: DataBudget | None = None,
         rates: ClientRates | None = None,
         errors: ClientErrors | None = None,
+        costs: ClientCosts | None = None,
         **kw: Any,
     ):
         # aiosmtpd needs some timeout; "no limit" becomes a very long one.
@@ -332,7 +405,9 @@ class IntakeSMTP(SMTP):
         self._budget = budget or DataBudget(options.max_data_memory)
         self._rates = rates or ClientRates(options.max_client_rate)
         self._errors = errors or ClientErrors()
+        self._costs = costs or ClientCosts(options.cost_allowance, options.cost_factor)
         self._session_errors = 0
+        self._data_cost = 0.0  # CPU seconds the message being read has cost so far
         self._held = 0  # bytes of this session's message data counted in the budget
         self._line_run = 0  # bytes of the message's current line read so far
         self._admitted = False
@@ -389,9 +464,16 @@ class IntakeSMTP(SMTP):
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
-        if self._admitted:
+        if not self._admitted:
+            return
+        if self._data_tail is None:
             self._watch(data)
             super().data_received(data)
+            return
+        began = time.thread_time()  # while DATA is read, its bytes are its cost
+        self._watch(data)
+        super().data_received(data)
+        self._data_cost += time.thread_time() - began
 
     def _watch(self, data: bytes) -> None:
         """Run the deadlines on the bytes as they come, whole commands or not."""
@@ -424,6 +506,17 @@ class IntakeSMTP(SMTP):
                 return
             self._log_refusal(reply)
         await super().push(status)
+
+    def charge(self, seconds: float) -> None:
+        """Add what the writer spent on the message being answered to its cost."""
+        self._data_cost += seconds
+
+    async def _cost_tarpit(self) -> None:
+        """Wait as long as ClientCosts says before the reply to this message's data."""
+        cost, self._data_cost = self._data_cost, 0.0
+        delay = self._costs.wait(self._client, cost, self.loop.time())
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _tarpit_refusal(self) -> bool:
         """Count a refusal; sleep this session past the soft limit, and past the hard
@@ -490,6 +583,7 @@ class IntakeSMTP(SMTP):
             await self.push(replies.S452_DATA_MEMORY)
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._data_cost = 0.0
         try:
             content, refusal = await self._receive()
         except asyncio.CancelledError:
@@ -499,12 +593,14 @@ class IntakeSMTP(SMTP):
             return  # the client left mid-message; connection_lost cleans up
         if refusal is not None:
             self._set_post_data_state()
+            await self._cost_tarpit()
             await self.push(refusal)
             return
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
+        await self._cost_tarpit()
         await self.push("250 OK" if status is MISSING else status)
 
     async def _receive(self) -> tuple[bytes, str | None]:
@@ -526,6 +622,7 @@ class IntakeSMTP(SMTP):
         try:
             while True:
                 chunk, done, started = await _next_block(stream, tail)
+                began = time.thread_time()
                 # Of the end line, only the CRLF that ends the last line is message.
                 kept = chunk[: max(0, len(chunk) - 3)] if done else chunk
                 if done and started > 2 and refusal is None:
@@ -534,6 +631,7 @@ class IntakeSMTP(SMTP):
                 tail = (tail + chunk)[-4:]
                 if refusal is None:
                     refusal = self._keep(body, kept, received, size_limit)
+                self._data_cost += time.thread_time() - began
                 if done:
                     break
                 # A turn for the other sessions between blocks; longer past the rate.
@@ -542,6 +640,7 @@ class IntakeSMTP(SMTP):
             stream._limit = line_limit
         if refusal is not None:
             return b"", refusal
+        began = time.thread_time()
         content = bytes(body)
         del body
         # RFC 5321 4.5.2: a line's leading dot was added by the client; take it off.
@@ -549,6 +648,7 @@ class IntakeSMTP(SMTP):
             content = content[1:]
         if b"\r\n." in content:
             content = content.replace(b"\r\n.", b"\r\n")
+        self._data_cost += time.thread_time() - began
         return content, None
 
     def _keep(
@@ -571,18 +671,14 @@ class IntakeSMTP(SMTP):
         return refusal
 
     def _too_long(self, kept: bytes) -> bool:
-        """Whether a line is over MAX_LINE, the line begun in an earlier block included.
-
-        One split per block, in C: a scan per position was quadratic in a long line,
-        and a Python loop per line slow on millions of empty ones.
-        """
-        lines = kept.split(b"\n")
-        if len(lines) == 1:
+        """Whether a line is over MAX_LINE, the line begun in an earlier block included."""
+        first_end = kept.find(b"\n")
+        if first_end < 0:
             self._line_run += len(kept)
             return self._line_run >= MAX_LINE
-        first = self._line_run + len(lines[0]) + 1
-        self._line_run = len(lines[-1])
-        return first > MAX_LINE or max(map(len, lines)) + 1 > MAX_LINE
+        first = self._line_run + first_end + 1
+        self._line_run = len(kept) - kept.rfind(b"\n") - 1
+        return first > MAX_LINE or _has_long_line(kept)
 
     def _release(self) -> None:
         if self._held:
@@ -607,18 +703,43 @@ class IntakeSMTP(SMTP):
 _END = b"\r\n.\r\n"
 
 
+def _has_long_line(block: bytes) -> bool:
+    """Whether `block` holds MAX_LINE bytes in a row without a LF.
+
+    Each step looks at the next MAX_LINE bytes for their last LF: none means a
+    line too long, and every line that starts before it ends by it, so the next
+    step starts after it. About one step per thousand bytes, each a scan in C:
+    splitting the block into lines cost 1 ms per 64 KB of empty lines (a million
+    empty MIME parts were 120 ms of the event loop), and a scan per position was
+    quadratic in a long line.
+    """
+    start, end = 0, len(block)
+    while end - start >= MAX_LINE:
+        last = block.rfind(b"\n", start, start + MAX_LINE)
+        if last < 0:
+            return True
+        start = last + 1
+    return False
+
+
 async def _next_block(stream: asyncio.StreamReader, tail: bytes) -> tuple[bytes, bool, int]:
     """The next bytes of DATA, whether they end the end-of-data line, and how many
     bytes of that line `tail` already held.
 
-    When the bytes read so far end in the start of `\r\n.\r\n`, exactly the rest
-    of it is read: never a byte past the end of the message, which may be followed
-    by the client's next command.
+    When the bytes read so far end in the start of `\r\n.\r\n` and the bytes
+    waiting may be the rest of it, exactly the rest is read: never a byte past the
+    end of the message, which may be followed by the client's next command. When
+    the bytes waiting show it is not, the next block is read in bulk: every line
+    ends in the start of the end, and reading a few bytes at a time after each
+    block made 2 MB of short lines 650,000 reads (20 s of the event loop).
     """
     for started in range(len(_END) - 1, 0, -1):
         if tail.endswith(_END[:started]):
-            chunk = await stream.readexactly(len(_END) - started)
-            return chunk, chunk == _END[started:], started
+            rest = _END[started:]
+            if rest.startswith(bytes(stream._buffer[: len(rest)])):
+                chunk = await stream.readexactly(len(rest))
+                return chunk, chunk == rest, started
+            break  # no end goes on from what was read: a block in bulk
     try:
         return await stream.readuntil(_END), True, 0
     except asyncio.LimitOverrunError as exc:
@@ -639,6 +760,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
     budget = DataBudget(options.max_data_memory)
     rates = ClientRates(options.max_client_rate)
     errors = ClientErrors()
+    costs = ClientCosts(options.cost_allowance, options.cost_factor)
 
     def protocol() -> SMTP:
         return IntakeSMTP(
@@ -648,6 +770,7 @@ async def smtp_listener(handler: Any, options: ListenerOptions) -> AsyncIterator
             budget,
             rates,
             errors,
+            costs,
             data_size_limit=options.max_message_size or None,
             enable_SMTPUTF8=options.smtputf8,
             hostname=SERVER_HOSTNAME,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from simulator.org import Org
 from simulator.smtp import replies
-from simulator.smtp.server import ListenerOptions
+from simulator.smtp.server import DATA_BLOCK, ListenerOptions, _next_block
 from simulator.store.db import open_store
 from simulator.store.models import Delivery
 from tests.support.listeners import Listener, running_listener
@@ -162,3 +162,19 @@ async def test_a_client_over_its_byte_rate_is_read_slowly_and_others_are_not(
     assert heavy_reply.startswith(b"250") and light_reply.startswith(b"250")
     assert heavy_seconds > 2.5, heavy_seconds  # unthrottled, loopback takes milliseconds
     assert light_seconds < 1.5, light_seconds
+
+
+async def test_short_lines_are_read_in_blocks_not_a_line_at_a_time() -> None:
+    """Every line ends in the start of the end of data; once the bytes waiting show
+    the end does not go on, the next read is a block, not the three bytes that would
+    finish it (2 MB of short lines were 650,000 reads)."""
+    stream = asyncio.StreamReader(limit=DATA_BLOCK)
+    stream.feed_data(b"x\r\n" * 50_000)  # more than a block, and no end in it
+    chunk, done, _ = await _next_block(stream, b"x\r\n")
+    assert not done
+    assert len(chunk) > DATA_BLOCK // 2
+    # Where the bytes waiting may be the rest of the end, exactly those are read.
+    stream = asyncio.StreamReader(limit=DATA_BLOCK)
+    stream.feed_data(b".\r\nQUIT\r\n")
+    assert await _next_block(stream, b"x\r\n") == (b".\r\n", True, 2)
+    assert await stream.read(6) == b"QUIT\r\n"
