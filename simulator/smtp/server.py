@@ -145,8 +145,9 @@ class ListenerOptions:
     error_soft_limit: int = ERROR_SOFT_LIMIT
     error_hard_limit: int = ERROR_HARD_LIMIT
     error_sleep: float = 1.0
-    # Cost tarpit (ClientCosts): CPU seconds a message may cost before its client's
-    # replies after DATA wait, and how many times the excess they wait (0: off).
+    # Cost tarpit (ClientCosts): the typical cost (seconds of listener CPU) an address's
+    # messages may have before it is dear, and how many times its cost each of a dear
+    # address's replies after DATA then waits (0: off).
     cost_allowance: float = COST_ALLOWANCE_MS / 1000
     cost_factor: float = COST_FACTOR
 
@@ -320,10 +321,10 @@ class ClientCosts:
             typical = self._typical
             quiet = [c for c, (_, seen) in typical.items() if now - seen > COST_ACTIVE_SECONDS]
             for client in quiet:
-                del self._typical[client]
+                del typical[client]
                 self._recent.pop(client, None)
             self._due = {c: d for c, d in self._due.items() if d > now}
-            self._cheapest = min(self._typical, key=lambda c: self._typical[c][0], default=None)
+            self._cheapest = min(typical, key=lambda c: typical[c][0], default=None)
         ordinary = self._typical.get(self._cheapest or "", (float("inf"), now))[0]
         return max(self.allowance, COST_RATIO * ordinary)
 
