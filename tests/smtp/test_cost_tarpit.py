@@ -33,8 +33,9 @@ def cheap(n: int) -> MailFile:
 
 
 def dear(n: int) -> MailFile:
-    # 300 KB of short lines: it costs the listener about fifty times a short message.
-    body = "x\r\n" * 100_000
+    # 1.5 MB of short lines: it costs the listener some thirty times a short message,
+    # reading it, parsing it and storing it.
+    body = "x\r\n" * 500_000
     raw = compose("dear@customer.example", f"dear {n}", f"dear-{n}@customer.example", body=body)
     return MailFile("dear", raw, "dear@customer.example")
 
