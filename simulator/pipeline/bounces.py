@@ -10,12 +10,15 @@ more automatic email is queued to it; a soft one (4.x.x) is recorded only.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, select
 from sqlalchemy.orm import Session
 
 from simulator.pipeline.parse import InboundMail
 from simulator.store.models import BouncedRecipient, KnownMessage, OutboxMessage
+
+T = TypeVar("T")
 
 
 def record(session: Session, mail: InboundMail, delivery_id: int, at: datetime) -> int:
@@ -55,15 +58,17 @@ def _returned(session: Session, ids: tuple[str, ...]) -> tuple[str, int | None]:
     return (ids[0] if ids else ""), None
 
 
-# Built once: every email queued asks it.
-LATEST_PERMANENT = (
-    select(BouncedRecipient)
-    .where(BouncedRecipient.email == bindparam("address"), BouncedRecipient.permanent.is_(True))
-    .order_by(BouncedRecipient.id.desc())
-    .limit(1)
-)
+BOUNCED = BouncedRecipient.__table__.c
 
 
-def undeliverable(session: Session, address: str) -> BouncedRecipient | None:
-    """The latest permanent failure reported for `address`, if any."""
-    return session.scalar(LATEST_PERMANENT, {"address": address})
+def latest_permanent(column: ColumnElement[T]) -> ScalarSelect[T]:
+    """`column` of the latest permanent failure reported for the address bound as
+    :address (NULL when there is none): a permanent bounce makes it undeliverable.
+    A subquery, so that the caller asks it with its other questions in one statement."""
+    return (
+        select(column)
+        .where(BOUNCED.email == bindparam("address"), BOUNCED.permanent.is_(True))
+        .order_by(BOUNCED.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -106,6 +106,11 @@ def create_issue(session: Session, subject: str, submitter_id: int, at: datetime
     """
     inserted = session.connection().execute(
         INSERT_ISSUE,
-        {"subject": subject or "(no subject)", "submitter_id": submitter_id, "created_at": at},
+        {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at},
     )
     return int(inserted.inserted_primary_key[0])
+
+
+def issue_subject(subject: str) -> str:
+    """The subject an issue opened by mail with `subject` is stored with."""
+    return subject or "(no subject)"
