@@ -494,8 +494,16 @@ def _to_line(policy: EmailPolicy, address: str, name: str) -> bytes:
 
 
 def _message_id_line(policy: EmailPolicy, name: str, message_id: str) -> bytes:
-    """Our own id (a dot-atom at a dot-atom, as the signer makes it) reads back as written."""
+    """Our own id, a dot-atom at a dot-atom as the signer makes it, reads back as written.
+
+    Its line is written as it is when it fits, and also when the id is too long to
+    fit even on a line of its own (ours usually are): a msg-id may not be encoded,
+    and there is no blank in it to fold at, so the folder leaves it on the first
+    line. Between the two it moves the id to a continuation line: the policy's way.
+    """
     value = f"<{message_id}>"
+    if PLAIN_ADDRESS.fullmatch(message_id) and len(value) + 1 > policy.max_line_length:
+        return f"{name}: {value}{policy.linesep}".encode("ascii")
     line = _plain_line(policy, name, value) if PLAIN_ADDRESS.fullmatch(message_id) else None
     return line if line is not None else _stored(policy, name, value)[0]
 

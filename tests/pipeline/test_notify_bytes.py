@@ -14,10 +14,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+from email.policy import SMTP, SMTPUTF8, EmailPolicy
 from email.utils import format_datetime
 from functools import cache
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -139,9 +140,9 @@ def outgoing_mail(draw: st.DrawFn) -> tuple[Org, Outgoing, str, datetime]:
     kind = draw(st.sampled_from(list(NotificationKind)))
     reply_to = draw(st.one_of(st.none(), IDS))
     outgoing = Outgoing(kind, issue, recipient, draw(TEXT), mail, reply_to)
-    domain = draw(
-        st.sampled_from([org.message_id_domain, "a-very-long.sub.domain.of.ours.example"])
-    )
+    # Domains of every length around the folding limit of a Message-ID line.
+    short = st.integers(1, 40).map(lambda n: "d" * n + ".ex")
+    domain = draw(st.one_of(st.just(org.message_id_domain), short))
     message_id = MessageIdSigner(b"k", domain).new_id(issue.number)
     return org, outgoing, message_id, draw(MOMENTS)
 
@@ -182,3 +183,13 @@ def assert_same(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> 
 )
 def test_same_bytes_as_the_email_package(case: tuple[Org, Outgoing, str, datetime]) -> None:
     assert_same(*case)
+
+
+@pytest.mark.parametrize("length", range(3, 130))
+@pytest.mark.parametrize("policy", [SMTP, SMTPUTF8])
+def test_message_id_lines_of_every_length(policy: EmailPolicy, length: int) -> None:
+    message_id = "a" * max(length - len("@x.example"), 1) + "@x.example"
+    name, parsed = policy.header_store_parse("Message-ID", f"<{message_id}>")
+    assert notify._message_id_line(policy, "Message-ID", message_id) == policy.fold_binary(
+        name, parsed
+    )
