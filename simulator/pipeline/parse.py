@@ -24,6 +24,7 @@ from email import errors
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
+from functools import lru_cache
 from types import MappingProxyType
 
 from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
@@ -362,11 +363,34 @@ def _spoofed(value: str) -> bool:
     )
 
 
-def _raw_pairs(values: Iterable[str]) -> list[tuple[str, str]]:
+def _raw_pairs(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(name, address) pairs of address header values, as the stdlib splits them.
+
+    The answer depends on the text alone, the same From is read twice per message
+    (the spoof check, then the sender) and the same To and From come back in mail
+    after mail: short values are remembered. Long ones are not, so the cache never
+    holds more than `PAIRS_CACHED * PAIRS_TEXT_MAX` characters.
+    """
+    text = tuple(values)
+    if sum(len(v) for v in text) <= PAIRS_TEXT_MAX:
+        return _cached_pairs(text)
+    return _split_addresses(text)
+
+
+PAIRS_CACHED = 4096
+PAIRS_TEXT_MAX = 1000
+
+
+@lru_cache(maxsize=PAIRS_CACHED)
+def _cached_pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return _split_addresses(values)
+
+
+def _split_addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     try:
-        return email.utils.getaddresses(list(values))
+        return tuple(email.utils.getaddresses(list(values)))
     except Exception:  # the stdlib address parser recurses on nested comments, among others
-        return []
+        return ()
 
 
 def _names(values: Iterable[str]) -> list[tuple[str, str]]:
@@ -770,6 +794,8 @@ def _content_type(msg: Message) -> str:
 
 
 def _filename(msg: Message) -> str:
+    if "content-disposition" not in msg and "name" not in str(msg.get("content-type", "")).lower():
+        return ""  # neither a filename nor a name parameter: what get_filename finds too
     try:
         name = msg.get_filename() or ""
     except (LookupError, ValueError):  # an RFC 2231 charset the codec machinery rejects
