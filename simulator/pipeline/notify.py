@@ -121,8 +121,8 @@ def after_intake(
     """Record participants and queue the acknowledgement or updates this delivery calls for."""
     policy = org.notify
     result = Notified()
-    if not policy.enabled:
-        return result
+    if not ((created and policy.acknowledge) or policy.notify_participants_on_reply):
+        return result  # no acknowledgement to send, no participants to keep or update
     if created:
         # Opened by this very delivery, from this mail, by this sender: nothing to read back.
         issue = IssueFacts(issue_number, conversations.issue_subject(mail.subject), sender.id)

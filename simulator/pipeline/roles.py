@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 
 from simulator.domain import Origin, Role
 from simulator.org import Org, UnknownSenders
@@ -37,10 +37,43 @@ def role_for(address: str, org: Org) -> Role:
 
 
 FIND_USER = select(User).where(User.email == bindparam("email"))
+INSERT_USER = insert(User.__table__)
+# The users this transaction has found or made, by address.
+USERS_KEY = "roles.users"
+
+
+def _users(session: Session) -> dict[str, User]:
+    users: dict[str, User] = session.info.setdefault(USERS_KEY, {})
+    return users
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # A rolled-back SAVEPOINT takes the users made inside it with it.
+    session.info.pop(USERS_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(USERS_KEY, None)
 
 
 def find_user(session: Session, address: str) -> User | None:
-    return session.scalars(FIND_USER, {"email": address}).one_or_none()
+    """The user with this address, if there is one.
+
+    A user once found in a transaction is answered from memory after that: a
+    query would hand back the very same object from the session's identity map,
+    attributes as they were (users are never deleted nor renamed). A user not
+    found is asked again each time, since another writer may make it meanwhile.
+    """
+    known = _users(session)
+    user = known.get(address)
+    if user is None:
+        user = session.scalars(FIND_USER, {"email": address}).one_or_none()
+        if user is not None:
+            known[address] = user
+    return user
 
 
 def create_user(
@@ -53,18 +86,23 @@ def create_user(
     role: Role | None = None,
     first_seen: datetime | None = None,
 ) -> User:
-    user = User(
-        email=address,
-        name=name,
-        role=(role or role_for(address, org)).value,
-        origin=origin.value,
-        in_directory=False,
-        logs_in=False,
-        created_at=at,
-        first_seen=first_seen,
-    )
+    columns = {
+        "email": address,
+        "name": name,
+        "role": (role or role_for(address, org)).value,
+        "origin": origin.value,
+        "in_directory": False,
+        "logs_in": False,
+        "created_at": at,
+        "first_seen": first_seen,
+    }
+    # A Core insert, and the object joins the session as a row already stored (as a
+    # query would load it): the unit of work's flush of one new object cost more.
+    inserted = session.connection().execute(INSERT_USER, columns)
+    user = User(id=int(inserted.inserted_primary_key[0]), **columns)
+    make_transient_to_detached(user)
     session.add(user)
-    session.flush()
+    _users(session)[address] = user
     return user
 
 
