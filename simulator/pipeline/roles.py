@@ -38,8 +38,10 @@ def role_for(address: str, org: Org) -> Role:
 
 FIND_USER = select(User).where(User.email == bindparam("email"))
 INSERT_USER = insert(User.__table__)
-# The users this transaction has found or made, by address.
+# The users this transaction has found or made, by address; and the users it made,
+# each with the (innermost) transaction that made it.
 USERS_KEY = "roles.users"
+MADE_KEY = "roles.made"
 
 
 def _users(session: Session) -> dict[str, User]:
@@ -47,16 +49,43 @@ def _users(session: Session) -> dict[str, User]:
     return users
 
 
+def _made(session: Session) -> list[tuple[SessionTransaction, User]]:
+    made: list[tuple[SessionTransaction, User]] = session.info.setdefault(MADE_KEY, [])
+    return made
+
+
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_on_rollback(session: Session, _previous: SessionTransaction) -> None:
-    # A rolled-back SAVEPOINT takes the users made inside it with it.
+def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A rolled-back transaction or SAVEPOINT takes the users made inside it with it.
+
+    The session never saw them as new (they are Core inserts), so it would keep
+    their objects under identities that are gone, and that the next insert may
+    reuse (SQLite hands out the same rowid again): they leave the session here.
+    """
     session.info.pop(USERS_KEY, None)
+    kept = []
+    for made_in, user in _made(session):
+        if _inside(made_in, previous):
+            if user in session:
+                session.expunge(user)
+        else:
+            kept.append((made_in, user))
+    session.info[MADE_KEY] = kept
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(USERS_KEY, None)
+        session.info.pop(MADE_KEY, None)
 
 
 def find_user(session: Session, address: str) -> User | None:
@@ -103,6 +132,9 @@ def create_user(
     make_transient_to_detached(user)
     session.add(user)
     _users(session)[address] = user
+    made_in = session.get_nested_transaction() or session.get_transaction()
+    if made_in is not None:
+        _made(session).append((made_in, user))
     return user
 
 
