@@ -22,6 +22,10 @@ INSERT_ISSUE = insert(Issue.__table__)
 KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
     KNOWN_MESSAGES.c.message_id == bindparam("message_id")
 )
+# The same question as columns, for a caller that asks it with others in one statement:
+# whether :message_id is known, and its issue (NULL both for none and for no issue).
+KNOWN = exists().where(KNOWN_MESSAGES.c.message_id == bindparam("message_id"))
+KNOWN_ISSUE_COLUMN = KNOWN_ISSUE.scalar_subquery()
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
 _COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
 
