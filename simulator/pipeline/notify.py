@@ -502,9 +502,11 @@ def _message_id_line(policy: EmailPolicy, name: str, message_id: str) -> bytes:
     line. Between the two it moves the id to a continuation line: the policy's way.
     """
     value = f"<{message_id}>"
-    if PLAIN_ADDRESS.fullmatch(message_id) and len(value) + 1 > policy.max_line_length:
+    if not PLAIN_ADDRESS.fullmatch(message_id):
+        return _stored(policy, name, value)[0]
+    if len(value) + 1 > policy.max_line_length:
         return f"{name}: {value}{policy.linesep}".encode("ascii")
-    line = _plain_line(policy, name, value) if PLAIN_ADDRESS.fullmatch(message_id) else None
+    line = _plain_line(policy, name, value)
     return line if line is not None else _stored(policy, name, value)[0]
 
 
