@@ -459,10 +459,13 @@ def _header_fields(msg: Message) -> dict[str, tuple[str, ...]]:
     name may contain the commas and angle brackets that separate addresses.
     """
     fields: dict[str, list[str]] = {}
-    guesses = _declared_multibyte(msg)
-    for name, value in msg.items():
-        text = _header_text(str(value), guesses)
-        fields.setdefault(str(name).strip().lower(), []).append(text)
+    items = [(str(name), str(value)) for name, value in msg.items()]
+    # The charset guesses matter only to a value with 8-bit bytes: most mail has none.
+    plain = all(value.isascii() for _, value in items)
+    guesses = () if plain else _declared_multibyte(msg)
+    for name, value in items:
+        text = _header_text(value, guesses)
+        fields.setdefault(name.strip().lower(), []).append(text)
     return {name: tuple(values) for name, values in fields.items()}
 
 
