@@ -10,33 +10,38 @@ more automatic email is queued to it; a soft one (4.x.x) is recorded only.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.pipeline.parse import InboundMail
 from simulator.store.models import BouncedRecipient, KnownMessage, OutboxMessage
 
+T = TypeVar("T")
+INSERT_BOUNCED = insert(BouncedRecipient.__table__)
+
 
 def record(session: Session, mail: InboundMail, delivery_id: int, at: datetime) -> int:
     """Write one row per failed recipient of this bounce; returns how many were permanent."""
     returned, issue = _returned(session, mail.returned_ids)
-    permanent = 0
-    for address, status in mail.failed_recipients:
-        hard = status.startswith("5")
-        permanent += hard
-        session.add(
-            BouncedRecipient(
-                email=address,
-                status=status,
-                permanent=hard,
-                delivery_id=delivery_id,
-                returned_message_id=returned[:255],
-                issue_number=issue,
-                at=at,
-            )
-        )
-    return permanent
+    rows = [
+        {
+            "email": address,
+            "status": status,
+            "permanent": status.startswith("5"),
+            "delivery_id": delivery_id,
+            "returned_message_id": returned[:255],
+            "issue_number": issue,
+            "at": at,
+        }
+        for address, status in mail.failed_recipients
+    ]
+    if rows:
+        # Core inserts, like every row intake writes: the undeliverable check of the
+        # next email in the batch (a Core read, no autoflush) sees them at once.
+        session.connection().execute(INSERT_BOUNCED, rows)
+    return sum(row["permanent"] for row in rows)
 
 
 def _returned(session: Session, ids: tuple[str, ...]) -> tuple[str, int | None]:
@@ -55,15 +60,17 @@ def _returned(session: Session, ids: tuple[str, ...]) -> tuple[str, int | None]:
     return (ids[0] if ids else ""), None
 
 
-# Built once: every email queued asks it.
-LATEST_PERMANENT = (
-    select(BouncedRecipient)
-    .where(BouncedRecipient.email == bindparam("address"), BouncedRecipient.permanent.is_(True))
-    .order_by(BouncedRecipient.id.desc())
-    .limit(1)
-)
+BOUNCED = BouncedRecipient.__table__.c
 
 
-def undeliverable(session: Session, address: str) -> BouncedRecipient | None:
-    """The latest permanent failure reported for `address`, if any."""
-    return session.scalar(LATEST_PERMANENT, {"address": address})
+def latest_permanent(column: ColumnElement[T]) -> ScalarSelect[T]:
+    """`column` of the latest permanent failure reported for the address bound as
+    :address (NULL when there is none): a permanent bounce makes it undeliverable.
+    A subquery, so that the caller asks it with its other questions in one statement."""
+    return (
+        select(column)
+        .where(BOUNCED.email == bindparam("address"), BOUNCED.permanent.is_(True))
+        .order_by(BOUNCED.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -22,6 +22,10 @@ INSERT_ISSUE = insert(Issue.__table__)
 KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
     KNOWN_MESSAGES.c.message_id == bindparam("message_id")
 )
+# The same question as columns, for a caller that asks it with others in one statement:
+# whether :message_id is known, and its issue (NULL both for none and for no issue).
+KNOWN = exists().where(KNOWN_MESSAGES.c.message_id == bindparam("message_id"))
+KNOWN_ISSUE_COLUMN = KNOWN_ISSUE.scalar_subquery()
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
 _COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
 
@@ -60,7 +64,7 @@ def find_thread(
     for message_id in reply_candidates(mail):
         if signer is not None and signer.is_ours(message_id):
             number = signer.issue_of(message_id)
-            if number is not None and session.get(Issue, number) is not None:
+            if number is not None and issue_exists(session, number):
                 return Thread(number, ThreadReason.IN_REPLY_TO)
             continue
         known = known_message(session, message_id)
@@ -69,7 +73,7 @@ def find_thread(
     untrusted = None
     for match in SUBJECT_TAG.finditer(mail.subject):
         number = int(match.group(1))
-        if session.get(Issue, number) is None:
+        if not issue_exists(session, number):
             continue
         # Issue numbers are small and guessable: a bare tag is honoured only from
         # someone already in that conversation, so a stranger cannot write into it.
@@ -79,21 +83,44 @@ def find_thread(
     return untrusted
 
 
+_ISSUES = Issue.__table__.c
+_DELIVERIES = Delivery.__table__.c
+_PARTICIPANTS = IssueParticipant.__table__.c
+_USERS = User.__table__.c
+# Built once, asked with bound values: the statements of a reply's threading.
+ISSUE_EXISTS = select(_ISSUES.number).where(_ISSUES.number == bindparam("number"))
+_SUBMITTER = (
+    select(_USERS.email)
+    .join(Issue.__table__, _ISSUES.submitter_id == _USERS.id)
+    .where(_ISSUES.number == bindparam("number"))
+    .scalar_subquery()
+)
+_WROTE = exists().where(
+    _DELIVERIES.issue_number == bindparam("number"),
+    _DELIVERIES.sender == bindparam("address"),
+    _DELIVERIES.outcome.in_(_COUNTED),
+)
+_LISTED = exists().where(
+    _PARTICIPANTS.issue_number == bindparam("number"),
+    _PARTICIPANTS.email == bindparam("address"),
+)
+TAKES_PART = select(_SUBMITTER, _WROTE | _LISTED)
+
+
+def issue_exists(session: Session, number: int) -> bool:
+    # Issues are Core inserts and never changed through the session: nothing to flush.
+    return session.connection().execute(ISSUE_EXISTS, {"number": number}).first() is not None
+
+
 def takes_part(session: Session, number: int, address: str) -> bool:
     """The address submitted issue `number`, wrote counted mail into it, or is on its
     participant list (kept while participant updates are on)."""
-    submitter = select(User.email).join(Issue, Issue.submitter_id == User.id)
-    wrote = exists().where(
-        Delivery.issue_number == number,
-        Delivery.sender == address,
-        Delivery.outcome.in_(_COUNTED),
-    )
-    listed = exists().where(
-        IssueParticipant.issue_number == number, IssueParticipant.email == address
-    )
-    if session.scalar(submitter.where(Issue.number == number)) == address:
-        return True
-    return bool(session.scalar(select(wrote | listed)))
+    # The session's autoflush first: participants are ORM rows (notify.py), and one
+    # added by an earlier delivery of the batch must count.
+    session.flush()
+    asked = {"number": number, "address": address}
+    submitter, joined = session.connection().execute(TAKES_PART, asked).one()
+    return submitter == address or bool(joined)
 
 
 def create_issue(session: Session, subject: str, submitter_id: int, at: datetime) -> int:
@@ -106,6 +133,11 @@ def create_issue(session: Session, subject: str, submitter_id: int, at: datetime
     """
     inserted = session.connection().execute(
         INSERT_ISSUE,
-        {"subject": subject or "(no subject)", "submitter_id": submitter_id, "created_at": at},
+        {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at},
     )
     return int(inserted.inserted_primary_key[0])
+
+
+def issue_subject(subject: str) -> str:
+    """The subject an issue opened by mail with `subject` is stored with."""
+    return subject or "(no subject)"

@@ -69,6 +69,12 @@ FLOOD_WINDOW = select(func.count()).select_from(
     .limit(bindparam("limit", type_=Integer))
     .subquery()
 )
+# The two reads every delivery starts with, in one round trip: whether its Message-ID
+# is known (and its issue), and the flood window's count for its sender. Nothing is
+# written between this read and the flood check, so the count is the same.
+FIRST_LOOK = select(
+    conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery()
+)
 
 
 @dataclass
@@ -135,8 +141,10 @@ def process(
     row.update(intake_address=address, peer=peer, sender_trust=identity.NOT_ASKED)
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
-    known = conversations.known_message(session, row["message_id"])
-    if known is not None:
+    known, known_issue, earlier = _first_look(
+        session, org, row["message_id"], mail.sender, received_at
+    )
+    if known:
         # Attribute the resend to its sender when known; it changes nothing else.
         user = roles.find_user(session, mail.sender) if mail.sender else None
         if user is not None:
@@ -147,7 +155,7 @@ def process(
             result,
             Outcome.DUPLICATE,
             DuplicateReason.MESSAGE_ID,
-            known.issue_number,
+            known_issue,
             user,
         )
         return result
@@ -168,7 +176,7 @@ def process(
     sender = mail.sender
     if noise is None and sender in org.free_system_accounts:
         noise = Reason.SYSTEM_ACCOUNT
-    if noise is None and sender is not None and _is_flooding(session, org, sender, received_at):
+    if noise is None and sender is not None and _is_flooding(org, earlier):
         noise = Reason.FLOOD
     if noise is not None or sender is None:  # no sender and no noise was quarantined above
         _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER)
@@ -335,17 +343,30 @@ def _store_new(
     return delivery_id
 
 
-def _is_flooding(session: Session, org: Org, sender: str, at: datetime) -> bool:
+def _first_look(
+    session: Session, org: Org, message_id: str, sender: str | None, at: datetime
+) -> tuple[bool, int | None, int]:
+    """(Message-ID known, the issue it belongs to, earlier deliveries of `sender` in
+    the flood window counted up to `flood_limit`), in one statement."""
+    limit = org.intake.flood_limit if sender is not None else 0
+    since = at - timedelta(minutes=org.intake.flood_window_minutes)
+    asked = {
+        "message_id": message_id,
+        "sender": sender or "",
+        "since": since,
+        "at": at,
+        "limit": max(limit, 0),  # a limit of 0 counts nothing: the check is off
+    }
+    # Known ids and deliveries are Core inserts, never left pending: no flush needed.
+    known, issue, earlier = session.connection().execute(FIRST_LOOK, asked).one()
+    return bool(known), issue, int(earlier)
+
+
+def _is_flooding(org: Org, earlier: int) -> bool:
     """More than flood_limit earlier deliveries from this sender inside the window
     (0 turns it off); this delivery is not written yet, so it is not among them."""
     limit = org.intake.flood_limit
-    if limit <= 0:
-        return False
-    since = at - timedelta(minutes=org.intake.flood_window_minutes)
-    window = {"sender": sender, "since": since, "at": at, "limit": limit}
-    # Deliveries are written with Core inserts, never left pending: no flush needed.
-    earlier = session.connection().execute(FLOOD_WINDOW, window).scalar_one()
-    return earlier >= limit
+    return limit > 0 and earlier >= limit
 
 
 def _store_noise(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, event, func, select
+from sqlalchemy import bindparam, event, func, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from simulator.domain import LicenseModel, Origin, Role
@@ -33,6 +33,7 @@ class SeatChange:
 # Seat states this transaction has written (or created the user of), by (user id, model).
 STATES_KEY = "ledger.seat_states"
 SEAT_EVENTS = SeatEvent.__table__
+INSERT_SEAT_EVENT = insert(SEAT_EVENTS)
 SEAT_STATE = select(
     func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
 ).where(SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model"))
@@ -69,10 +70,9 @@ def seat_state(session: Session, user_id: int, model: LicenseModel) -> tuple[boo
     """Whether the user holds a seat under `model`, and how many changes it has had.
 
     `set_seat` is the only writer of seat events and remembers what it appends,
-    so a seat this transaction changed is answered from memory, its events
-    flushed or not. Any other seat is read from the database each time (another
-    listener may have changed it since), without an autoflush: none of its
-    events can be waiting in the session.
+    so a seat this transaction changed is answered from memory. Any other seat
+    is read from the database each time (another listener may have changed it
+    since), without an autoflush: events are Core inserts, never pending.
     """
     remembered = _states(session).get((user_id, model.value))
     if remembered is not None:
@@ -100,16 +100,19 @@ def set_seat(
     if held == wanted:
         return None
     delta = 1 if wanted else -1
-    session.add(
-        SeatEvent(
-            at=at,
-            user_id=user.id,
-            model=model.value,
-            transition=changes + 1,
-            delta=delta,
-            reason=reason,
-            delivery_id=delivery_id,
-        )
+    # A Core insert, not an ORM object: nothing reads an event back through the
+    # session, and a unit-of-work flush per event cost more than the insert itself.
+    session.connection().execute(
+        INSERT_SEAT_EVENT,
+        {
+            "at": at,
+            "user_id": user.id,
+            "model": model.value,
+            "transition": changes + 1,
+            "delta": delta,
+            "reason": reason,
+            "delivery_id": delivery_id,
+        },
     )
     _states(session)[(user.id, model.value)] = (wanted, changes + 1)
     return SeatChange(user.email, model.value, delta, reason)

@@ -29,21 +29,23 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email._header_value_parser import SPECIALS, quote_string  # Address's own quoting
 from email.contentmanager import _encode_text  # set_content's own choice of encoding
+from email.generator import NLCRE  # the line ends the generator rewrites
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8, Policy
+from email.policy import SMTP, SMTPUTF8, EmailPolicy
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Integer, ScalarSelect, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import NotificationKind, Origin, OutboxStatus, Role
 from simulator.licensing import seats
 from simulator.org import Org, UnknownSenders
-from simulator.pipeline import bounces, classify, identity, ledger, roles
+from simulator.pipeline import bounces, classify, conversations, identity, ledger, roles
 from simulator.pipeline.conversations import SUBJECT_TAG
 from simulator.pipeline.ledger import SeatChange
 from simulator.pipeline.parse import InboundMail, mailbox_key
@@ -81,8 +83,9 @@ class IssueFacts:
     submitter_id: int
 
 
-ISSUE_FACTS = select(Issue.number, Issue.subject, Issue.submitter_id).where(
-    Issue.number == bindparam("number")
+_ISSUE = Issue.__table__.c
+ISSUE_FACTS = select(_ISSUE.number, _ISSUE.subject, _ISSUE.submitter_id).where(
+    _ISSUE.number == bindparam("number")
 )
 
 
@@ -118,12 +121,18 @@ def after_intake(
     """Record participants and queue the acknowledgement or updates this delivery calls for."""
     policy = org.notify
     result = Notified()
-    if not policy.enabled:
-        return result
-    found = session.execute(ISSUE_FACTS, {"number": issue_number}).first()
-    if found is None:
-        return result
-    issue = IssueFacts(*found)
+    if not ((created and policy.acknowledge) or policy.notify_participants_on_reply):
+        return result  # no acknowledgement to send, no participants to keep or update
+    if created:
+        # Opened by this very delivery, from this mail, by this sender: nothing to read back.
+        issue = IssueFacts(issue_number, conversations.issue_subject(mail.subject), sender.id)
+    else:
+        # Issues are written with Core inserts and never changed through the session:
+        # no flush can be owed to this read.
+        found = session.connection().execute(ISSUE_FACTS, {"number": issue_number}).first()
+        if found is None:
+            return result
+        issue = IssueFacts(*found)
     if policy.notify_participants_on_reply:
         _record_participants(session, org, mail, sender, issue_number, delivery_id, at)
     if created and policy.acknowledge:
@@ -267,7 +276,7 @@ def _addressable(address: str) -> bool:
         return False
 
 
-def _policy_for(address: str) -> Policy:
+def _policy_for(address: str) -> EmailPolicy:
     """SMTP's policy; its UTF-8 form for a non-ASCII address, which has no ASCII spelling."""
     return SMTP if address.isascii() else SMTPUTF8
 
@@ -290,15 +299,37 @@ def _may_acknowledge(org: Org, mail: InboundMail, envelope_from: str | None) -> 
     return True
 
 
-def _at_least(session: Session, limit: int, *where: ColumnElement[bool]) -> bool:
-    """Whether `limit` outbox rows in the window were (or will be) sent; suppressed
-    ones do not count. The count stops at `limit`, so a flood costs no more to check
-    than a sender just at it."""
-    found = select(OutboxMessage.id).where(
-        OutboxMessage.status != OutboxStatus.SUPPRESSED.value, *where
+OUTBOX = OutboxMessage.__table__.c
+ACKNOWLEDGED = OUTBOX.kind == NotificationKind.ACKNOWLEDGEMENT.value
+
+
+def _sent_since(limit: str, *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    """How many outbox rows since :since were (or will be) sent, counted up to the
+    bound parameter `limit` only, so a flood costs no more to check than a sender
+    just at it; suppressed ones do not count."""
+    found = (
+        select(OUTBOX.id)
+        .where(OUTBOX.status != OutboxStatus.SUPPRESSED.value)
+        .where(OUTBOX.created_at > bindparam("since"), *where)
+        .limit(bindparam(limit, type_=Integer))
     )
-    counted = select(func.count()).select_from(found.limit(limit).subquery())
-    return (session.scalar(counted) or 0) >= limit
+    return select(func.count()).select_from(found.subquery()).scalar_subquery()
+
+
+# Every question `_why_not` asks, in one statement per kind of email: the bounce,
+# the per-recipient cap and, for an acknowledgement, the two acknowledgement rates.
+# A limit of 0 counts nothing, so a check that is off costs the database nothing.
+_STOPS = (
+    bounces.latest_permanent(bounces.BOUNCED.status),
+    bounces.latest_permanent(bounces.BOUNCED.delivery_id),
+    _sent_since("cap", OUTBOX.mailbox == bindparam("mailbox")),
+)
+UPDATE_STOPS = select(*_STOPS)
+ACKNOWLEDGEMENT_STOPS = select(
+    *_STOPS,
+    _sent_since("per_client", OUTBOX.peer == bindparam("peer"), ACKNOWLEDGED),
+    _sent_since("per_window", ACKNOWLEDGED),
+)
 
 
 def _why_not(
@@ -311,30 +342,34 @@ def _why_not(
 ) -> str:
     """Why no email may go to `address` now ("" when it may): a permanent bounce
     reported for it, the per-recipient cap (its +tags counted as one mailbox), or,
-    for an acknowledgement, the per-client and overall acknowledgement rates."""
-    bounced = bounces.undeliverable(session, address)
-    if bounced is not None:
-        return f"undeliverable: {bounced.status} bounce (delivery {bounced.delivery_id})"
+    for an acknowledgement, the per-client and overall acknowledgement rates.
+    Asked in one round trip; outbox rows are Core inserts, so no flush is needed."""
     policy = org.notify
+    acknowledgement = kind is NotificationKind.ACKNOWLEDGEMENT
+    cap = max(policy.per_recipient_cap, 0)
+    per_client = max(policy.acknowledgements_per_client, 0) if peer else 0
+    per_window = max(policy.acknowledgements_per_window, 0)
+    asked: dict[str, Any] = {
+        "address": address,
+        "since": at - timedelta(hours=policy.cap_window_hours),
+        "mailbox": mailbox_key(address),
+        "cap": cap,
+    }
+    if acknowledgement:
+        asked.update(peer=peer, per_client=per_client, per_window=per_window)
+    statement = ACKNOWLEDGEMENT_STOPS if acknowledgement else UPDATE_STOPS
+    status, bounce, *sent = session.connection().execute(statement, asked).one()
+    if status is not None:
+        return f"undeliverable: {status} bounce (delivery {bounce})"
     hours = f"{policy.cap_window_hours:g} h"
-    since = at - timedelta(hours=policy.cap_window_hours)
-    recent = OutboxMessage.created_at > since
-    cap = policy.per_recipient_cap
-    if cap > 0 and _at_least(session, cap, OutboxMessage.mailbox == mailbox_key(address), recent):
+    if cap > 0 and sent[0] >= cap:
         return f"per-recipient cap: {cap} in {hours}"
-    if kind is not NotificationKind.ACKNOWLEDGEMENT:
+    if not acknowledgement:
         return ""
-    acknowledgement = OutboxMessage.kind == NotificationKind.ACKNOWLEDGEMENT.value
-    limit = policy.acknowledgements_per_client
-    if (
-        limit > 0
-        and peer
-        and _at_least(session, limit, OutboxMessage.peer == peer, acknowledgement, recent)
-    ):
-        return f"acknowledgement rate: {limit} per client in {hours}"
-    limit = policy.acknowledgements_per_window
-    if limit > 0 and _at_least(session, limit, acknowledgement, recent):
-        return f"acknowledgement rate: {limit} in all in {hours}"
+    if per_client > 0 and sent[1] >= per_client:
+        return f"acknowledgement rate: {per_client} per client in {hours}"
+    if per_window > 0 and sent[2] >= per_window:
+        return f"acknowledgement rate: {per_window} in all in {hours}"
     return ""
 
 
@@ -349,8 +384,7 @@ def _outbox_row(
     """The outbox row with the message's bytes; None (and a log line) if it cannot be built."""
     message_id = signer.new_id(outgoing.issue.number)
     try:
-        message = compose(org, outgoing, message_id, at)
-        raw = message.as_bytes()
+        raw, subject = message_bytes(org, outgoing, message_id, at)
     except Exception:  # a surprise in odd input must not cost the delivery that caused it
         log.exception("no %s to %s: building it failed", outgoing.kind.value, outgoing.recipient)
         return None
@@ -361,7 +395,7 @@ def _outbox_row(
         "delivery_id": delivery_id,
         "recipient": outgoing.recipient,
         "message_id": message_id,
-        "subject": str(message["Subject"]),
+        "subject": subject,
         "raw": raw,
         "status": (OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         "attempts": 0,
@@ -379,59 +413,134 @@ def tagged_subject(number: int, subject: str) -> str:
     return f"[Issue #{number}] {clean}"
 
 
-def compose(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> EmailMessage:
-    """The whole outgoing message. Every header value from incoming mail is cleaned, and
-    the SMTP policy refuses CR/LF in any header, so nothing from a customer can add one."""
+def message_bytes(org: Org, outgoing: Outgoing, message_id: str, at: datetime) -> tuple[bytes, str]:
+    """The whole outgoing message as `EmailMessage.as_bytes()` writes it, and its
+    Subject as `str(message["Subject"])` reads it back.
+
+    Each header is what the policy stores and folds (`header_store_parse`, then
+    `fold_binary`), so the SMTP policy refuses CR/LF in any of them, and every
+    value from incoming mail is cleaned first: nothing from a customer can add a
+    header. The header parser is most of the cost of composing, so a value that
+    is known to come out unchanged (`_plain_line`) is written as it is; the
+    property test `tests/pipeline/test_notify_bytes.py` holds both ways to the
+    stdlib's composition of the same message.
+    """
     issue, mail = outgoing.issue, outgoing.mail
     acknowledgement = outgoing.kind is NotificationKind.ACKNOWLEDGEMENT
     policy = _policy_for(outgoing.recipient)
-    message = EmailMessage(policy=policy)
-    message.set_raw(*_from_header(policy, header_text(org.name), org.notify.from_address))
-    message["To"] = _to_header(outgoing.recipient, header_text(outgoing.recipient_name))
-    message["Subject"] = tagged_subject(
-        issue.number, mail.subject if acknowledgement else issue.subject
-    )
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = f"<{message_id}>"
+    subject = tagged_subject(issue.number, mail.subject if acknowledgement else issue.subject)
+    subject_line, stored_subject = _unstructured(policy, "Subject", subject)
+    lines = [
+        _from_line(policy, header_text(org.name), org.notify.from_address),
+        _to_line(policy, outgoing.recipient, header_text(outgoing.recipient_name)),
+        subject_line,
+        _date_line(policy, at),
+        _message_id_line(policy, "Message-ID", message_id),
+    ]
     references = [i for i in mail.references if SAFE_MESSAGE_ID.match(i)][-REFERENCES_MAX:]
     if outgoing.reply_to_id and SAFE_MESSAGE_ID.match(outgoing.reply_to_id):
-        message["In-Reply-To"] = f"<{outgoing.reply_to_id}>"
+        lines.append(_unstructured(policy, "In-Reply-To", f"<{outgoing.reply_to_id}>")[0])
         references.append(outgoing.reply_to_id)
     if references:
-        message["References"] = " ".join(f"<{i}>" for i in dict.fromkeys(references))
+        value = " ".join(f"<{i}>" for i in dict.fromkeys(references))
+        lines.append(_unstructured(policy, "References", value)[0])
     # RFC 3834: an acknowledgement answers a message; an update is generated by an event.
-    message.set_raw(
-        *_fixed(policy, "Auto-Submitted", "auto-replied" if acknowledgement else "auto-generated")
-    )
-    message.set_raw(*_fixed(policy, "X-Auto-Response-Suppress", "All"))
-    message.set_raw(*_fixed(policy, "Precedence", "bulk"))
-    message.set_raw(*_fixed(policy, classify.LOOP_HEADER, org.message_id_domain))
-    _set_text(message, policy, _body(org, outgoing))
-    return message
+    automatic = "auto-replied" if acknowledgement else "auto-generated"
+    lines.append(_fixed(policy, "Auto-Submitted", automatic))
+    lines.append(_fixed(policy, "X-Auto-Response-Suppress", "All"))
+    lines.append(_fixed(policy, "Precedence", "bulk"))
+    lines.append(_fixed(policy, classify.LOOP_HEADER, org.message_id_domain))
+    lines.append(text_part(policy, _body(org, outgoing)))
+    return b"".join(lines), stored_subject
 
 
-def _set_text(message: EmailMessage, policy: Policy, body: str) -> None:
-    """What `set_content(body)` stores, without parsing its three headers each time:
-    the stdlib's own encoder picks the transfer encoding and the payload, and the
-    headers for that encoding are parsed once (`_fixed`)."""
+# Printable ASCII with no blank at either end: the header parsers read such a value
+# back token for token, and folding leaves a line that fits as it is. An encoded
+# word ("=?") would be decoded by the parser, so a value with one is never plain.
+PLAIN_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def _plain_line(policy: EmailPolicy, name: str, value: str) -> bytes | None:
+    """`name: value` as the policy would write it, when no folding or encoding can
+    change it; None when the header must go through the policy."""
+    if len(name) + 2 + len(value) > policy.max_line_length or "=?" in value:
+        return None
+    if not PLAIN_VALUE.fullmatch(value):
+        return None
+    return f"{name}: {value}{policy.linesep}".encode("ascii")
+
+
+def _stored(policy: EmailPolicy, name: str, value: object) -> tuple[bytes, str]:
+    """The policy's own way: parse the value into its header object, then fold it."""
+    name, parsed = policy.header_store_parse(name, value)
+    return policy.fold_binary(name, parsed), str(parsed)
+
+
+def _unstructured(policy: EmailPolicy, name: str, value: str) -> tuple[bytes, str]:
+    """An unstructured header (Subject, In-Reply-To, References) and its value as read back."""
+    line = _plain_line(policy, name, value)
+    return (line, value) if line is not None else _stored(policy, name, value)
+
+
+def _to_line(policy: EmailPolicy, address: str, name: str) -> bytes:
+    """`To`: `str(Address(name, address))` is "name <address>" with the name quoted
+    when it has a special, or the bare address; written as it is when plain."""
+    if PLAIN_ADDRESS.fullmatch(address):
+        shown = quote_string(name) if not SPECIALS.isdisjoint(name) else name
+        line = _plain_line(policy, "To", f"{shown} <{address}>" if name else address)
+        if line is not None:
+            return line
+    return _stored(policy, "To", _to_header(address, name))[0]
+
+
+def _message_id_line(policy: EmailPolicy, name: str, message_id: str) -> bytes:
+    """Our own id, a dot-atom at a dot-atom as the signer makes it, reads back as written.
+
+    Its line is written as it is when it fits, and also when the id is too long to
+    fit even on a line of its own (ours usually are): a msg-id may not be encoded,
+    and there is no blank in it to fold at, so the folder leaves it on the first
+    line. Between the two it moves the id to a continuation line: the policy's way.
+    """
+    value = f"<{message_id}>"
+    if not PLAIN_ADDRESS.fullmatch(message_id):
+        return _stored(policy, name, value)[0]
+    if len(value) + 1 > policy.max_line_length:
+        return f"{name}: {value}{policy.linesep}".encode("ascii")
+    line = _plain_line(policy, name, value)
+    return line if line is not None else _stored(policy, name, value)[0]
+
+
+def _date_line(policy: EmailPolicy, at: datetime) -> bytes:
+    """`Date`: the header re-reads the date and writes it again, which gives back the
+    same text unless the year is one a two-digit year is read as (below 100) or the
+    offset is not in whole minutes."""
+    value = format_datetime(at)
+    offset = at.utcoffset()
+    whole_minutes = offset is None or not offset % timedelta(minutes=1)
+    line = _plain_line(policy, "Date", value) if at.year >= 1000 and whole_minutes else None
+    return line if line is not None else _stored(policy, "Date", value)[0]
+
+
+def text_part(policy: EmailPolicy, body: str) -> bytes:
+    """What `set_content(body)` adds to a message, as `as_bytes()` writes it: its three
+    headers, the blank line, and the payload the stdlib's own encoder makes, with
+    the line ends the generator writes."""
     cte, payload = _encode_text(body, "utf-8", None, policy)
-    message.set_raw(*_fixed(policy, "Content-Type", 'text/plain; charset="utf-8"'))
-    message.set_raw(*_fixed(policy, "Content-Transfer-Encoding", cte))
-    message.set_raw(*_fixed(policy, "MIME-Version", "1.0"))
-    message.set_payload(payload)
+    head = _fixed(policy, "Content-Type", 'text/plain; charset="utf-8"')
+    head += _fixed(policy, "Content-Transfer-Encoding", cte) + _fixed(policy, "MIME-Version", "1.0")
+    text = policy.linesep.join(NLCRE.split(payload))
+    return head + policy.linesep.encode("ascii") + text.encode("ascii", "surrogateescape")
 
 
-# Headers that are the same on every email an org sends, parsed once: the header
-# parser is most of the cost of composing. `set_raw` with the policy's own parse of
-# the value stores exactly what `message[name] = value` would.
+# Headers that are the same on every email an org sends, written once per value.
 @lru_cache(maxsize=256)
-def _fixed(policy: Policy, name: str, value: str) -> tuple[str, str]:
-    return policy.header_store_parse(name, value)
+def _fixed(policy: EmailPolicy, name: str, value: str) -> bytes:
+    return _stored(policy, name, value)[0]
 
 
 @lru_cache(maxsize=64)
-def _from_header(policy: Policy, name: str, address: str) -> tuple[str, str]:
-    return policy.header_store_parse("From", Address(display_name=name, addr_spec=address))
+def _from_line(policy: EmailPolicy, name: str, address: str) -> bytes:
+    return _stored(policy, "From", Address(display_name=name, addr_spec=address))[0]
 
 
 def _body(org: Org, outgoing: Outgoing) -> str:

@@ -24,6 +24,7 @@ from email import errors
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
+from functools import lru_cache
 from types import MappingProxyType
 
 from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
@@ -388,11 +389,34 @@ def _spoofed(value: str) -> bool:
     )
 
 
-def _raw_pairs(values: Iterable[str]) -> list[tuple[str, str]]:
+def _raw_pairs(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(name, address) pairs of address header values, as the stdlib splits them.
+
+    The answer depends on the text alone, the same From is read twice per message
+    (the spoof check, then the sender) and the same To and From come back in mail
+    after mail: short values are remembered. Long ones are not, so the cache never
+    holds more than `PAIRS_CACHED * PAIRS_TEXT_MAX` characters.
+    """
+    text = tuple(values)
+    if sum(len(v) for v in text) <= PAIRS_TEXT_MAX:
+        return _cached_pairs(text)
+    return _split_addresses(text)
+
+
+PAIRS_CACHED = 4096
+PAIRS_TEXT_MAX = 1000
+
+
+@lru_cache(maxsize=PAIRS_CACHED)
+def _cached_pairs(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return _split_addresses(values)
+
+
+def _split_addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     try:
-        return email.utils.getaddresses(list(values))
+        return tuple(email.utils.getaddresses(list(values)))
     except Exception:  # the stdlib address parser recurses on nested comments, among others
-        return []
+        return ()
 
 
 def _names(values: Iterable[str]) -> list[tuple[str, str]]:
@@ -461,10 +485,13 @@ def _header_fields(msg: Message) -> dict[str, tuple[str, ...]]:
     name may contain the commas and angle brackets that separate addresses.
     """
     fields: dict[str, list[str]] = {}
-    guesses = _declared_multibyte(msg)
-    for name, value in msg.items():
-        text = _header_text(str(value), guesses)
-        fields.setdefault(str(name).strip().lower(), []).append(text)
+    items = [(str(name), str(value)) for name, value in msg.items()]
+    # The charset guesses matter only to a value with 8-bit bytes: most mail has none.
+    plain = all(value.isascii() for _, value in items)
+    guesses = () if plain else _declared_multibyte(msg)
+    for name, value in items:
+        text = _header_text(value, guesses)
+        fields.setdefault(name.strip().lower(), []).append(text)
     return {name: tuple(values) for name, values in fields.items()}
 
 
@@ -796,6 +823,8 @@ def _content_type(msg: Message) -> str:
 
 
 def _filename(msg: Message) -> str:
+    if "content-disposition" not in msg and "name" not in str(msg.get("content-type", "")).lower():
+        return ""  # neither a filename nor a name parameter: what get_filename finds too
     try:
         name = msg.get_filename() or ""
     except (LookupError, ValueError):  # an RFC 2231 charset the codec machinery rejects

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from simulator.domain import Origin, Role
 from simulator.org import Org, UnknownSenders
@@ -36,11 +37,94 @@ def role_for(address: str, org: Org) -> Role:
     return Role.EMPLOYEE if org.is_internal(address) else Role.CUSTOMER
 
 
-FIND_USER = select(User).where(User.email == bindparam("email"))
+USER_ROW = select(User.__table__).where(User.__table__.c.email == bindparam("email"))
+INSERT_USER = insert(User.__table__)
+# The users this transaction has found or made, by address; and the users it made,
+# each with the (innermost) transaction that made it.
+USERS_KEY = "roles.users"
+MADE_KEY = "roles.made"
+
+
+def _users(session: Session) -> dict[str, User]:
+    users: dict[str, User] = session.info.setdefault(USERS_KEY, {})
+    return users
+
+
+def _made(session: Session) -> list[tuple[SessionTransaction, User]]:
+    made: list[tuple[SessionTransaction, User]] = session.info.setdefault(MADE_KEY, [])
+    return made
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A rolled-back transaction or SAVEPOINT takes the users made inside it with it.
+
+    The session never saw them as new (they are Core inserts), so it would keep
+    their objects under identities that are gone, and that the next insert may
+    reuse (SQLite hands out the same rowid again): they leave the session here.
+    """
+    session.info.pop(USERS_KEY, None)
+    kept = []
+    for made_in, user in _made(session):
+        if _inside(made_in, previous):
+            if user in session:
+                session.expunge(user)
+        else:
+            kept.append((made_in, user))
+    session.info[MADE_KEY] = kept
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(USERS_KEY, None)
+        session.info.pop(MADE_KEY, None)
 
 
 def find_user(session: Session, address: str) -> User | None:
-    return session.scalars(FIND_USER, {"email": address}).one_or_none()
+    """The user with this address, if there is one.
+
+    A user once found in a transaction is answered from memory after that: a
+    query would hand back the very same object from the session's identity map,
+    attributes as they were (users are never deleted nor renamed). A user not
+    found is asked again each time, since another writer may make it meanwhile.
+    """
+    known = _users(session)
+    user = known.get(address)
+    if user is None:
+        user = _load_user(session, address)
+        if user is not None:
+            known[address] = user
+    return user
+
+
+def _load_user(session: Session, address: str) -> User | None:
+    """What `session.scalars(select(User)...)` returns, by a Core read of the row.
+
+    The ORM's query machinery cost three times the read itself. The object is the
+    one in the session's identity map when there is one, else one made from the
+    row and added as stored, as the ORM's loading makes it.
+    """
+    if session.new:
+        session.flush()  # a pending user must be found, as the query's autoflush would
+    row = session.connection().execute(USER_ROW, {"email": address}).first()
+    if row is None:
+        return None
+    present = session.identity_map.get(identity_key(User, row.id))
+    if isinstance(present, User):
+        return present
+    user = User(**row._mapping)
+    make_transient_to_detached(user)
+    session.add(user)
+    return user
 
 
 def create_user(
@@ -53,18 +137,26 @@ def create_user(
     role: Role | None = None,
     first_seen: datetime | None = None,
 ) -> User:
-    user = User(
-        email=address,
-        name=name,
-        role=(role or role_for(address, org)).value,
-        origin=origin.value,
-        in_directory=False,
-        logs_in=False,
-        created_at=at,
-        first_seen=first_seen,
-    )
+    columns = {
+        "email": address,
+        "name": name,
+        "role": (role or role_for(address, org)).value,
+        "origin": origin.value,
+        "in_directory": False,
+        "logs_in": False,
+        "created_at": at,
+        "first_seen": first_seen,
+    }
+    # A Core insert, and the object joins the session as a row already stored (as a
+    # query would load it): the unit of work's flush of one new object cost more.
+    inserted = session.connection().execute(INSERT_USER, columns)
+    user = User(id=int(inserted.inserted_primary_key[0]), **columns)
+    make_transient_to_detached(user)
     session.add(user)
-    session.flush()
+    _users(session)[address] = user
+    made_in = session.get_nested_transaction() or session.get_transaction()
+    if made_in is not None:
+        _made(session).append((made_in, user))
     return user
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -215,7 +216,9 @@ def test_racing_listeners_store_each_fact_once(listeners: list[ServeProcess]) ->
 
 
 @pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_SKIP)
-def test_racing_transactions_append_a_seat_change_once(tmp_path: Path) -> None:
+def test_racing_transactions_append_a_seat_change_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two transactions both see "no seat" and both append +1: the unique key
     (user, model, transition) fails one; its rerun sees the seat and appends nothing.
 
@@ -233,13 +236,22 @@ def test_racing_transactions_append_a_seat_change_once(tmp_path: Path) -> None:
                 user_id = user.id
             both_read = threading.Barrier(2)
             runs: list[SeatChange | None] = []
+            reads = []
+            seat_state = ledger.seat_state
+
+            def read_then_wait(*args: Any) -> tuple[bool, int]:
+                state = seat_state(*args)
+                reads.append(state)
+                if len(reads) <= 2:
+                    both_read.wait(timeout=30)  # neither appends before both have read
+                return state
+
+            monkeypatch.setattr(ledger, "seat_state", read_then_wait)
 
             def append(session: Session) -> None:
                 user = session.get_one(User, user_id)
                 change = ledger.set_seat(session, user, LicenseModel.TEAM, True, "first_email", at)
                 runs.append(change)
-                if len(runs) <= 2:
-                    both_read.wait(timeout=30)  # neither commits before both have read
 
             at = datetime.now(UTC)
             threads = [threading.Thread(target=s.transaction, args=(append,)) for s in stores]
@@ -253,5 +265,7 @@ def test_racing_transactions_append_a_seat_change_once(tmp_path: Path) -> None:
             for store in stores:
                 store.dispose()
     assert events == [1]
-    # Both appended on the first run; the loser ran again and found the seat held.
-    assert [change is not None for change in runs] == [True, True, False]
+    # Both read "no seat"; the loser's append failed on the key (it waited for the
+    # winner's commit), and its rerun found the seat held.
+    assert reads == [(False, 0), (False, 0), (True, 1)]
+    assert [change is not None for change in runs] == [True, False]

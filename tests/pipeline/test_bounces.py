@@ -121,3 +121,24 @@ def test_a_bounce_for_mail_we_do_not_know_links_no_issue(store: Store, org: Org)
             "somebody-else@elsewhere.example",
             None,
         )
+
+
+def test_a_bounce_stops_email_in_the_same_batch(store: Store, org: Org) -> None:
+    """Mail from an address, a bounce for it and its next mail arrive in one batch (one
+    transaction): the last acknowledgement's check must see the failure recorded a
+    moment before, though the address was looked up earlier in the batch."""
+    _, ack_id = open_issue(store, org, KIM, 1)
+
+    def at(minutes: int) -> datetime:
+        return AT + timedelta(minutes=minutes)
+
+    batch = [
+        Submission(compose(KIM, "Help 2", "m2@customer.example"), KIM, [DESK], at(2)),
+        Submission(dsn(KIM, "5.1.1", ack_id, 3), "", [DESK], at(3)),
+        Submission(compose(KIM, "Help 4", "m4@customer.example"), KIM, [DESK], at(4)),
+    ]
+    _, bounce, again = write_batch(store, org, batch)
+    assert (bounce.reason, again.outcome.value) == ("bounce", "created_issue")
+    *_, before, last = acknowledgements(store, KIM)
+    assert (before.status, last.status) == ("pending", "suppressed")
+    assert last.last_error == f"undeliverable: 5.1.1 bounce (delivery {bounce.delivery_id})"

@@ -16,7 +16,7 @@ from simulator.domain import Submission
 from simulator.errors import OrgFileError
 from simulator.org import load_org
 from simulator.pipeline.batch import prepare, write_batch
-from simulator.pipeline.notify import NotificationKind, Outgoing, compose, tagged_subject
+from simulator.pipeline.notify import NotificationKind, Outgoing, message_bytes, tagged_subject
 from simulator.pipeline.parse import parse_message
 from simulator.pipeline.signing import MessageIdSigner
 from simulator.reports import rows
@@ -93,10 +93,10 @@ def test_compose_never_lets_a_subject_add_a_header() -> None:
     outgoing = Outgoing(
         NotificationKind.ACKNOWLEDGEMENT, issue, "ann@cust.test", "Ann\nBcc: v@x", hostile, "m1"
     )
-    raw = compose(org, outgoing, "id-1@notify.initech.test", AT).as_bytes()
+    raw, subject = message_bytes(org, outgoing, "id-1@notify.initech.test", AT)
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["Bcc"] is None and parsed["X-Evil"] is None
-    assert str(parsed["Subject"]) == "[Issue #7] Help Bcc: victim@x"
+    assert str(parsed["Subject"]) == subject == "[Issue #7] Help Bcc: victim@x"
     assert parsed["To"].addresses[0].addr_spec == "ann@cust.test"
     # And the policy is the last line of defence: a raw CR/LF in a header is refused.
     message = EmailMessage(policy=SMTP)
