@@ -38,6 +38,8 @@ class ProcessorConfig:
     mime_limits: MimeLimits
     busy_timeout_ms: int
     log_level: int
+    # How many processors the listener runs on this database (`serve --processors`).
+    processors: int = 1
 
 
 def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connection) -> None:
@@ -53,7 +55,7 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
     try:
         while _listener_there(wakeups.fileno(), pause):
             try:
-                spool = spool or open_spool(store)
+                spool = spool or open_spool(store, processors=config.processors)
                 results = spool.process(config.org, config.mime_limits)
             except StoreUnavailable as exc:
                 log.warning("spool not processed: %s", exc)
@@ -99,7 +101,7 @@ class SpoolProcessor:
     stops when its listener is gone however that happened.
     """
 
-    def __init__(self, config: ProcessorConfig) -> None:
+    def __init__(self, config: ProcessorConfig, name: str = "intake-sim-spool") -> None:
         # spawn, not fork: the listener has an event loop and threads a fork would copy.
         context: Any = multiprocessing.get_context("spawn")
         self._wakeups, self._waker = context.Pipe(duplex=False)
@@ -107,7 +109,7 @@ class SpoolProcessor:
         self._process = context.Process(
             target=run_processor,
             args=(config, self._wakeups, self._ready_writer),
-            name="intake-sim-spool",
+            name=name,
             daemon=True,
         )
 
