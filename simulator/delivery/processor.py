@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from simulator.delivery.spool import POLL_SECONDS, Spool, open_spool
+from simulator.delivery.spool import HELD_POLL_SECONDS, POLL_SECONDS, Spool, open_spool
 from simulator.errors import StoreUnavailable
 from simulator.logs import setup_logging
 from simulator.org import Org
@@ -57,6 +57,7 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
             try:
                 spool = spool or open_spool(store, processors=config.processors)
                 results = spool.process(config.org, config.mime_limits)
+                pause = 0.0 if results else _idle_pause(spool)
             except StoreUnavailable as exc:
                 log.warning("spool not processed: %s", exc)
                 store.dispose()
@@ -64,11 +65,16 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
                 continue
             for result in results:
                 log.info(result.log_line())
-            pause = 0.0 if results else POLL_SECONDS
     finally:
         if spool is not None:
             spool.dispose()
         store.dispose()
+
+
+def _idle_pause(spool: Spool) -> float:
+    """After a batch that found nothing to run: a short wait when rows are spooled but
+    held by another processor (it will be done with them soon), else until woken."""
+    return HELD_POLL_SECONDS if spool.backlog() else POLL_SECONDS
 
 
 def _yield_the_cpu() -> None:

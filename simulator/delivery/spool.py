@@ -59,6 +59,9 @@ RECIPIENT_SEPARATOR = "\n"
 SQLITE_BUSY = 5  # the primary result code; extended codes keep it in the low byte
 # How long an idle processor sleeps when nobody wakes it (another listener's spool rows).
 POLL_SECONDS = 0.5
+# How long it sleeps when rows wait but others hold them (another processor's batch, a
+# reply whose original another processor is running): about a tenth of a batch's time.
+HELD_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ def drain(
         if not results:
             if not spool.backlog():
                 return done
-            time.sleep(POLL_SECONDS)  # rows another processor holds: wait for it
+            time.sleep(HELD_POLL_SECONDS)  # rows another processor holds: wait for it
         done += len(results)
         if on_batch is not None and results:
             on_batch(results)

@@ -107,6 +107,10 @@ class TableSpool:
         self.table = SpooledMessage.__table__
         self.processors = min(max(1, processors), SPOOL_PARTITIONS)
         self.share = math.ceil(SPOOL_PARTITIONS / self.processors)
+        # Batches scanned for partitions: with one processor exactly one (spool order, as
+        # ever); with more, twice their number, so that each finds a full batch beside
+        # the partitions the others hold.
+        self.window = 1 if self.processors == 1 else 2 * self.processors
         self.identity = identity
         self.appender = DriverAppender(store, self._append_rows)
         self.loop_appender = LoopAppender(store, self._rows)
@@ -174,12 +178,12 @@ class TableSpool:
     def _hold_partitions(self, session: Session, limit: int) -> tuple[list[int], int]:
         """Lock partitions, those of the oldest rows first, until they hold `limit` of
         the rows scanned or this processor's share of partitions; with the last id
-        scanned. The scan takes `limit` rows per processor, so that with one processor
-        a batch is exactly the oldest `limit` rows, in spool order, as it always was.
+        scanned (see `window`: with one processor a batch is exactly the oldest
+        `limit` rows, in spool order, as it always was).
         The locks end with the transaction; a lock taken means its last holder has
         committed, so the rows read next are what that holder left."""
         scan = select(self.table.c.id, self.table.c.partition_key).order_by(self.table.c.id)
-        scanned = session.execute(scan.limit(limit * self.processors)).all()
+        scanned = session.execute(scan.limit(limit * self.window)).all()
         rows_in: dict[int, int] = {}  # partition -> rows scanned, oldest partition first
         for row in scanned:
             rows_in[row.partition_key] = rows_in.get(row.partition_key, 0) + 1

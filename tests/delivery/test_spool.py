@@ -503,7 +503,8 @@ def test_serve_refuses_a_spool_in_memory() -> None:
 async def test_a_reply_sent_after_its_originals_250_threads_onto_it(db_url: str) -> None:
     """Two spooling listeners on one database, each with its own processor: an
     original goes to one, its reply to the other as soon as the original's 250 is
-    in. The processors take turns in spool order, so every reply finds its issue."""
+    in. Whichever processor holds a reply's partition runs it only once its original
+    has left the spool, so every reply finds its issue."""
     store, org = open_store(db_url), load_org()
     pairs = 30
     try:
