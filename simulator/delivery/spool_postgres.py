@@ -44,7 +44,7 @@ from simulator.domain import Submission
 from simulator.errors import StoreUnavailable
 from simulator.org import Org
 from simulator.pipeline.batch import process_batch
-from simulator.pipeline.intake import DeliveryResult
+from simulator.pipeline.intake import MESSAGE_ID_MAX, DeliveryResult
 from simulator.pipeline.parse import MimeLimits, mailbox_key, ordering
 from simulator.store.db import PG_CONNECT_TIMEOUT_SECONDS, Store
 from simulator.store.models import SpooledMessage, storable_text
@@ -119,12 +119,17 @@ class TableSpool:
         return [(*_values(item, _utc(item)), *self._ordering(item)) for item in items]
 
     def _ordering(self, item: Submission) -> tuple[int, str, str]:
-        """The row's partition, Message-ID and answered ids, read from its headers."""
+        """The row's partition, Message-ID and answered ids, read from its headers.
+
+        Every id is cut to the length intake keeps whole: an index entry has a size
+        limit, and one stranger's over-long id must not fail the whole append (a
+        451 for every message of the batch). Cut alike on both sides, ids still
+        match; two that share their first 255 characters only order more strictly."""
         found = ordering(item.raw, item.envelope_from)
-        answers = ANSWER_SEPARATOR.join(found.answers[:ANSWERS_KEPT])
+        answers = ANSWER_SEPARATOR.join(a[:MESSAGE_ID_MAX] for a in found.answers[:ANSWERS_KEPT])
         return (
             partition_of(found.sender, self.identity),
-            storable_text(found.message_id or ""),
+            storable_text((found.message_id or "")[:MESSAGE_ID_MAX]),
             storable_text(answers),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -104,14 +105,16 @@ class PartitionHolder:
 
     def __init__(self, url: str, partition: int) -> None:
         libpq = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.key = (PG_SPOOL_PARTITION_LOCK, partition)
         self.connection = psycopg.connect(libpq, autocommit=True)
-        self.connection.execute(
-            "SELECT pg_advisory_lock(%s::integer, %s::integer)",
-            (PG_SPOOL_PARTITION_LOCK, partition),
-        )
+        self.connection.execute("SELECT pg_advisory_lock(%s::integer, %s::integer)", self.key)
 
     def release(self) -> None:
-        self.connection.close()  # a session lock ends with its session
+        # Unlocked before the next statement anywhere: a closed session's locks go only
+        # when its server process has ended, which may be a moment later.
+        if not self.connection.closed:
+            self.connection.execute("SELECT pg_advisory_unlock(%s::integer, %s::integer)", self.key)
+            self.connection.close()
 
 
 def test_a_partition_held_elsewhere_is_left_alone(pg_url: str) -> None:
@@ -185,6 +188,34 @@ def test_a_second_copy_of_a_message_id_waits_for_the_first(pg_url: str) -> None:
         (first, "created_issue"),
         (second, "duplicate"),
     ]
+
+
+def test_an_over_long_or_unstorable_id_is_spooled_and_still_orders(pg_url: str) -> None:
+    """Ids are a stranger's text: one far past an index entry's size, or holding a NUL,
+    is still spooled with its batch, and a reply naming it still waits for it (is run
+    after it: intake itself threads onto an over-long id by its hash, not by the name)."""
+    store, org = open_store(pg_url), load_org()
+    prepare(store, org)
+    long_id = secrets.token_hex(2500) + "@customer.example"  # incompressible, too
+    first = "long@customer.example"
+    replier = _in_other_partition("replier", first)
+    spool = open_spool(store, org, processors=2)
+    holder = PartitionHolder(pg_url, partition_of(first))
+    try:
+        receipts = spool.append([_item(first, long_id), _item("nul@customer.example", "n\x00ul@x")])
+        assert len(receipts) == 2
+        spool.append([_item(replier, "r@x", answers=long_id)])
+        assert [r.sender for r in spool.process(org, DEFAULT_MIME_LIMITS)] == [
+            "nul@customer.example"
+        ]
+        holder.release()
+        results = spool.process(org, DEFAULT_MIME_LIMITS)
+        assert spool.backlog() == 0
+    finally:
+        holder.release()
+        spool.dispose()
+        store.dispose()
+    assert [r.sender for r in results] == [first, replier]
 
 
 def _drain_in_a_process(url: str, processors: int, start: Any, done: Any) -> None:
