@@ -349,10 +349,18 @@ class Ordering:
 
 def ordering(raw: bytes, envelope_from: str | None) -> Ordering:
     """The sender and ids intake will read, from a scan of the header block alone (a
-    quarter of the cost of parsing it), for the spool to order messages by before
+    third of the cost of parsing it), for the spool to order messages by before
     intake runs. The same rules resolve and normalise them; only the reading is
     lighter: no refolding of broken headers and no charset guesses for 8-bit bytes,
-    where intake may read such a message differently."""
+    where intake may read such a message differently. Never raises: at worst, the
+    envelope sender and no ids."""
+    try:
+        return _ordering(raw, envelope_from)
+    except Exception:  # the listener's append calls this: a surprise must not fail a batch
+        return Ordering(normalise_address(envelope_from or ""), None, ())
+
+
+def _ordering(raw: bytes, envelope_from: str | None) -> Ordering:
     fields: dict[str, list[str]] = {}
     for name, value in _ORDERING_FIELD.findall(_head(raw)):
         text = _header_text(value.decode("utf-8", "surrogateescape"))
