@@ -192,12 +192,15 @@ class TableSpool:
         rows_in: dict[int, int] = {}  # partition -> rows scanned, oldest partition first
         for row in scanned:
             rows_in[row.partition_key] = rows_in.get(row.partition_key, 0) + 1
+        # One look at who holds what, so that a processor whose partitions are all held
+        # elsewhere (it polls every HELD_POLL_SECONDS) does not try each of them in turn.
+        taken = set(session.scalars(HELD_PARTITIONS, {"key": PG_SPOOL_PARTITION_LOCK}))
         held: list[int] = []
         rows = 0
         for partition, count in rows_in.items():
             if rows >= limit or len(held) >= self.share:
                 break
-            if session.scalar(
+            if partition not in taken and session.scalar(
                 TRY_PARTITION_LOCK, {"key": PG_SPOOL_PARTITION_LOCK, "partition": partition}
             ):
                 held.append(partition)
@@ -293,6 +296,13 @@ PG_APPEND = (
     "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw, peer, "
     "partition_key, message_id, answers) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+# Partitions other sessions of this database hold now (a two-key lock's second key is
+# its objid); a lock taken or let go a moment later is found by the try itself.
+HELD_PARTITIONS = text(
+    "SELECT objid::integer FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+    " AND classid::bigint = :key AND granted AND database ="
+    " (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 TRY_PARTITION_LOCK = text(
     "SELECT pg_try_advisory_xact_lock(CAST(:key AS integer), CAST(:partition AS integer))"
