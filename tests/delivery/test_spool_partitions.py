@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from simulator.cli.app import app
+from simulator.defaults import SPOOL_PARTITIONS
 from simulator.delivery.spool import Ack, drain, open_spool
 from simulator.delivery.spool_postgres import PG_SPOOL_PARTITION_LOCK, TableSpool, partition_of
 from simulator.domain import Submission
@@ -56,11 +58,21 @@ def test_the_spool_reads_the_sender_and_ids_that_intake_reads() -> None:
         assert list(found.answers) == reply_candidates(parsed), mail.source
 
 
-def test_one_person_is_one_partition() -> None:
-    org = load_org()
-    assert partition_of("ava+billing@acme.example") == partition_of("ava@acme.example")
+def test_one_person_is_one_partition(tmp_path: Path) -> None:
+    """A `+tag` and, with the org's identity, an alias land where the person's mail does."""
+    org_file = tmp_path / "org.toml"
+    org_file.write_text(
+        '[organization]\nname = "Acme"\ninternal_domains = ["acme.example"]\n'
+        'intake_addresses = ["support@acme.example"]\n\n'
+        '[[agents]]\nemail = "ava@acme.example"\naliases = ["ava@old-acme.example"]\n'
+    )
+    identity = load_org(org_file).identity
+    person = partition_of("ava@acme.example")
+    assert partition_of("ava+billing@acme.example") == person
+    assert partition_of("ava@old-acme.example", identity) == person
     assert partition_of(None) == partition_of("") == 0
-    assert partition_of("ava@acme.example", org.identity) == partition_of("ava@acme.example")
+    senders = {partition_of(s) for s, _ in zip(_senders("c"), range(1000), strict=False)}
+    assert len(senders) == SPOOL_PARTITIONS  # a thousand senders fill every partition
 
 
 def test_more_than_one_processor_on_sqlite_is_refused(sqlite_url: str) -> None:
