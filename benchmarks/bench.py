@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the project installed in .venv):
 
-    .venv/bin/python benchmarks/bench.py [--messages N] [--rounds R] [--pg URL]
+    .venv/bin/python benchmarks/bench.py [--messages N] [--rounds R] [--pg URL] [--processors 1,2]
     .venv/bin/python benchmarks/bench.py rss [--counts 10000,100000]
 
 Every server runs as its own subprocess, started fresh for each round, so its
@@ -11,7 +11,8 @@ peak RSS (VmHWM) can be read from /proc and no state carries over:
   (a) `null`: aiosmtpd with the listener's SMTP options, whose handler only answers 250;
   (b) `sqlite`: `intake-sim serve` on a fresh SQLite file;
   (c) `postgresql`: `intake-sim serve` on a fresh database created (and dropped) on the
-      server named by --pg, INTAKE_SIM_BENCH_PG or INTAKE_SIM_TEST_PG; skipped without one.
+      server named by --pg, INTAKE_SIM_BENCH_PG or INTAKE_SIM_TEST_PG; skipped without one;
+      with `--processors 1,2`, `--ack spool` also with 2 spool processors side by side.
 
 Load comes from postfix's `smtp-source` when present (installed with apt-get when missing
 and we are root), and always from a built-in asyncio client too, which also measures the
@@ -166,8 +167,9 @@ def null_command() -> list[str]:
     return [sys.executable, __file__, "null-server"]
 
 
-def intake_command(db_url: str, org: Path, ack: str = "intake") -> list[str]:
+def intake_command(db_url: str, org: Path, ack: str = "intake", processors: int = 1) -> list[str]:
     command = [sys.executable, "-m", "simulator", "serve", "--port", "0", "--ack", ack]
+    command += ["--processors", str(processors)] if processors > 1 else []
     return [*command, "--db", db_url, "--org", str(org)]
 
 
@@ -378,6 +380,7 @@ class Target:
     name: str
     backend: str = "null"  # null, sqlite or postgresql
     ack: str = "intake"
+    processors: int = 1  # spool processors (serve --processors), PostgreSQL only
     samples: dict[Case, Sample] = field(default_factory=dict)
     rss_kib: list[int] = field(default_factory=list)
 
@@ -400,7 +403,7 @@ def serving(
             command = intake_command(target_db, org, target.ack)
         else:
             target_db = stack.enter_context(fresh_pg_database(pg))  # type: ignore[arg-type]
-            command = intake_command(target_db, org, target.ack)
+            command = intake_command(target_db, org, target.ack, target.processors)
         server = start_server(target.name, command, work)
         server.db_url = target_db if target.ack == "spool" else None
         try:
@@ -437,6 +440,12 @@ def throughput(args: argparse.Namespace) -> None:
         Target(backend if ack == "intake" else f"{backend}, ack spool", backend, ack)
         for backend in backends
         for ack in args.acks
+    ]
+    # More spool processors side by side: PostgreSQL only (SQLite keeps one writer).
+    targets += [
+        Target(f"postgresql, ack spool, {n} processors", "postgresql", "spool", n)
+        for n in args.processors
+        if pg and "spool" in args.acks and n > 1
     ]
     if not pg:
         print("note: no PostgreSQL URL (--pg, INTAKE_SIM_BENCH_PG, INTAKE_SIM_TEST_PG): skipped")
@@ -606,6 +615,12 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda t: [a for a in t.split(",") if a],
         default=["intake", "spool"],
         help="serve --ack modes to measure, e.g. intake,spool",
+    )
+    parser.add_argument(
+        "--processors",
+        type=_numbers,
+        default=[1],
+        help="PostgreSQL --ack spool: spool processor counts to measure, e.g. 1,2",
     )
     parser.add_argument(
         "--pipeline-emails", type=int, default=2000, help="simulated messages per path"

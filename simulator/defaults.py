@@ -50,6 +50,13 @@ COST_WAIT_CAP_SECONDS = 30.0
 DEFAULT_DB_URL = "sqlite:///intake.db"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
+# The spool of `serve --ack spool` (delivery/spool_postgres.py). Its rows are hashed by
+# sender into this many partitions, and a PostgreSQL processor holds whole partitions,
+# so that one sender's mail is run in order while other senders' runs beside it.
+SPOOL_PARTITIONS = 64
+# Spool processors a listener starts (`serve --processors`); more than one needs PostgreSQL.
+SPOOL_PROCESSORS = 1
+
 # MIME limits (pipeline/parse.py): deeper or more is quarantined.
 MAX_MIME_DEPTH = 50
 MAX_MIME_PARTS = 1000

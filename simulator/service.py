@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,7 +43,12 @@ class RunningService:
     handler: IntakeHandler
     writer: GroupCommitWriter
     outbox: OutboxSender | None = None
-    processor: SpoolProcessor | None = None
+    processors: tuple[SpoolProcessor, ...] = ()
+
+    @property
+    def processor(self) -> SpoolProcessor | None:
+        """The first spool processor (the only one unless `processors` > 1)."""
+        return self.processors[0] if self.processors else None
 
 
 @asynccontextmanager
@@ -57,9 +62,11 @@ async def intake_service(
     relay: Relay | None = None,
     retry: RetryPolicy | None = None,
     ack: Ack = Ack.INTAKE,
+    processors: int = 1,
 ) -> AsyncIterator[RunningService]:
     """Writer plus listener, plus the outbox sender when there is a relay, plus the
-    spool processor with `ack=Ack.SPOOL`.
+    spool processors with `ack=Ack.SPOOL` (`processors` of them; more than one only
+    on PostgreSQL, where they work on separate partitions of the spool).
 
     On exit the listener stops first, then queued deliveries are written, then
     the processor finishes its batch (the rest stays spooled for the next run)
@@ -69,30 +76,30 @@ async def intake_service(
     """
     limits = mime_limits or DEFAULT_MIME_LIMITS
     outbox = OutboxSender(store, relay, retry) if relay is not None else None
-    processor = _spool_processor(store, org, limits) if ack is Ack.SPOOL else None
-    spooling = spool.open_spool(store) if processor else None
+    spool.check_processors(store, processors)
+    started = _spool_processors(store, org, limits, processors) if ack is Ack.SPOOL else ()
+    spooling = spool.open_spool(store, org) if started else None
     writer = GroupCommitWriter(
         store,
         org,
         mime_limits=limits,
         prepared=prepared,
-        on_queued=processor.wake if processor else outbox.wake if outbox else None,
+        on_queued=_waker(started) if started else outbox.wake if outbox else None,
         spool_batch=spooling.append if spooling else None,
         spool_now=spooling.append_on_loop if spooling else None,
     )
-    if processor is not None:
-        await asyncio.to_thread(processor.start)
+    # Side by side: each spends a second or so of CPU importing before it is ready.
+    await asyncio.gather(*(asyncio.to_thread(p.start) for p in started))
     await writer.start()
     if outbox is not None:
         await outbox.start()
     handler = IntakeHandler(org, writer, options)
     try:
         async with smtp_listener(handler, options) as (host, port):
-            yield RunningService(host, port, handler, writer, outbox, processor)
+            yield RunningService(host, port, handler, writer, outbox, started)
     finally:
         await writer.close()
-        if processor is not None:
-            await asyncio.to_thread(processor.stop)
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in started))
         if spooling is not None:
             await spooling.close_on_loop()
             spooling.dispose()
@@ -100,9 +107,25 @@ async def intake_service(
             await outbox.close()
 
 
-def _spool_processor(store: Any, org: Org, limits: MimeLimits) -> SpoolProcessor:
+def _spool_processors(
+    store: Any, org: Org, limits: MimeLimits, count: int
+) -> tuple[SpoolProcessor, ...]:
     level = logging.getLogger().getEffectiveLevel()
-    return SpoolProcessor(ProcessorConfig(store.url, org, limits, store.busy_timeout_ms, level))
+    config = ProcessorConfig(store.url, org, limits, store.busy_timeout_ms, level, count)
+    if count == 1:
+        return (SpoolProcessor(config),)
+    return tuple(SpoolProcessor(config, f"intake-sim-spool-{n}") for n in range(1, count + 1))
+
+
+def _waker(processors: tuple[SpoolProcessor, ...]) -> Callable[[], None]:
+    """Wake every processor after a batch is spooled: whichever holds the new rows'
+    partitions takes them, and the others find nothing and sleep again."""
+
+    def wake() -> None:
+        for processor in processors:
+            processor.wake()
+
+    return wake
 
 
 @asynccontextmanager
@@ -182,6 +205,7 @@ async def run_listener(
     web: WebOptions | None = None,
     relay: Relay | None = None,
     ack: Ack = Ack.INTAKE,
+    processors: int = 1,
 ) -> None:
     stop = stop_on_signals()
     # The web server (if any) stops first, then the listener, then the writer drains.
@@ -194,6 +218,7 @@ async def run_listener(
             prepared=prepared,
             relay=relay,
             ack=ack,
+            processors=processors,
         ) as service,
         contextlib.AsyncExitStack() as stack,
     ):

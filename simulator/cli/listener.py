@@ -57,6 +57,7 @@ from simulator.defaults import (
     MAX_PART_HEADERS,
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
+    SPOOL_PROCESSORS,
     SQLITE_BUSY_TIMEOUT_MS,
 )
 from simulator.domain import Ack
@@ -286,11 +287,20 @@ def serve(
             case_sensitive=False,
         ),
     ] = Ack.INTAKE,
+    processors: Annotated[
+        int,
+        typer.Option(
+            envvar="INTAKE_SIM_PROCESSORS",
+            help="With --ack spool: spool processor processes, each on its own share of the "
+            "senders (more than one needs PostgreSQL; see docs/spool.md).",
+            min=1,
+        ),
+    ] = SPOOL_PROCESSORS,
 ) -> None:
     """Run the SMTP listener until interrupted; one log line per delivery."""
     import asyncio
 
-    from simulator.delivery import spool_sqlite
+    from simulator.delivery import spool, spool_sqlite
     from simulator.org import load_org
     from simulator.service import prepare_or_wait, run_listener
     from simulator.smtp.chaos import Chaos, parse_rule
@@ -310,6 +320,10 @@ def serve(
         if ack is Ack.SPOOL and store.is_sqlite:
             with flag_errors("--ack spool"):
                 spool_sqlite.spool_file_path(db)  # refuses :memory: before anything is written
+        with flag_errors("--processors"):
+            if processors > 1 and ack is not Ack.SPOOL:
+                raise ConfigError("more than one processor needs --ack spool")
+            spool.check_processors(store, processors)
         prepared = prepare_or_wait(store, organisation)
         options = ListenerOptions(
             host=host,
@@ -347,7 +361,15 @@ def serve(
         try:
             asyncio.run(
                 run_listener(
-                    store, organisation, options, limits, prepared, web_options, relay_to, ack
+                    store,
+                    organisation,
+                    options,
+                    limits,
+                    prepared,
+                    web_options,
+                    relay_to,
+                    ack,
+                    processors,
                 )
             )
         except OSError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from simulator.delivery.spool import POLL_SECONDS, Spool, open_spool
+from simulator.delivery.spool import HELD_POLL_SECONDS, POLL_SECONDS, Spool, open_spool
 from simulator.errors import StoreUnavailable
 from simulator.logs import setup_logging
 from simulator.org import Org
@@ -38,6 +38,8 @@ class ProcessorConfig:
     mime_limits: MimeLimits
     busy_timeout_ms: int
     log_level: int
+    # How many processors the listener runs on this database (`serve --processors`).
+    processors: int = 1
 
 
 def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connection) -> None:
@@ -53,8 +55,9 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
     try:
         while _listener_there(wakeups.fileno(), pause):
             try:
-                spool = spool or open_spool(store)
+                spool = spool or open_spool(store, processors=config.processors)
                 results = spool.process(config.org, config.mime_limits)
+                pause = 0.0 if results else _idle_pause(spool)
             except StoreUnavailable as exc:
                 log.warning("spool not processed: %s", exc)
                 store.dispose()
@@ -62,11 +65,16 @@ def run_processor(config: ProcessorConfig, wakeups: Connection, ready: Connectio
                 continue
             for result in results:
                 log.info(result.log_line())
-            pause = 0.0 if results else POLL_SECONDS
     finally:
         if spool is not None:
             spool.dispose()
         store.dispose()
+
+
+def _idle_pause(spool: Spool) -> float:
+    """After a batch that found nothing to run: a short wait when rows are spooled but
+    held by another processor (it will be done with them soon), else until woken."""
+    return HELD_POLL_SECONDS if spool.backlog() else POLL_SECONDS
 
 
 def _yield_the_cpu() -> None:
@@ -99,7 +107,7 @@ class SpoolProcessor:
     stops when its listener is gone however that happened.
     """
 
-    def __init__(self, config: ProcessorConfig) -> None:
+    def __init__(self, config: ProcessorConfig, name: str = "intake-sim-spool") -> None:
         # spawn, not fork: the listener has an event loop and threads a fork would copy.
         context: Any = multiprocessing.get_context("spawn")
         self._wakeups, self._waker = context.Pipe(duplex=False)
@@ -107,7 +115,7 @@ class SpoolProcessor:
         self._process = context.Process(
             target=run_processor,
             args=(config, self._wakeups, self._ready_writer),
-            name="intake-sim-spool",
+            name=name,
             daemon=True,
         )
 

@@ -11,9 +11,11 @@ order and runs them through the same pipeline as `--ack intake`.
 Every spooled message becomes exactly one delivery, whatever is killed when:
 
 - PostgreSQL: the spool is the `spool` table. The processor deletes the rows in
-  the transaction that stores their deliveries. Several processors (several
-  listeners) take turns under an advisory lock, so messages run in spool order:
-  a reply spooled after its original's 250 is never run before it.
+  the transaction that stores their deliveries. Several processors (`serve
+  --processors`, several listeners) work at once on partitions of the spool, by
+  sender, each holding its partitions under advisory locks: one sender's mail
+  runs in spool order, and a reply spooled after its original's 250 is never run
+  before it, whichever partitions the two are in (see spool_postgres.py).
 - SQLite: a single writer lock per file would make the listener wait for every
   processor transaction, so the spool is a file of its own beside the database
   (`<database>-spool`). Its rows cannot be deleted in the main transaction;
@@ -44,7 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from simulator.delivery.writer import DEFAULT_MAX_BATCH
 from simulator.domain import Ack as Ack  # `--ack` is parsed before this module loads
 from simulator.domain import Channel, Submission
-from simulator.errors import StoreUnavailable
+from simulator.errors import ConfigError, StoreUnavailable
 from simulator.org import Org
 from simulator.pipeline.intake import DeliveryResult
 from simulator.pipeline.parse import MimeLimits
@@ -57,6 +59,9 @@ RECIPIENT_SEPARATOR = "\n"
 SQLITE_BUSY = 5  # the primary result code; extended codes keep it in the low byte
 # How long an idle processor sleeps when nobody wakes it (another listener's spool rows).
 POLL_SECONDS = 0.5
+# How long it sleeps when rows wait but others hold them (another processor's batch, a
+# reply whose original another processor is running): about a tenth of a batch's time.
+HELD_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -182,12 +187,26 @@ def _values(item: Submission, received_at: object) -> tuple[object, ...]:
     return tuple(row.values())
 
 
-def open_spool(store: Store) -> Spool:
+def check_processors(store: Store, processors: int) -> None:
+    """Refuse a processor count the store cannot use: SQLite has one writer at a time,
+    so a second processor would only queue on its lock."""
+    if processors < 1:
+        raise ConfigError("at least one spool processor is needed")
+    if processors > 1 and store.is_sqlite:
+        raise ConfigError("SQLite keeps one writer: more than one processor needs PostgreSQL")
+
+
+def open_spool(store: Store, org: Org | None = None, processors: int = 1) -> Spool:
+    """The spool of `store`. An appender passes its org, so that PostgreSQL rows are
+    partitioned by person (aliases merged); a processor says how many processors
+    share the database, so that each leaves partitions to the others."""
     # The backends import this module's shared pieces, so they are imported here.
     from simulator.delivery.spool_postgres import TableSpool
     from simulator.delivery.spool_sqlite import FileSpool
 
-    return FileSpool(store) if store.is_sqlite else TableSpool(store)
+    if store.is_sqlite:
+        return FileSpool(store)
+    return TableSpool(store, processors=processors, identity=org.identity if org else None)
 
 
 def drain(
@@ -204,7 +223,7 @@ def drain(
         if not results:
             if not spool.backlog():
                 return done
-            time.sleep(POLL_SECONDS)  # rows another processor holds: wait for it
+            time.sleep(HELD_POLL_SECONDS)  # rows another processor holds: wait for it
         done += len(results)
         if on_batch is not None and results:
             on_batch(results)

@@ -357,6 +357,55 @@ def header_sender(raw: bytes) -> str | None:
     return None if spoofed else address
 
 
+# The header fields that order intake: who sent a message, its id, and what it answers.
+_ORDERING_FIELD = re.compile(
+    rb"^(from|sender|reply-to|message-id|in-reply-to|references)[ \t]*:"
+    rb"((?:[^\r\n]|\r?\n[ \t])*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """What decides the order a message must be run through intake in."""
+
+    sender: str | None  # as intake resolves it: From, Sender, Reply-To, then the envelope
+    message_id: str | None
+    answers: tuple[str, ...]  # the ids it replies to, nearest first
+
+
+def ordering(raw: bytes, envelope_from: str | None) -> Ordering:
+    """The sender and ids intake will read, from a scan of the header block alone (a
+    third of the cost of parsing it), for the spool to order messages by before
+    intake runs. The same rules resolve and normalise them; only the reading is
+    lighter: no refolding of broken headers and no charset guesses for 8-bit bytes,
+    where intake may read such a message differently. Never raises: at worst, the
+    envelope sender and no ids."""
+    try:
+        return _ordering(raw, envelope_from)
+    except Exception:  # the listener's append calls this: a surprise must not fail a batch
+        return Ordering(normalise_address(envelope_from or ""), None, ())
+
+
+def _ordering(raw: bytes, envelope_from: str | None) -> Ordering:
+    fields: dict[str, list[str]] = {}
+    for name, value in _ORDERING_FIELD.findall(_head(raw)):
+        text = _header_text(value.decode("utf-8", "surrogateescape"))
+        fields.setdefault(name.decode("ascii").lower(), []).append(text)
+    found = {name: tuple(values) for name, values in fields.items()}
+    _, sender, _, _ = _resolve_sender(found, envelope_from)  # a spoofed one is None
+    # Nearest first, as threading asks them: the direct parent, then References backwards.
+    answers = (
+        *_message_ids(found.get("in-reply-to", ())),
+        *reversed(_message_ids(found.get("references", ()))),
+    )
+    return Ordering(
+        sender=sender,
+        message_id=_message_id(_first(found.get("message-id", ()), "")),
+        answers=tuple(dict.fromkeys(answers)),
+    )
+
+
 def _resolve_sender(
     fields: Mapping[str, tuple[str, ...]],
     envelope_from: str | None,

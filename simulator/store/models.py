@@ -322,6 +322,12 @@ class SpooledMessage(Base):
     """
 
     __tablename__ = "spool"
+    __table_args__ = (
+        # A processor reads the rows of the partitions it holds, oldest first...
+        Index("ix_spool_partition_key_id", "partition_key", "id"),
+        # ...and looks for a spooled original by the Message-ID a reply names.
+        Index("ix_spool_message_id", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -330,6 +336,12 @@ class SpooledMessage(Base):
     channel: Mapped[str] = mapped_column(String(16), default=Channel.SMTP.value)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     peer: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # What orders it, read at append (see delivery/spool_postgres.py): the partition its
+    # sender hashes to, its own Message-ID, and the ids it answers (one a line, nearest
+    # first). The SQLite spool file keeps none of them; there one processor runs all.
+    partition_key: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    message_id: Mapped[str] = mapped_column(CleanText, default="", server_default="")
+    answers: Mapped[str] = mapped_column(CleanText, default="", server_default="")
 
 
 class SpoolMark(Base):
