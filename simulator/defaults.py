@@ -42,7 +42,6 @@ COST_ALLOWANCE_MS = 3
 COST_FACTOR = 99
 COST_RATIO = 4
 COST_SAMPLES = 5
-COST_JUDGED_AFTER = 3  # messages before an address's typical cost is judged at all
 COST_ACTIVE_SECONDS = 60.0
 COST_WAIT_CAP_SECONDS = 30.0
 

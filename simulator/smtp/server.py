@@ -36,7 +36,6 @@ from simulator.defaults import (
     COST_ACTIVE_SECONDS,
     COST_ALLOWANCE_MS,
     COST_FACTOR,
-    COST_JUDGED_AFTER,
     COST_RATIO,
     COST_SAMPLES,
     COST_WAIT_CAP_SECONDS,
@@ -275,7 +274,9 @@ class ClientCosts:
     A message's cost is the listener's CPU for it: reading its data and, with
     `--ack intake`, running it through intake. An address's typical cost is the
     median of its last COST_SAMPLES messages, so a slow message now and then (a
-    large attachment, a garbage collection) does not move it. An address is dear
+    large attachment, a garbage collection) does not move it; its first message
+    alone is its typical cost, so that a dear one is held back from the first:
+    one message may hold the writer for a while, and a second one would again. An address is dear
     when its typical cost is over both `allowance` and COST_RATIO times the
     typical cost of the cheapest address active in the last minute: what ordinary
     mail costs on this machine, now (a listener still warming up finds everything
@@ -305,8 +306,8 @@ class ClientCosts:
         recent = self._recent.setdefault(client, deque(maxlen=COST_SAMPLES))
         recent.append(cost)
         due = self._due.get(client, now)
-        if len(recent) >= COST_JUDGED_AFTER:
-            typical = sorted(recent)[len(recent) // 2]
+        if recent:
+            typical = sorted(recent)[(len(recent) - 1) // 2]  # of two, the cheaper
             self._typical[client] = (typical, now)
             if typical > self._threshold(now):
                 due = max(due, now) + cost * self.factor
