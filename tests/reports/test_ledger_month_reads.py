@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from simulator.licensing import seats
 from simulator.licensing.prices import Billing, LicensingRules
 from simulator.org import load_org
 from simulator.reports import summary
+from simulator.reports.rows import COUNTED
 from simulator.store.db import Store
-from simulator.store.models import SeatEvent, User
+from simulator.store.models import Delivery, SeatEvent, User
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2026, 7, 15, tzinfo=UTC)
@@ -95,3 +98,71 @@ def test_users_team_seat_in_sql_is_the_engines(tmp_path: Path, seed: int) -> Non
     }
     assert [row["team_seat"] for row in listed] == [n in held for n in range(1, 60)]
     assert held and len(held) < 59  # some hold a seat at the moment, some do not
+
+
+def fill_mail(store: Store, seed: int) -> None:
+    """Users of every role and origin (two shared accounts), with mail of every outcome
+    and channel before and after AS_OF, some without a sender, some users with none."""
+    draw = random.Random(seed)
+    roles = ["customer"] * 6 + ["agent", "employee"]
+    origins = ["sender", "cc", "directory", "notified", "shared"]
+    with store.sessions.begin() as session:
+        for n in range(1, 80):
+            session.add(
+                User(
+                    id=n,
+                    email=f"u{n}@example.test",
+                    role="customer" if n <= 2 else draw.choice(roles),
+                    origin="shared" if n <= 2 else draw.choice(origins),
+                    created_at=START,
+                )
+            )
+        session.flush()
+        for n in range(1, 400):
+            session.add(
+                Delivery(
+                    id=n,
+                    received_at=AS_OF + timedelta(days=draw.randint(-120, 10)),
+                    message_id=f"m{n}@example.test",
+                    sender=draw.choice([None, *(f"s{k}@example.test" for k in range(12))]),
+                    outcome=draw.choice(["created_issue", "threaded", "duplicate", "filtered"]),
+                    user_id=draw.choice([None, *range(1, 80)]),
+                    channel=draw.choice(["smtp", "web_form", "web_form", "ingest"]),
+                    raw=b"",
+                )
+            )
+
+
+def plain_submitters(session: Session) -> dict[str, object]:
+    """The advice's counts from the rows themselves, one user and one delivery at a time."""
+    users = {u.id: u for u in session.scalars(select(User))}
+    mail: dict[int, list[Delivery]] = {}
+    for d in session.scalars(select(Delivery)):
+        if d.user_id is not None and d.outcome in COUNTED and d.received_at <= AS_OF:
+            mail.setdefault(d.user_id, []).append(d)
+    customers = [n for n in mail if users[n].role == "customer" and users[n].origin != "shared"]
+    shared = [n for n in mail if users[n].role == "customer" and users[n].origin == "shared"]
+    return {
+        "customers_submitting": len(customers),
+        "customers_by_web_form": sum(
+            all(d.channel == "web_form" for d in mail[n]) for n in customers
+        ),
+        "strangers_shared": len({d.sender for n in shared for d in mail[n]}),
+        "shared_user": min((users[n].email for n in shared), default=""),
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_submitters_in_sql_are_the_rows_counted_one_by_one(tmp_path: Path, seed: int) -> None:
+    """The advice's submitters, read per user from the deliveries' user index (directory
+    roles and shared accounts taken off), are the counts the rows give one by one."""
+    store = Store(f"sqlite:///{tmp_path / 'mail.db'}")
+    store.ensure_schema()
+    fill_mail(store, seed)
+    with store.sessions() as session:
+        in_sql = summary.submitters(session, load_org(None), AS_OF)
+        plain = plain_submitters(session)
+    store.dispose()
+    assert in_sql == plain
+    assert plain["customers_submitting"] and plain["customers_by_web_form"]
+    assert plain["strangers_shared"]
