@@ -8,7 +8,7 @@ and its month-by-month view are in summary.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -133,12 +133,15 @@ def _holds(model: LicenseModel, as_of: datetime | None = None) -> Any:
     return (total > 0).label(f"{model.value}_seat")
 
 
-def users(
+# Rows fetched at a time by a streamed listing: a server-side cursor on PostgreSQL,
+# so memory holds one batch, not the listing.
+STREAM_BATCH = 1000
+
+
+def user_rows(
     session: Session, window: Window | None = None, team_as_of: datetime | None = None
-) -> list[Row]:
-    """One query: each user's columns with its seats and counted messages beside them,
-    read as plain rows (no ORM object per user). `team_as_of`: the Team seat as the
-    ledger has it at that moment rather than with every row."""
+) -> Iterator[tuple[int, Row]]:
+    """Each user's id and `users` row, streamed in id order (see `users`)."""
     messages = (
         select(func.count(Delivery.id))
         .where(Delivery.user_id == User.id, Delivery.outcome.in_(COUNTED))
@@ -146,6 +149,7 @@ def users(
         .label("messages")
     )
     query = select(
+        User.id,
         User.email,
         User.name,
         User.role,
@@ -156,19 +160,36 @@ def users(
         messages,
     )
     query = _in_window(query, User.id, window)
-    return [
-        {
-            "email": row.email,
-            "name": row.name,
-            "role": row.role,
-            "origin": row.origin,
-            "support_seat": bool(row.support_seat),
-            "team_seat": bool(row.team_seat),
-            "first_seen": iso(row.first_seen),
-            "messages": int(row.messages),
-        }
-        for row in session.execute(query)
-    ]
+    for row in session.execute(query, execution_options={"yield_per": STREAM_BATCH}):
+        yield (
+            row.id,
+            {
+                "email": row.email,
+                "name": row.name,
+                "role": row.role,
+                "origin": row.origin,
+                "support_seat": bool(row.support_seat),
+                "team_seat": bool(row.team_seat),
+                "first_seen": iso(row.first_seen),
+                "messages": int(row.messages),
+            },
+        )
+
+
+def iter_users(
+    session: Session, window: Window | None = None, team_as_of: datetime | None = None
+) -> Iterator[Row]:
+    """`users`, one row at a time as the database returns them."""
+    return (row for _, row in user_rows(session, window, team_as_of))
+
+
+def users(
+    session: Session, window: Window | None = None, team_as_of: datetime | None = None
+) -> list[Row]:
+    """One query: each user's columns with its seats and counted messages beside them,
+    read as plain rows (no ORM object per user). `team_as_of`: the Team seat as the
+    ledger has it at that moment rather than with every row."""
+    return list(iter_users(session, window, team_as_of))
 
 
 def users_total(session: Session) -> int:

@@ -8,6 +8,7 @@ UTC times. `model_rows` and `month_rows` flatten them for tables and CSV.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -443,25 +444,27 @@ def people_by_id(
     return found
 
 
-def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+def iter_users(session: Session, org: Org, as_of: datetime | None = None) -> Iterator[Row]:
     """The `users` listing with `team_seat` read under the org's licensing rules (a
-    web-form submitter under `first_login` keeps the seat, an email-only user loses it)."""
+    web-form submitter under `first_login` keeps the seat, an email-only user loses it),
+    one row at a time as the database returns them."""
     as_of = as_of or datetime.now(UTC)
     if seats.reads_ledger_as_written(org.licensing):
         # The engine's spans are the ledger's own: a seat is held while its deltas
         # up to `as_of` sum above 0, read in the listing's one query.
-        return rows.users(session, team_as_of=as_of)
+        return rows.iter_users(session, team_as_of=as_of)
     moment = seats.stamp(as_of)
     held = {
         user_id
         for user_id, person in people_by_id(session, as_of, org.licensing).items()
         if seats.seats_at(seats.team_spans(person, org.licensing), moment)
     }
-    ids = session.scalars(select(User.id).order_by(User.id)).all()
-    listing = rows.users(session)
-    return [
-        {**row, "team_seat": user_id in held} for user_id, row in zip(ids, listing, strict=True)
-    ]
+    return ({**row, "team_seat": user_id in held} for user_id, row in rows.user_rows(session))
+
+
+def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+    """`iter_users` as a list."""
+    return list(iter_users(session, org, as_of))
 
 
 def support_spans(session: Session, as_of: datetime) -> list[seats.Span]:
