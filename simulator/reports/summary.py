@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import (
@@ -32,7 +32,14 @@ from simulator.org import Org, PriceBook
 from simulator.reports import rows
 from simulator.reports.columns import flat_month
 from simulator.reports.rows import COUNTED, Row, iso
-from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
+from simulator.store.models import (
+    BouncedRecipient,
+    Delivery,
+    OutboxMessage,
+    SeatEvent,
+    User,
+    UTCDateTime,
+)
 
 MODELS = (LicenseModel.SUPPORT.value, LicenseModel.TEAM.value)
 
@@ -283,42 +290,83 @@ def held_in_ledger(session: Session, model: LicenseModel, as_of: datetime) -> in
     return int(session.scalar(total) or 0)
 
 
-def team_seats_from_notifications(
-    session: Session, as_of: datetime, moment: datetime | None = None
-) -> int:
-    """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
-    `moment` (default `as_of`) whose user had sent no counted email by then, and whose
-    ledger up to `as_of` has a seat opened with reason `notified` (as `people` reads
-    it). Only users without a counted email by then are looked at, each by index."""
-    moment = moment or as_of
-    team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
-    opened_by_notification = and_(
+def _opened_by_notification(as_of: datetime) -> Any:
+    """A Team ledger row up to `as_of` that opened a seat because of a notification."""
+    return and_(
         SeatEvent.model == LicenseModel.TEAM.value,
         SeatEvent.at <= as_of,
         SeatEvent.reason == SeatReason.NOTIFIED,
         SeatEvent.delta == 1,
     )
-    opened = exists().where(SeatEvent.user_id == User.id, opened_by_notification)
+
+
+def _unwritten(moment: Any) -> Any:
+    """The user had sent no counted email by `moment`."""
+    return (User.first_seen.is_(None)) | (User.first_seen > moment)
+
+
+def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
+    """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
+    `as_of` whose user had sent no counted email by then, and whose ledger up to
+    `as_of` has a seat opened with reason `notified` (as `people` reads it). Only
+    users without a counted email by then are looked at, each by index."""
+    team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
+    opened = exists().where(SeatEvent.user_id == User.id, _opened_by_notification(as_of))
     held = (
         select(func.coalesce(func.sum(SeatEvent.delta), 0))
-        .where(team, SeatEvent.at <= min(moment, as_of))  # the ledger as read at `as_of`
+        .where(team, SeatEvent.at <= as_of)
         .scalar_subquery()
     )
-    unwritten = (User.first_seen.is_(None)) | (User.first_seen > moment)
-    if moment == as_of:
-        query = select(func.count(User.id)).where(unwritten, opened, held > 0)
-    else:
-        # Before `as_of` most users may not have written yet: start from the seats a
-        # notification opened instead (one range of the ledger's index), each user
-        # then read by key.
-        notified = select(SeatEvent.user_id).where(opened_by_notification).distinct().subquery()
-        query = (
-            select(func.count(User.id))
-            .select_from(notified)
-            .join(User, User.id == notified.c.user_id)
-            .where(unwritten, held > 0)
-        )
+    query = select(func.count(User.id)).where(_unwritten(as_of), opened, held > 0)
     return int(session.scalar(query) or 0)
+
+
+def notified_seats_at_ends(session: Session, as_of: datetime, ends: list[datetime]) -> list[int]:
+    """`seats.notified_seats_at` at each of `ends` for the ledger as read at `as_of`, in
+    one query: the seats a notification opened (one range of the ledger's index) give
+    the users, and each of their Team rows up to `as_of` counts towards every end at
+    or after it; a user counts at an end where those rows sum above 0 and no counted
+    email had come by then. The cost follows those users' rows, once for all ends."""
+    if not ends:
+        return []
+    moments = union_all(
+        *(
+            select(literal(index).label("month"), literal(end, UTCDateTime).label("end"))
+            for index, end in enumerate(ends)
+        )
+    ).subquery()
+    notified = select(SeatEvent.user_id).where(_opened_by_notification(as_of)).distinct().subquery()
+    held = (
+        select(
+            moments.c.month,
+            moments.c.end,
+            SeatEvent.user_id,
+            func.sum(SeatEvent.delta).label("held"),
+        )
+        .select_from(notified)
+        .join(
+            SeatEvent,
+            and_(
+                SeatEvent.user_id == notified.c.user_id,
+                SeatEvent.model == LicenseModel.TEAM.value,
+                SeatEvent.at <= as_of,  # the ledger as read at `as_of`
+            ),
+        )
+        .join(moments, SeatEvent.at <= moments.c.end)
+        .group_by(moments.c.month, moments.c.end, SeatEvent.user_id)
+        .subquery()
+    )
+    query = (
+        select(held.c.month, func.count())
+        .select_from(held)
+        .join(User, User.id == held.c.user_id)
+        .where(held.c.held > 0, _unwritten(held.c.end))
+        .group_by(held.c.month)
+    )
+    counts = [0] * len(ends)
+    for index, count in session.execute(query):
+        counts[int(index)] = int(count)
+    return counts
 
 
 def pricing_facts(org: Org) -> Row:
@@ -552,7 +600,7 @@ def _ledger_bills(
 ) -> list[seats.MonthBill]:
     """`seats.bill` when the rules read the ledger as written: the same counts, in SQL."""
     ends = [datetime.fromtimestamp(seats.month_end(m), UTC) for m in months]
-    notified = [team_seats_from_notifications(session, as_of, end) for end in ends]
+    notified = notified_seats_at_ends(session, as_of, ends)
     return seats.bill_counts(
         org.pricing,
         org.licensing,

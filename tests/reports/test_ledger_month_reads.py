@@ -75,6 +75,7 @@ def test_months_in_sql_are_the_engines_months(tmp_path: Path, seed: int, billing
     store.dispose()
     assert [b.as_row() for b in in_sql] == [b.as_row() for b in by_engine]
     assert any(b.team.peak_seats for b in by_engine)  # the ledgers are not empty
+    assert any(b.team_seats_from_notifications for b in by_engine)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -166,3 +167,30 @@ def test_submitters_in_sql_are_the_rows_counted_one_by_one(tmp_path: Path, seed:
     assert in_sql == plain
     assert plain["customers_submitting"] and plain["customers_by_web_form"]
     assert plain["strangers_shared"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_notified_seats_at_every_end_in_one_query_are_the_engines(
+    tmp_path: Path, seed: int
+) -> None:
+    """The seats a notification holds, at many moments in one query (before any row,
+    inside, on a row's own second, after `as_of`), are the engine's at each moment, and
+    at `as_of` the report's own reading."""
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, seed)
+    org = load_org(None)
+    draw = random.Random(seed)
+    with store.sessions() as session:
+        rows_at = list(session.scalars(select(SeatEvent.at)))
+        ends = [START - timedelta(days=1), AS_OF, AS_OF + timedelta(days=30)]
+        ends += [draw.choice(rows_at) for _ in range(4)]
+        ends += sorted(START + timedelta(days=draw.randint(0, 200)) for _ in range(8))
+        in_sql = summary.notified_seats_at_ends(session, AS_OF, ends)
+        at_as_of = summary.team_seats_from_notifications(session, AS_OF)
+        everyone = summary.people(session, AS_OF, org.licensing)
+    store.dispose()
+    by_engine = [seats.notified_seats_at(everyone, org.licensing, seats.stamp(end)) for end in ends]
+    assert in_sql == by_engine
+    assert in_sql[1] == at_as_of
+    assert any(by_engine)
