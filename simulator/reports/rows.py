@@ -357,7 +357,10 @@ def ledger_total(session: Session, model: str | None = None) -> int:
 
 
 def ledger(session: Session, model: str | None = None, window: Window | None = None) -> list[Row]:
-    query = _in_window(_ledger_query(model), SeatEvent.seq, window)
+    return _ledger_rows(session, _in_window(_ledger_query(model), SeatEvent.seq, window))
+
+
+def _ledger_rows(session: Session, query: Select[Any]) -> list[Row]:
     return [
         {
             "seq": event.seq,
@@ -370,6 +373,69 @@ def ledger(session: Session, model: str | None = None, window: Window | None = N
         }
         for event, email in session.execute(query)
     ]
+
+
+def ledger_changes(session: Session) -> Iterator[Row]:
+    """Every ledger row's model and delta in ledger order, streamed: what a chart of
+    seats over the ledger reads, without a whole `ledger` listing in memory (and
+    without a time per row: `ledger_span` has the first and the last)."""
+    query = select(SeatEvent.model, SeatEvent.delta).order_by(SeatEvent.seq)
+    for model, delta in session.execute(query, execution_options={"yield_per": STREAM_BATCH}):
+        yield {"model": model, "delta": delta}
+
+
+def ledger_size(session: Session) -> int:
+    """How many rows `ledger_changes` gives: the ledger's rows, counted without a join."""
+    return int(session.scalar(select(func.count()).select_from(SeatEvent)) or 0)
+
+
+def ledger_span(session: Session) -> tuple[str | None, str | None]:
+    """The times of the ledger's first and last rows, in ledger order."""
+    first, last = session.execute(select(func.min(SeatEvent.seq), func.max(SeatEvent.seq))).one()
+    if first is None:
+        return None, None
+    ends = select(SeatEvent.seq, SeatEvent.at).where(SeatEvent.seq.in_([first, last]))
+    times = {seq: at for seq, at in session.execute(ends)}
+    return iso(times[first]), iso(times[last])
+
+
+def _newest_per_seat() -> Any:
+    """Each (user, model)'s newest ledger row, by seq: the one that put the seat in the
+    state it is in."""
+    return (
+        select(func.max(SeatEvent.seq).label("seq"))
+        .group_by(SeatEvent.user_id, SeatEvent.model)
+        .subquery()
+    )
+
+
+def seat_reasons(session: Session, emails: list[str]) -> dict[tuple[str, str], Row]:
+    """For the users with these addresses, per (email, model), the `ledger` row that put
+    the seat in its current state: found by index, one user at a time."""
+    if not emails:
+        return {}
+    newest = (
+        select(func.max(SeatEvent.seq))
+        .join(User, User.id == SeatEvent.user_id)
+        .where(User.email.in_(emails))
+        .group_by(SeatEvent.user_id, SeatEvent.model)
+    )
+    query = _ledger_query(None).where(SeatEvent.seq.in_(newest))
+    return {(row["user"], row["model"]): row for row in _ledger_rows(session, query)}
+
+
+def seats_by_reason(session: Session) -> list[tuple[tuple[str, str], int]]:
+    """Seats held now per (model, reason): each (user, model)'s newest ledger row, where
+    it opened the seat, counted by its reason in one grouped query."""
+    newest = _newest_per_seat()
+    query = (
+        select(SeatEvent.model, SeatEvent.reason, func.count())
+        .join(newest, newest.c.seq == SeatEvent.seq)
+        .where(SeatEvent.delta > 0)
+        .group_by(SeatEvent.model, SeatEvent.reason)
+    )
+    # Sorted here, not by the database, whose collation may order words otherwise.
+    return sorted(((model, reason), int(count)) for model, reason, count in session.execute(query))
 
 
 def _outbox_query(status: str | None) -> Select[Any]:

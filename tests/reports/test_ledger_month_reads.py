@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from simulator.licensing import seats
 from simulator.licensing.prices import Billing, LicensingRules
 from simulator.org import load_org
-from simulator.reports import summary
+from simulator.reports import rows, summary
 from simulator.reports.rows import COUNTED
 from simulator.store.db import Store
 from simulator.store.models import Delivery, SeatEvent, User
@@ -194,3 +194,32 @@ def test_notified_seats_at_every_end_in_one_query_are_the_engines(
     assert in_sql == by_engine
     assert in_sql[1] == at_as_of
     assert any(by_engine)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_seat_reasons_in_sql_are_the_ledgers_newest_rows(tmp_path: Path, seed: int) -> None:
+    """The web's "why" per seat and its seats per reason, read in SQL, are what the whole
+    ledger gives when walked in order (the newest row per user and model wins)."""
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, seed)
+    with store.sessions() as session:
+        whole = rows.ledger(session)
+        emails = [f"u{n}@example.test" for n in range(1, 60, 3)]
+        why = rows.seat_reasons(session, emails)
+        by_reason = rows.seats_by_reason(session)
+        changes = list(rows.ledger_changes(session))
+        size, span = rows.ledger_size(session), rows.ledger_span(session)
+    store.dispose()
+    newest: dict[tuple[str, str], dict[str, object]] = {}
+    for event in whole:
+        newest[(str(event["user"]), str(event["model"]))] = event
+    assert why == {key: event for key, event in newest.items() if key[0] in emails}
+    counted: dict[tuple[str, str], int] = {}
+    for event in newest.values():
+        if int(str(event["delta"])) > 0:
+            key = (str(event["model"]), str(event["reason"]))
+            counted[key] = counted.get(key, 0) + 1
+    assert by_reason == sorted(counted.items())
+    assert changes == [{"model": e["model"], "delta": e["delta"]} for e in whole]
+    assert size == len(whole) and span == (whole[0]["at"], whole[-1]["at"])
