@@ -118,12 +118,18 @@ def live_version(session: Session) -> Row:
     }
 
 
-def _holds(model: LicenseModel, as_of: datetime | None = None) -> Any:
+def by_user_index(condition: Any) -> Any:
+    """`condition` on a user's ledger rows, written so that the database finds those rows
+    by the (user, model) index alone. A time range tested in WHERE tempts the planner
+    to scan the ledger's time index once per user instead; tested as a value, it is
+    checked on the user's own rows."""
+    return case((condition, 1), else_=0) == 1
+
+
+def holds_seat(model: LicenseModel, as_of: datetime | None = None) -> Any:
     """Whether the row's user holds a seat under `model` now (or at `as_of`): its
     ledger rows, by index."""
-    # The moment is tested inside the sum, not in WHERE: the rows are then found by
-    # the (user, model) index alone, where a time range would tempt the planner to
-    # scan the ledger's time index once per user.
+    # The moment is tested inside the sum, not in WHERE (see `by_user_index`).
     delta = SeatEvent.delta if as_of is None else case((SeatEvent.at <= as_of, SeatEvent.delta))
     total = (
         select(func.coalesce(func.sum(delta), 0))
@@ -154,8 +160,8 @@ def user_rows(
         User.name,
         User.role,
         User.origin,
-        _holds(LicenseModel.SUPPORT),
-        _holds(LicenseModel.TEAM, team_as_of),
+        holds_seat(LicenseModel.SUPPORT),
+        holds_seat(LicenseModel.TEAM, team_as_of),
         User.first_seen,
         messages,
     )

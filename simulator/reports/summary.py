@@ -290,11 +290,10 @@ def held_in_ledger(session: Session, model: LicenseModel, as_of: datetime) -> in
     return int(session.scalar(total) or 0)
 
 
-def _opened_by_notification(as_of: datetime) -> Any:
-    """A Team ledger row up to `as_of` that opened a seat because of a notification."""
+def _opens_by_notification() -> Any:
+    """A Team ledger row that opened a seat because of a notification."""
     return and_(
         SeatEvent.model == LicenseModel.TEAM.value,
-        SeatEvent.at <= as_of,
         SeatEvent.reason == SeatReason.NOTIFIED,
         SeatEvent.delta == 1,
     )
@@ -309,15 +308,14 @@ def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
     """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
     `as_of` whose user had sent no counted email by then, and whose ledger up to
     `as_of` has a seat opened with reason `notified` (as `people` reads it). Only
-    users without a counted email by then are looked at, each by index."""
-    team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
-    opened = exists().where(SeatEvent.user_id == User.id, _opened_by_notification(as_of))
-    held = (
-        select(func.coalesce(func.sum(SeatEvent.delta), 0))
-        .where(team, SeatEvent.at <= as_of)
-        .scalar_subquery()
+    users without a counted email by then are looked at, each one's rows by index."""
+    opened = exists().where(
+        SeatEvent.user_id == User.id,
+        _opens_by_notification(),
+        rows.by_user_index(SeatEvent.at <= as_of),
     )
-    query = select(func.count(User.id)).where(_unwritten(as_of), opened, held > 0)
+    held = rows.holds_seat(LicenseModel.TEAM, as_of)
+    query = select(func.count(User.id)).where(_unwritten(as_of), opened, held)
     return int(session.scalar(query) or 0)
 
 
@@ -335,7 +333,8 @@ def notified_seats_at_ends(session: Session, as_of: datetime, ends: list[datetim
             for index, end in enumerate(ends)
         )
     ).subquery()
-    notified = select(SeatEvent.user_id).where(_opened_by_notification(as_of)).distinct().subquery()
+    opened = and_(_opens_by_notification(), SeatEvent.at <= as_of)
+    notified = select(SeatEvent.user_id).where(opened).distinct().subquery()
     held = (
         select(
             moments.c.month,

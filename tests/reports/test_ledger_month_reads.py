@@ -8,9 +8,10 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from simulator.licensing import seats
@@ -212,14 +213,37 @@ def test_seat_reasons_in_sql_are_the_ledgers_newest_rows(tmp_path: Path, seed: i
         size, span = rows.ledger_size(session), rows.ledger_span(session)
     store.dispose()
     newest: dict[tuple[str, str], dict[str, object]] = {}
-    for event in whole:
-        newest[(str(event["user"]), str(event["model"]))] = event
-    assert why == {key: event for key, event in newest.items() if key[0] in emails}
+    for row in whole:
+        newest[(str(row["user"]), str(row["model"]))] = row
+    assert why == {key: row for key, row in newest.items() if key[0] in emails}
     counted: dict[tuple[str, str], int] = {}
-    for event in newest.values():
-        if int(str(event["delta"])) > 0:
-            key = (str(event["model"]), str(event["reason"]))
+    for row in newest.values():
+        if int(str(row["delta"])) > 0:
+            key = (str(row["model"]), str(row["reason"]))
             counted[key] = counted.get(key, 0) + 1
     assert by_reason == sorted(counted.items())
     assert changes == [{"model": e["model"], "delta": e["delta"]} for e in whole]
     assert size == len(whole) and span == (whole[0]["at"], whole[-1]["at"])
+
+
+def test_notification_seats_read_each_users_rows_by_the_user_index(tmp_path: Path) -> None:
+    """At a moment inside the ledger (a report without --as-of, the web's report page),
+    each not-yet-writing user's rows are found by the (user, model) index: a range of
+    the time index per user made that quadratic (minutes over 10^6 ledger rows)."""
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.ensure_schema()
+    fill(store, 0)
+    seen: list[tuple[str, Any]] = []
+
+    def note(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    with store.sessions() as session:
+        summary.team_seats_from_notifications(session, AS_OF)
+        statement, parameters = seen[-1]
+        plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        steps = [str(row[3]) for row in plan]
+    store.dispose()
+    assert any("seat_events" in step for step in steps)
+    assert not any("ix_seat_events_model_at_delta" in step for step in steps), steps
