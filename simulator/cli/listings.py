@@ -3,7 +3,7 @@ listings `users`, `issues`, `messages`, `ledger` and `outbox`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -174,7 +174,7 @@ def users(
 
     with cli_errors():
         organisation = load_org(org)
-    _listing(db, fmt, partial(summary.users, org=organisation), USER_COLUMNS, "users", wide)
+    _stream(db, fmt, partial(summary.iter_users, org=organisation), USER_COLUMNS, "users", wide)
 
 
 @app.command()
@@ -232,6 +232,26 @@ def outbox(
 
     wanted = status.value if status else None
     _listing(db, fmt, partial(rows.outbox, status=wanted), OUTBOX_COLUMNS, "outbox", wide)
+
+
+def _stream(
+    db: str,
+    fmt: Format,
+    query: Callable[..., Iterable[dict[str, Any]]],
+    columns: list[str],
+    title: str,
+    wide: bool,
+) -> None:
+    """`_listing` for a listing as large as a table of the database: JSON and CSV are
+    written inside the read, as the rows come, so memory holds a batch of rows rather
+    than the listing (a table still lays out every row first)."""
+    from simulator.reports import rows
+
+    def write(session: Any) -> None:
+        render(query(session), columns, fmt, out, title=title, wide=wide)
+
+    with cli_errors():
+        rows.read_from(existing_db(db), write)
 
 
 def _listing(

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -40,21 +41,35 @@ def to_json(value: Any) -> str:
 SCALARS = (str, int, float, bool, type(None))
 
 
-def write_json_rows(rows: list[dict[str, Any]], file: Any) -> None:
-    """`to_json(rows)` and a newline, written row by row: the same bytes, without the
-    whole text (and the encoder's millions of pieces) in memory at once.
+# Rows written at a time: their text is joined and escaped once, then written.
+WRITE_BATCH = 1000
+
+
+def write_json_rows(rows: Iterable[dict[str, Any]], file: Any) -> None:
+    """`to_json(list(rows))` and a newline, written as the rows come: the same bytes,
+    without the rows or the whole text (and the encoder's millions of pieces) in
+    memory at once.
 
     With an indent the standard library encodes in Python; a row of scalars is
     written here from the C encoder's scalars instead, several times faster. Any
-    other row is encoded whole and indented one level, as inside a list.
+    other row is encoded whole and indented one level, as inside a list. The unsafe
+    characters are escaped once per batch of rows: JSON has them only inside
+    strings, so escaping the joined text is escaping each string.
     """
-    if not rows:
+    found = iter(rows)
+    first = next(found, None)
+    if first is None:
         file.write("[]\n")
         return
-    file.write("[\n")
-    for index, row in enumerate(rows):
-        file.write(_json_row(row) + (",\n" if index < len(rows) - 1 else "\n"))
-    file.write("]\n")
+    batch = ["[\n", _json_row(first)]
+    for row in found:
+        batch.append(",\n")
+        batch.append(_json_row(row))
+        if len(batch) >= 2 * WRITE_BATCH:
+            file.write(json_escaped("".join(batch)))
+            batch.clear()
+    batch.append("\n]\n")
+    file.write(json_escaped("".join(batch)))
 
 
 _TEXT = json.encoder.encode_basestring  # a str as JSON without \\u escapes (ensure_ascii off)
@@ -62,23 +77,30 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 _CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
 
 
-def _scalar(value: Any) -> str:
-    """One scalar as json.dumps writes it; the common types without its per-call cost."""
+def _scalar(value: Any) -> str | None:
+    """One scalar as json.dumps writes it (unsafe characters still raw), the common
+    types without its per-call cost; None for a value that is no scalar."""
     kind = type(value)
     if kind is str:
-        return json_escaped(_TEXT(value))
+        return _TEXT(value)
     if kind is int:
         return int.__repr__(value)
     if value is None or kind is bool:
         return _CONSTANTS[value]
-    return json_escaped(_ENCODE(value))  # floats (NaN, Infinity), str or int subclasses
+    if isinstance(value, SCALARS):
+        return _ENCODE(value)  # floats (NaN, Infinity), str or int subclasses
+    return None
 
 
 def _json_row(row: dict[str, Any]) -> str:
-    if row and all(isinstance(k, str) and isinstance(v, SCALARS) for k, v in row.items()):
-        fields = ",\n".join(f"    {_scalar(k)}: {_scalar(v)}" for k, v in row.items())
-        return "  {\n" + fields + "\n  }"
-    return "\n".join("  " + line for line in to_json(row).split("\n"))
+    """One row as an item of an indented list, unsafe characters still raw."""
+    fields = []
+    for key, value in row.items():
+        text = _scalar(value)
+        if text is None or type(key) is not str:
+            return "\n".join("  " + line for line in to_json(row).split("\n"))
+        fields.append(f"    {_TEXT(key)}: {text}")
+    return "  {\n" + ",\n".join(fields) + "\n  }" if fields else "  {}"
 
 
 def safe_text(value: Any) -> str:
@@ -101,18 +123,33 @@ def csv_cell(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, int | float):
         return str(value)
-    text = FORMULA_AFTER_SEPARATOR.sub(r"\1'", defused(str(value)))
+    text = defused(str(value))
+    if ";" in text or "|" in text or "\t" in text:  # else no separator for the pattern to find
+        text = FORMULA_AFTER_SEPARATOR.sub(r"\1'", text)
     start = text.lstrip(" ")[:1]
     return "'" + text if start and (start in FORMULA_START or start == "\t") else text
 
 
-def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def write_csv_rows(rows: Iterable[dict[str, Any]], columns: list[str], file: Any) -> None:
+    """A header row and then each row as it comes, every cell through `csv_cell`;
+    written a batch of rows at a time (one write per row to a terminal or pipe costs
+    more than the row)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    for row in rows:
+    for count, row in enumerate(rows, 1):
         writer.writerow([csv_cell(_flat(row.get(c))) for c in columns])
-    return buffer.getvalue()
+        if count % WRITE_BATCH == 0:
+            file.write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    file.write(buffer.getvalue())
+
+
+def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    text = io.StringIO()
+    write_csv_rows(rows, columns, text)
+    return text.getvalue()
 
 
 def _flat(value: Any) -> Any:
@@ -177,21 +214,26 @@ def _wide(console: Console) -> Console:
 
 
 def render(
-    rows: list[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     columns: list[str],
     fmt: Format,
     console: Console,
     title: str | None = None,
     wide: bool = False,
 ) -> None:
+    """`rows` in `fmt`. JSON and CSV are written as the rows come (an iterator is read
+    once); a table is laid out from all its rows, so it holds them first."""
     if fmt is Format.JSON:
         write_json_rows(rows, console.file)
-    elif fmt is Format.CSV:
-        console.file.write(to_csv(rows, columns))
-    elif rows:
+        return
+    if fmt is Format.CSV:
+        write_csv_rows(rows, columns, console.file)
+        return
+    listed = rows if isinstance(rows, list) else list(rows)
+    if listed:
         # --wide: as wide as the table needs, whatever the terminal (or a pipe's 80).
         target = _wide(console) if wide else console
-        target.print(table(rows, columns, title))
+        target.print(table(listed, columns, title))
     else:
         console.print(f"(no {title or 'rows'})")
 

@@ -8,7 +8,7 @@ and its month-by-month view are in summary.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -118,12 +118,18 @@ def live_version(session: Session) -> Row:
     }
 
 
-def _holds(model: LicenseModel, as_of: datetime | None = None) -> Any:
+def by_user_index(condition: Any) -> Any:
+    """`condition` on a user's ledger rows, written so that the database finds those rows
+    by the (user, model) index alone. A time range tested in WHERE tempts the planner
+    to scan the ledger's time index once per user instead; tested as a value, it is
+    checked on the user's own rows."""
+    return case((condition, 1), else_=0) == 1
+
+
+def holds_seat(model: LicenseModel, as_of: datetime | None = None) -> Any:
     """Whether the row's user holds a seat under `model` now (or at `as_of`): its
     ledger rows, by index."""
-    # The moment is tested inside the sum, not in WHERE: the rows are then found by
-    # the (user, model) index alone, where a time range would tempt the planner to
-    # scan the ledger's time index once per user.
+    # The moment is tested inside the sum, not in WHERE (see `by_user_index`).
     delta = SeatEvent.delta if as_of is None else case((SeatEvent.at <= as_of, SeatEvent.delta))
     total = (
         select(func.coalesce(func.sum(delta), 0))
@@ -133,12 +139,15 @@ def _holds(model: LicenseModel, as_of: datetime | None = None) -> Any:
     return (total > 0).label(f"{model.value}_seat")
 
 
-def users(
+# Rows fetched at a time by a streamed listing: a server-side cursor on PostgreSQL,
+# so memory holds one batch, not the listing.
+STREAM_BATCH = 1000
+
+
+def user_rows(
     session: Session, window: Window | None = None, team_as_of: datetime | None = None
-) -> list[Row]:
-    """One query: each user's columns with its seats and counted messages beside them,
-    read as plain rows (no ORM object per user). `team_as_of`: the Team seat as the
-    ledger has it at that moment rather than with every row."""
+) -> Iterator[tuple[int, Row]]:
+    """Each user's id and `users` row, streamed in id order (see `users`)."""
     messages = (
         select(func.count(Delivery.id))
         .where(Delivery.user_id == User.id, Delivery.outcome.in_(COUNTED))
@@ -146,29 +155,47 @@ def users(
         .label("messages")
     )
     query = select(
+        User.id,
         User.email,
         User.name,
         User.role,
         User.origin,
-        _holds(LicenseModel.SUPPORT),
-        _holds(LicenseModel.TEAM, team_as_of),
+        holds_seat(LicenseModel.SUPPORT),
+        holds_seat(LicenseModel.TEAM, team_as_of),
         User.first_seen,
         messages,
     )
     query = _in_window(query, User.id, window)
-    return [
-        {
-            "email": row.email,
-            "name": row.name,
-            "role": row.role,
-            "origin": row.origin,
-            "support_seat": bool(row.support_seat),
-            "team_seat": bool(row.team_seat),
-            "first_seen": iso(row.first_seen),
-            "messages": int(row.messages),
-        }
-        for row in session.execute(query)
-    ]
+    for row in session.execute(query, execution_options={"yield_per": STREAM_BATCH}):
+        yield (
+            row.id,
+            {
+                "email": row.email,
+                "name": row.name,
+                "role": row.role,
+                "origin": row.origin,
+                "support_seat": bool(row.support_seat),
+                "team_seat": bool(row.team_seat),
+                "first_seen": iso(row.first_seen),
+                "messages": int(row.messages),
+            },
+        )
+
+
+def iter_users(
+    session: Session, window: Window | None = None, team_as_of: datetime | None = None
+) -> Iterator[Row]:
+    """`users`, one row at a time as the database returns them."""
+    return (row for _, row in user_rows(session, window, team_as_of))
+
+
+def users(
+    session: Session, window: Window | None = None, team_as_of: datetime | None = None
+) -> list[Row]:
+    """One query: each user's columns with its seats and counted messages beside them,
+    read as plain rows (no ORM object per user). `team_as_of`: the Team seat as the
+    ledger has it at that moment rather than with every row."""
+    return list(iter_users(session, window, team_as_of))
 
 
 def users_total(session: Session) -> int:
@@ -336,7 +363,10 @@ def ledger_total(session: Session, model: str | None = None) -> int:
 
 
 def ledger(session: Session, model: str | None = None, window: Window | None = None) -> list[Row]:
-    query = _in_window(_ledger_query(model), SeatEvent.seq, window)
+    return _ledger_rows(session, _in_window(_ledger_query(model), SeatEvent.seq, window))
+
+
+def _ledger_rows(session: Session, query: Select[Any]) -> list[Row]:
     return [
         {
             "seq": event.seq,
@@ -349,6 +379,69 @@ def ledger(session: Session, model: str | None = None, window: Window | None = N
         }
         for event, email in session.execute(query)
     ]
+
+
+def ledger_changes(session: Session) -> Iterator[Row]:
+    """Every ledger row's model and delta in ledger order, streamed: what a chart of
+    seats over the ledger reads, without a whole `ledger` listing in memory (and
+    without a time per row: `ledger_span` has the first and the last)."""
+    query = select(SeatEvent.model, SeatEvent.delta).order_by(SeatEvent.seq)
+    for model, delta in session.execute(query, execution_options={"yield_per": STREAM_BATCH}):
+        yield {"model": model, "delta": delta}
+
+
+def ledger_size(session: Session) -> int:
+    """How many rows `ledger_changes` gives: the ledger's rows, counted without a join."""
+    return int(session.scalar(select(func.count()).select_from(SeatEvent)) or 0)
+
+
+def ledger_span(session: Session) -> tuple[str | None, str | None]:
+    """The times of the ledger's first and last rows, in ledger order."""
+    first, last = session.execute(select(func.min(SeatEvent.seq), func.max(SeatEvent.seq))).one()
+    if first is None:
+        return None, None
+    ends = select(SeatEvent.seq, SeatEvent.at).where(SeatEvent.seq.in_([first, last]))
+    times = {seq: at for seq, at in session.execute(ends)}
+    return iso(times[first]), iso(times[last])
+
+
+def _newest_per_seat() -> Any:
+    """Each (user, model)'s newest ledger row, by seq: the one that put the seat in the
+    state it is in."""
+    return (
+        select(func.max(SeatEvent.seq).label("seq"))
+        .group_by(SeatEvent.user_id, SeatEvent.model)
+        .subquery()
+    )
+
+
+def seat_reasons(session: Session, emails: list[str]) -> dict[tuple[str, str], Row]:
+    """For the users with these addresses, per (email, model), the `ledger` row that put
+    the seat in its current state: found by index, one user at a time."""
+    if not emails:
+        return {}
+    newest = (
+        select(func.max(SeatEvent.seq))
+        .join(User, User.id == SeatEvent.user_id)
+        .where(User.email.in_(emails))
+        .group_by(SeatEvent.user_id, SeatEvent.model)
+    )
+    query = _ledger_query(None).where(SeatEvent.seq.in_(newest))
+    return {(row["user"], row["model"]): row for row in _ledger_rows(session, query)}
+
+
+def seats_by_reason(session: Session) -> list[tuple[tuple[str, str], int]]:
+    """Seats held now per (model, reason): each (user, model)'s newest ledger row, where
+    it opened the seat, counted by its reason in one grouped query."""
+    newest = _newest_per_seat()
+    query = (
+        select(SeatEvent.model, SeatEvent.reason, func.count())
+        .join(newest, newest.c.seq == SeatEvent.seq)
+        .where(SeatEvent.delta > 0)
+        .group_by(SeatEvent.model, SeatEvent.reason)
+    )
+    # Sorted here, not by the database, whose collation may order words otherwise.
+    return sorted(((model, reason), int(count)) for model, reason, count in session.execute(query))
 
 
 def _outbox_query(status: str | None) -> Select[Any]:

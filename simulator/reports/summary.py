@@ -8,10 +8,11 @@ UTC times. `model_rows` and `month_rows` flatten them for tables and CSV.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from simulator.domain import (
@@ -31,7 +32,14 @@ from simulator.org import Org, PriceBook
 from simulator.reports import rows
 from simulator.reports.columns import flat_month
 from simulator.reports.rows import COUNTED, Row, iso
-from simulator.store.models import BouncedRecipient, Delivery, OutboxMessage, SeatEvent, User
+from simulator.store.models import (
+    BouncedRecipient,
+    Delivery,
+    OutboxMessage,
+    SeatEvent,
+    User,
+    UTCDateTime,
+)
 
 MODELS = (LicenseModel.SUPPORT.value, LicenseModel.TEAM.value)
 
@@ -112,37 +120,61 @@ def noise_senders_filtered(session: Session, as_of: datetime) -> int:
     return int(session.scalar(query) or 0)
 
 
+def _by_mail() -> Any:
+    """1 for a delivery that came by mail (any channel but the web form), else 0."""
+    return case((Delivery.channel != Channel.WEB_FORM.value, 1), else_=0)
+
+
+def _writers(session: Session, by_mail: Any) -> tuple[int, int]:
+    """Of per-user `by_mail` flags (NULL: no counted mail), how many users wrote and
+    how many of them only by the web form."""
+    wrote, by_form = session.execute(
+        select(func.count(by_mail), func.coalesce(func.sum(case((by_mail == 0, 1), else_=0)), 0))
+    ).one()
+    return int(wrote), int(by_form)
+
+
+# The roles that are no customer (every role is one of Role, as the pipeline writes it).
+NOT_CUSTOMER_ROLES = tuple(r.value for r in Role if r is not Role.CUSTOMER)
+
+
 def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
     """Who wrote counted mail by `as_of`, for the advice: customer users with a counted
     delivery (billed noise is no submission; the shared account is no customer),
     those of them who used only the web form, and the strangers behind the shared
     account.
 
-    Counted in SQL, one pass over the counted deliveries grouped by user: the cost
-    stays in the database rather than in a Python set per submitter."""
-    counted = and_(
-        Delivery.user_id == User.id,
-        User.role == Role.CUSTOMER.value,
-        Delivery.outcome.in_(COUNTED),
-        Delivery.received_at <= as_of,
-    )
-    by_mail = func.max(case((Delivery.channel != Channel.WEB_FORM.value, 1), else_=0))
-    per_user = (
-        select(by_mail.label("by_mail"))
-        .select_from(Delivery)
-        .join(User, Delivery.user_id == User.id)
-        .where(counted, User.origin != Origin.SHARED.value)
+    Every user's counts come from one pass over the deliveries' (user, outcome, time,
+    channel) index in user order, grouped as it is read: no sort, no user looked up.
+    The few users who are no customer (agents, employees, the shared account) are then
+    read by index and taken off; the shared account's strangers are read from its own
+    deliveries."""
+    counted = and_(Delivery.outcome.in_(COUNTED), Delivery.received_at <= as_of)
+    # No WHERE on the outcome: it would tempt the planner to the outcome index and a sort.
+    everyone = (
+        select(func.max(case((counted, _by_mail()))).label("by_mail"))
+        .where(Delivery.user_id.is_not(None))
         .group_by(Delivery.user_id)
         .subquery()
     )
-    customers, by_form = session.execute(
-        select(func.count(), func.coalesce(func.sum(1 - per_user.c.by_mail), 0))
-    ).one()
+    shared_account = and_(User.role == Role.CUSTOMER.value, User.origin == Origin.SHARED.value)
+    theirs = (
+        select(
+            select(func.max(_by_mail()))
+            .where(Delivery.user_id == User.id, counted)
+            .scalar_subquery()
+            .label("by_mail")
+        )
+        .where(or_(User.role.in_(NOT_CUSTOMER_ROLES), shared_account))
+        .subquery()
+    )
+    all_wrote, all_by_form = _writers(session, everyone.c.by_mail)
+    others_wrote, others_by_form = _writers(session, theirs.c.by_mail)
     shared = (
         select(Delivery.sender, User.email)
         .select_from(Delivery)
         .join(User, Delivery.user_id == User.id)
-        .where(counted, User.origin == Origin.SHARED.value)
+        .where(counted, Delivery.user_id.in_(select(User.id).where(shared_account)))
         .subquery()
     )
     # A delivery without a sender is one more stranger, as a set of senders has it.
@@ -154,8 +186,8 @@ def submitters(session: Session, org: Org, as_of: datetime) -> dict[str, Any]:
         )
     ).one()
     return {
-        "customers_submitting": int(customers),
-        "customers_by_web_form": int(by_form),
+        "customers_submitting": all_wrote - others_wrote,
+        "customers_by_web_form": all_by_form - others_by_form,
         "strangers_shared": int(strangers) + int(unnamed),
         "shared_user": account or "",
     }
@@ -258,42 +290,82 @@ def held_in_ledger(session: Session, model: LicenseModel, as_of: datetime) -> in
     return int(session.scalar(total) or 0)
 
 
-def team_seats_from_notifications(
-    session: Session, as_of: datetime, moment: datetime | None = None
-) -> int:
-    """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
-    `moment` (default `as_of`) whose user had sent no counted email by then, and whose
-    ledger up to `as_of` has a seat opened with reason `notified` (as `people` reads
-    it). Only users without a counted email by then are looked at, each by index."""
-    moment = moment or as_of
-    team = and_(SeatEvent.user_id == User.id, SeatEvent.model == LicenseModel.TEAM.value)
-    opened_by_notification = and_(
+def _opens_by_notification() -> Any:
+    """A Team ledger row that opened a seat because of a notification."""
+    return and_(
         SeatEvent.model == LicenseModel.TEAM.value,
-        SeatEvent.at <= as_of,
         SeatEvent.reason == SeatReason.NOTIFIED,
         SeatEvent.delta == 1,
     )
-    opened = exists().where(SeatEvent.user_id == User.id, opened_by_notification)
-    held = (
-        select(func.coalesce(func.sum(SeatEvent.delta), 0))
-        .where(team, SeatEvent.at <= min(moment, as_of))  # the ledger as read at `as_of`
-        .scalar_subquery()
+
+
+def _unwritten(moment: Any) -> Any:
+    """The user had sent no counted email by `moment`."""
+    return (User.first_seen.is_(None)) | (User.first_seen > moment)
+
+
+def team_seats_from_notifications(session: Session, as_of: datetime) -> int:
+    """`seats.notified_seats_at` for the ledger as written, in SQL: seats held at
+    `as_of` whose user had sent no counted email by then, and whose ledger up to
+    `as_of` has a seat opened with reason `notified` (as `people` reads it). Only
+    users without a counted email by then are looked at, each one's rows by index."""
+    opened = exists().where(
+        SeatEvent.user_id == User.id,
+        _opens_by_notification(),
+        rows.by_user_index(SeatEvent.at <= as_of),
     )
-    unwritten = (User.first_seen.is_(None)) | (User.first_seen > moment)
-    if moment == as_of:
-        query = select(func.count(User.id)).where(unwritten, opened, held > 0)
-    else:
-        # Before `as_of` most users may not have written yet: start from the seats a
-        # notification opened instead (one range of the ledger's index), each user
-        # then read by key.
-        notified = select(SeatEvent.user_id).where(opened_by_notification).distinct().subquery()
-        query = (
-            select(func.count(User.id))
-            .select_from(notified)
-            .join(User, User.id == notified.c.user_id)
-            .where(unwritten, held > 0)
-        )
+    held = rows.holds_seat(LicenseModel.TEAM, as_of)
+    query = select(func.count(User.id)).where(_unwritten(as_of), opened, held)
     return int(session.scalar(query) or 0)
+
+
+def notified_seats_at_ends(session: Session, as_of: datetime, ends: list[datetime]) -> list[int]:
+    """`seats.notified_seats_at` at each of `ends` for the ledger as read at `as_of`, in
+    one query: the seats a notification opened (one range of the ledger's index) give
+    the users, and each of their Team rows up to `as_of` counts towards every end at
+    or after it; a user counts at an end where those rows sum above 0 and no counted
+    email had come by then. The cost follows those users' rows, once for all ends."""
+    if not ends:
+        return []
+    moments = union_all(
+        *(
+            select(literal(index).label("month"), literal(end, UTCDateTime).label("end"))
+            for index, end in enumerate(ends)
+        )
+    ).subquery()
+    opened = and_(_opens_by_notification(), SeatEvent.at <= as_of)
+    notified = select(SeatEvent.user_id).where(opened).distinct().subquery()
+    held = (
+        select(
+            moments.c.month,
+            moments.c.end,
+            SeatEvent.user_id,
+            func.sum(SeatEvent.delta).label("held"),
+        )
+        .select_from(notified)
+        .join(
+            SeatEvent,
+            and_(
+                SeatEvent.user_id == notified.c.user_id,
+                SeatEvent.model == LicenseModel.TEAM.value,
+                SeatEvent.at <= as_of,  # the ledger as read at `as_of`
+            ),
+        )
+        .join(moments, SeatEvent.at <= moments.c.end)
+        .group_by(moments.c.month, moments.c.end, SeatEvent.user_id)
+        .subquery()
+    )
+    query = (
+        select(held.c.month, func.count())
+        .select_from(held)
+        .join(User, User.id == held.c.user_id)
+        .where(held.c.held > 0, _unwritten(held.c.end))
+        .group_by(held.c.month)
+    )
+    counts = [0] * len(ends)
+    for index, count in session.execute(query):
+        counts[int(index)] = int(count)
+    return counts
 
 
 def pricing_facts(org: Org) -> Row:
@@ -419,25 +491,27 @@ def people_by_id(
     return found
 
 
-def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+def iter_users(session: Session, org: Org, as_of: datetime | None = None) -> Iterator[Row]:
     """The `users` listing with `team_seat` read under the org's licensing rules (a
-    web-form submitter under `first_login` keeps the seat, an email-only user loses it)."""
+    web-form submitter under `first_login` keeps the seat, an email-only user loses it),
+    one row at a time as the database returns them."""
     as_of = as_of or datetime.now(UTC)
     if seats.reads_ledger_as_written(org.licensing):
         # The engine's spans are the ledger's own: a seat is held while its deltas
         # up to `as_of` sum above 0, read in the listing's one query.
-        return rows.users(session, team_as_of=as_of)
+        return rows.iter_users(session, team_as_of=as_of)
     moment = seats.stamp(as_of)
     held = {
         user_id
         for user_id, person in people_by_id(session, as_of, org.licensing).items()
         if seats.seats_at(seats.team_spans(person, org.licensing), moment)
     }
-    ids = session.scalars(select(User.id).order_by(User.id)).all()
-    listing = rows.users(session)
-    return [
-        {**row, "team_seat": user_id in held} for user_id, row in zip(ids, listing, strict=True)
-    ]
+    return ({**row, "team_seat": user_id in held} for user_id, row in rows.user_rows(session))
+
+
+def users(session: Session, org: Org, as_of: datetime | None = None) -> list[Row]:
+    """`iter_users` as a list."""
+    return list(iter_users(session, org, as_of))
 
 
 def support_spans(session: Session, as_of: datetime) -> list[seats.Span]:
@@ -525,7 +599,7 @@ def _ledger_bills(
 ) -> list[seats.MonthBill]:
     """`seats.bill` when the rules read the ledger as written: the same counts, in SQL."""
     ends = [datetime.fromtimestamp(seats.month_end(m), UTC) for m in months]
-    notified = [team_seats_from_notifications(session, as_of, end) for end in ends]
+    notified = notified_seats_at_ends(session, as_of, ends)
     return seats.bill_counts(
         org.pricing,
         org.licensing,

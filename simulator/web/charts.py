@@ -6,6 +6,7 @@ outside library is needed to show a chart, and every shape can be checked here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,24 +115,44 @@ def _minute(at: str | None) -> str | None:
 
 
 def seat_lines(
-    ledger: list[dict[str, Any]], width: float = WIDTH, height: float = 160
+    ledger: Iterable[Mapping[str, Any]],
+    width: float = WIDTH,
+    height: float = 160,
+    events: int | None = None,
+    span: tuple[str | None, str | None] | None = None,
 ) -> SeatLines:
-    seats = {"support": 0, "team": 0}
-    series: dict[str, list[int]] = {"support": [0], "team": [0]}
-    for event in ledger:
-        seats[event["model"]] += event["delta"]
-        for model, history in series.items():
-            history.append(seats[model])
-    top = max(1, *series["support"], *series["team"])
-    steps = max(1, len(ledger))
+    """Seats per model after each ledger event, in one pass over `ledger` (rows with
+    "model", "delta" and "at"). `events`: how many rows `ledger` holds, when it is an
+    iterator read once (the ledger streamed from the database); only the sampled
+    points are kept. `span`: the first and last rows' times, when the rows carry none."""
+    if events is None:
+        ledger = list(ledger)
+        events = len(ledger)
+    steps = max(1, events)
     every = max(1, -(-steps // MAX_STEPS))  # ceiling division
-    indices = sorted({*range(0, steps + 1, every), len(ledger)})
+    indices = sorted({*range(0, steps + 1, every), events})
+    wanted = set(indices)
+    seats = {"support": 0, "team": 0}
+    series: dict[str, dict[int, int]] = {"support": {0: 0}, "team": {0: 0}}
+    top = 1
+    first_at = last_at = None
+    for number, event in enumerate(ledger, 1):
+        seats[event["model"]] += event["delta"]
+        top = max(top, seats["support"], seats["team"])
+        if number in wanted:
+            for model, history in series.items():
+                history[number] = seats[model]
+        if number == 1:
+            first_at = event.get("at")
+        last_at = event.get("at")
 
-    def step_line(history: list[int]) -> str:
+    def step_line(history: dict[int, int]) -> str:
         corners: list[tuple[float, float]] = []
+        held = 0
         for index in indices:
+            held = history.get(index, held)  # no such event (an empty ledger): level
             x = round(width * index / steps, 1)
-            y = round(height - height * history[index] / top, 1)
+            y = round(height - height * held / top, 1)
             if corners:  # run level to this x, then rise or fall: a step, not a slope
                 corners.append((x, corners[-1][1]))
             corners.append((x, y))
@@ -143,8 +164,8 @@ def seat_lines(
         width,
         height,
         top,
-        len(ledger),
-        _ticks(len(ledger), width),
-        _minute(ledger[0].get("at")) if ledger else None,
-        _minute(ledger[-1].get("at")) if ledger else None,
+        events,
+        _ticks(events, width),
+        _minute(span[0] if span else first_at),
+        _minute(span[1] if span else last_at),
     )

@@ -27,7 +27,7 @@ from simulator.org import Org
 from simulator.reports import conversation, rows
 from simulator.reports.charts import svg as chart_svg
 from simulator.reports.plots import months_chart
-from simulator.reports.rows import issues, ledger, live_version, messages, outbox, users
+from simulator.reports.rows import issues, live_version, messages, outbox, users
 from simulator.reports.summary import by_month, report
 from simulator.store.db import Store
 from simulator.web import charts
@@ -77,11 +77,20 @@ def _live_page(ctx: WebContext, name: str, data: dict[str, Any], **values: Any) 
     return _page(ctx, f"{name}.html", nav=name, version=data["version"], **values)
 
 
-def _charts(report: dict[str, Any], ledger: list[dict[str, Any]]) -> dict[str, Any]:
+def _seat_lines(session: Session) -> charts.SeatLines:
+    """The chart of seats over the ledger, drawn from the ledger streamed in one pass."""
+    return charts.seat_lines(
+        rows.ledger_changes(session),
+        events=rows.ledger_size(session),
+        span=rows.ledger_span(session),
+    )
+
+
+def _charts(report: dict[str, Any], seat_lines: charts.SeatLines) -> dict[str, Any]:
     return {
         "cost_chart": charts.cost_chart(report),
         "seat_chart": charts.seat_chart(report),
-        "seat_lines": charts.seat_lines(ledger),
+        "seat_lines": seat_lines,
     }
 
 
@@ -92,7 +101,7 @@ def dashboard(request: Request) -> HTMLResponse:
         report=lambda s: report(s, ctx.org),
         issues=lambda s: issues(s, rows.Window(10, newest_first=True)),
         messages=lambda s: messages(s, window=rows.Window(12, newest_first=True)),
-        ledger=ledger,
+        seat_lines=_seat_lines,
     )
     return _live_page(
         ctx,
@@ -101,7 +110,7 @@ def dashboard(request: Request) -> HTMLResponse:
         report=data["report"],
         issues=data["issues"],
         messages=data["messages"],
-        **_charts(data["report"], data["ledger"]),
+        **_charts(data["report"], data["seat_lines"]),
     )
 
 
@@ -202,21 +211,18 @@ def outbox_page(request: Request) -> HTMLResponse:
     return _listing_page(request, "outbox", data, window)
 
 
-def seat_reasons(ledger: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (user, model), the ledger event that put the seat in its current state."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for event in ledger:  # in seq order: the last one wins
-        latest[(event["user"], event["model"])] = event
-    return latest
-
-
 def users_page(request: Request) -> HTMLResponse:
     ctx: WebContext = request.app.state.ctx
     window = _window(request)
-    data = _read_live(
-        ctx, users=lambda s: users(s, window), users_total=rows.users_total, ledger=ledger
-    )
-    return _listing_page(request, "users", data, window, seat_why=seat_reasons(data["ledger"]))
+
+    def page(session: Session) -> dict[str, Any]:
+        listed = users(session, window)
+        why = rows.seat_reasons(session, [user["email"] for user in listed])
+        return {"users": listed, "seat_why": why}
+
+    data = _read_live(ctx, page=page, users_total=rows.users_total)
+    data["users"] = data["page"]["users"]
+    return _listing_page(request, "users", data, window, seat_why=data["page"]["seat_why"])
 
 
 def report_page(request: Request) -> HTMLResponse:
@@ -224,25 +230,21 @@ def report_page(request: Request) -> HTMLResponse:
     data = _read_live(
         ctx,
         report=lambda s: report(s, ctx.org),
-        ledger=ledger,
+        by_reason=rows.seats_by_reason,
+        seat_lines=_seat_lines,
         months=lambda s: by_month(s, ctx.org),
     )
-    by_reason: dict[tuple[str, str], int] = {}
-    for event in seat_reasons(data["ledger"]).values():
-        if event["delta"] > 0:
-            key = (event["model"], event["reason"])
-            by_reason[key] = by_reason.get(key, 0) + 1
     return _live_page(
         ctx,
         "report",
         data,
         report=data["report"],
-        by_reason=sorted(by_reason.items()),
+        by_reason=data["by_reason"],
         # The same chart as `report --by month --plot`, drawn by the one chart module.
         month_chart=Markup(chart_svg(months_chart(data["months"], ctx.org)))
         if data["months"]
         else "",
-        **_charts(data["report"], data["ledger"]),
+        **_charts(data["report"], data["seat_lines"]),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 
 from typer.testing import CliRunner
 
@@ -111,3 +112,44 @@ def test_json_rows_are_written_as_to_json_writes_them() -> None:
         out = io.StringIO()
         write_json_rows(rows, out)
         assert out.getvalue() == to_json(rows) + "\n"
+
+
+class _Sink(io.StringIO):
+    """A file that notes how many rows its source had given at its first write."""
+
+    def __init__(self, given: list[int]) -> None:
+        super().__init__()
+        self.given, self.at_first_write = given, None
+
+    def write(self, text: str) -> int:
+        if self.at_first_write is None:
+            self.at_first_write = self.given[0]
+        return super().write(text)
+
+
+def _counted(listing: list[dict[str, object]], given: list[int]) -> Iterator[dict[str, object]]:
+    for row in listing:
+        given[0] += 1
+        yield row
+
+
+def test_json_and_csv_rows_are_written_as_they_come() -> None:
+    """An iterator of rows is written in batches while it is read, with the bytes of
+    the whole list: a listing as large as a table is never held whole."""
+    from simulator.cli.render import WRITE_BATCH, to_json, write_csv_rows, write_json_rows
+
+    total = 3 * WRITE_BATCH + 7
+    columns = ["email", "n", "note"]
+    listing = [{"email": f"u{n}@example.test", "n": n, "note": "=1;|\u202e"} for n in range(total)]
+    table = io.StringIO()
+    plain = csv.writer(table, lineterminator="\n")
+    plain.writerows([columns, *([csv_cell(row[c]) for c in columns] for row in listing)])
+    for write, expected in (
+        (write_json_rows, to_json(listing) + "\n"),
+        (lambda rows, file: write_csv_rows(rows, columns, file), table.getvalue()),
+    ):
+        given = [0]
+        sink = _Sink(given)
+        write(_counted(listing, given), sink)
+        assert sink.at_first_write is not None and sink.at_first_write < total
+        assert sink.getvalue() == expected

@@ -137,3 +137,9 @@ def test_chart_geometry() -> None:
     corners = long.points["team"].split()
     assert len(corners) <= 2 * (charts.MAX_STEPS + 2)
     assert corners[-1] == "1000.0,0.0"  # the last event is always drawn
+    # Streamed once with its count (the ledger from the database), the same chart.
+    streamed = iter([{"model": "team", "delta": 1}] * 1000)
+    assert charts.seat_lines(streamed, width=1000, height=10, events=1000) == long
+    assert charts.seat_lines(iter(ledger), width=40, height=20, events=4) == lines
+    empty = charts.seat_lines([], width=40, height=20)  # no ledger yet: a level line
+    assert empty.points["team"] == "0.0,20.0 40.0,20.0 40.0,20.0" and empty.events == 0
