@@ -39,7 +39,7 @@ ERROR_HARD_LIMIT = 20
 # after DATA put back by COST_FACTOR times the message's cost (it gets about
 # 1/(1 + factor) of the listener); no one wait is longer than COST_WAIT_CAP_SECONDS.
 COST_ALLOWANCE_MS = 3
-COST_FACTOR = 99
+COST_FACTOR = 199
 COST_RATIO = 4
 COST_SAMPLES = 5
 COST_ACTIVE_SECONDS = 60.0
