@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -437,15 +438,22 @@ def display_name(address: str) -> str:
 
 def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[bytes, str]:
     """The RFC 5322 bytes of a planned message and its envelope sender ("" is <>)."""
+    headers, body, envelope_from = message_parts(params, org, mail)
+    return message_bytes(headers, body), envelope_from
+
+
+def message_parts(
+    params: TrafficParams, org: Org, mail: PlannedMail
+) -> tuple[list[tuple[str, str]], str, str]:
+    """A planned message's header fields in order, its body, and its envelope sender."""
     rng = random.Random(f"{params.seed}:{mail.index}")  # the words, independent of the plan
     topic = TOPICS[rng.randrange(len(TOPICS))]
-    msg = Message()
-    msg["From"] = f"{display_name(mail.sender)} <{mail.sender}>"
-    msg["To"] = org.intake_addresses[0]
+    headers = [("From", f"{display_name(mail.sender)} <{mail.sender}>")]
+    headers.append(("To", org.intake_addresses[0]))
     if mail.cc:
-        msg["Cc"] = ", ".join(dict.fromkeys(mail.cc))
-    msg["Date"] = format_datetime(datetime.fromtimestamp(mail.at, UTC))
-    msg["Message-ID"] = f"<{message_id(params, mail.index)}>"
+        headers.append(("Cc", ", ".join(dict.fromkeys(mail.cc))))
+    headers.append(("Date", format_datetime(datetime.fromtimestamp(mail.at, UTC))))
+    headers.append(("Message-ID", f"<{message_id(params, mail.index)}>"))
     envelope_from = mail.sender
     subject = f"{topic} (ref {mail.index})"
     signature = display_name(mail.sender)
@@ -454,34 +462,67 @@ def build_message(params: TrafficParams, org: Org, mail: PlannedMail) -> tuple[b
         root_id = f"<{message_id(params, mail.root)}>"
         subject = f"Re: {topic}"
         if mail.kind == "reply":
-            msg["In-Reply-To"] = root_id
-            msg["References"] = root_id
+            headers += [("In-Reply-To", root_id), ("References", root_id)]
         else:
             subject += f" [Issue #{mail.issue}]"
         body = "Any news on this one?\n"
     elif mail.kind == "auto_reply":
-        msg["Auto-Submitted"] = "auto-replied"
+        headers.append(("Auto-Submitted", "auto-replied"))
         subject = f"Automatic reply: {topic}"
         body = "I am out of the office until Monday.\n"
     elif mail.kind == "bounce":
         envelope_from = ""
         subject = "Undelivered Mail Returned to Sender"
-        msg["X-Failed-Recipients"] = f"gone{mail.index}@{mail.sender.partition('@')[2]}"
+        headers.append(("X-Failed-Recipients", f"gone{mail.index}@{mail.sender.partition('@')[2]}"))
         body = "This is the mail system. Your message could not be delivered.\n"
     elif mail.kind == "list":
-        msg["List-Id"] = f"<news.{mail.sender.partition('@')[2]}>"
+        headers.append(("List-Id", f"<news.{mail.sender.partition('@')[2]}>"))
         subject = "Monthly newsletter"
         body = "What is new this month.\n"
     elif mail.kind == "no_reply":
         subject = "Your receipt"
         body = "Do not reply to this message.\n"
-    msg["Subject"] = subject
-    msg["MIME-Version"] = "1.0"
-    msg["Content-Type"] = "text/plain; charset=us-ascii"
-    msg["Content-Transfer-Encoding"] = "7bit"
+    headers += [
+        ("Subject", subject),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=us-ascii"),
+        ("Content-Transfer-Encoding", "7bit"),
+    ]
+    return headers, body, envelope_from
+
+
+# A header line compat32 writes unchanged: printable ASCII, no line break, and short
+# enough not to be folded (its max_line_length, the field name and ": " included).
+_PLAIN_LINE = re.compile(rf"[ -~]{{1,{compat32.max_line_length}}}")
+
+
+def message_bytes(headers: list[tuple[str, str]], body: str) -> bytes:
+    """What `email.message` writes for these fields and this body under compat32 with
+    CRLF line ends, written directly when nothing in them needs the stdlib: every
+    field a short line of printable ASCII, and no body line that compat32 would
+    escape (">From "). Otherwise the stdlib writes it. Composing through
+    `email.message` cost 0.08 ms a message, an eighth of running it through intake
+    (tests/simulation/test_traffic.py holds the two equal)."""
+    lines = [f"{name}: {value}" for name, value in headers]
+    plain = lines and all(_PLAIN_LINE.fullmatch(line) for line in lines)
+    if plain and not _mangled(body):
+        text = "\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")
+        return text.encode("ascii")
+    return composed_bytes(headers, body)
+
+
+def _mangled(body: str) -> bool:
+    return body.startswith("From ") or "\nFrom " in body or "\r" in body or not body.isascii()
+
+
+def composed_bytes(headers: list[tuple[str, str]], body: str) -> bytes:
+    """The same message through `email.message`, for what the direct writing leaves."""
+    msg = Message()
+    for name, value in headers:
+        msg[name] = value
     msg.set_payload(body)
     # compat32 is the stdlib's fast path for plain ASCII headers like these.
-    return msg.as_bytes(policy=CRLF), envelope_from
+    return msg.as_bytes(policy=CRLF)
 
 
 def plan(params: TrafficParams, org: Org) -> TrafficPlan:

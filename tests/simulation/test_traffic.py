@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from simulator.cli.app import app
@@ -18,7 +20,15 @@ from simulator.pipeline.parse import parse_message
 from simulator.reports import rows
 from simulator.service import intake_service
 from simulator.simulation.run import final_report, run_direct, send_smtp
-from simulator.simulation.traffic import TrafficParams, build_message, plan, seat_counts
+from simulator.simulation.traffic import (
+    TrafficParams,
+    build_message,
+    composed_bytes,
+    message_bytes,
+    message_parts,
+    plan,
+    seat_counts,
+)
 from simulator.smtp.server import ListenerOptions
 from simulator.store.db import open_store
 
@@ -171,3 +181,32 @@ def test_simulate_command_same_json_both_ways() -> None:
     assert without_as_of(first) == without_as_of(second)
     assert first["deliveries"]["accepted"] == 80
     assert "messages/s" in direct.stderr
+
+
+@pytest.mark.org("ccdesk.toml")
+def test_simulated_mail_is_written_as_email_message_writes_it(org: Org) -> None:
+    """The bytes written directly are the stdlib's, for every kind of planned mail."""
+    for seed in range(3):
+        params = TrafficParams(emails=1500, seed=seed)
+        for mail in plan(params, org):
+            headers, body, _ = message_parts(params, org, mail)
+            assert message_bytes(headers, body) == composed_bytes(headers, body), mail
+
+
+FIELD_VALUES = st.text(st.characters(blacklist_characters="\r\n", max_codepoint=0x2FF), max_size=90)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["From", "Cc", "Subject", "X-Long-Field"]), FIELD_VALUES)),
+    st.text(st.characters(max_codepoint=0x2FF, blacklist_characters="\r"), max_size=200),
+)
+def test_any_fields_are_written_as_email_message_writes_them(
+    headers: list[tuple[str, str]], body: str
+) -> None:
+    """Long, non-ASCII or empty fields and bodies with "From " lines go to the stdlib."""
+    try:
+        expected = composed_bytes(headers, body)
+    except (UnicodeError, ValueError):
+        assume(False)  # what the stdlib cannot write is no simulated mail
+    assert message_bytes(headers, body) == expected
