@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from simulator.domain import Submission
-from simulator.org import Org, load_org, sample_org_path
-from simulator.pipeline.batch import prepare, write_batch
+from simulator.org import Org
+from simulator.pipeline.batch import write_batch
 from simulator.pipeline.intake import DeliveryResult
 from simulator.reports import summary
 from simulator.store.db import Store
 from simulator.store.models import BouncedRecipient, OutboxMessage
+from tests.support.databases import prepared_sqlite
 from tests.support.mail import compose
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -29,16 +30,8 @@ LEE = "lee@customer.example"
 
 
 @pytest.fixture
-def org() -> Org:
-    return load_org(sample_org_path())
-
-
-@pytest.fixture
 def store(tmp_path: Path, org: Org) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'intake.db'}")
-    prepare(store, org, AT)
-    yield store
-    store.dispose()
+    yield from prepared_sqlite(tmp_path, org, AT)
 
 
 def deliver(store: Store, org: Org, raw: bytes, envelope: str, minutes: int) -> DeliveryResult:

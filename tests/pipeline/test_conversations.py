@@ -18,13 +18,14 @@ from sqlalchemy import func, select
 
 from simulator.domain import Submission
 from simulator.org import Org, load_org
-from simulator.pipeline.batch import prepare, write_batch
+from simulator.pipeline.batch import write_batch
 from simulator.pipeline.conversations import Thread, find_thread, known_message, reply_candidates
 from simulator.pipeline.intake import DeliveryResult
 from simulator.pipeline.parse import InboundMail, parse_message
 from simulator.pipeline.signing import MessageIdSigner
 from simulator.store.db import Store
 from simulator.store.models import Issue
+from tests.support.databases import prepared_sqlite
 from tests.support.mail import compose
 from tests.support.samples import org_file
 
@@ -41,10 +42,7 @@ def org() -> Org:
 
 @pytest.fixture
 def store(tmp_path: Path, org: Org) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'intake.db'}")
-    prepare(store, org, AT)
-    yield store
-    store.dispose()
+    yield from prepared_sqlite(tmp_path, org, AT)
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import event
 
 from simulator.domain import Submission
-from simulator.org import Org, load_org, sample_org_path
-from simulator.pipeline.batch import prepare, process_batch
+from simulator.org import Org
+from simulator.pipeline.batch import process_batch
 from simulator.pipeline.parse import DEFAULT_MIME_LIMITS
 from simulator.store.db import Store
+from tests.support.databases import prepared_sqlite
 from tests.support.mail import compose
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -25,16 +26,8 @@ DESK = "support@acme.example"
 
 
 @pytest.fixture
-def org() -> Org:
-    return load_org(sample_org_path())
-
-
-@pytest.fixture
 def store(tmp_path: Path, org: Org) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'intake.db'}")
-    prepare(store, org, AT)
-    yield store
-    store.dispose()
+    yield from prepared_sqlite(tmp_path, org, AT)
 
 
 def statements_per_delivery(store: Store, org: Org, batch: list[Submission]) -> list[int]:

@@ -6,11 +6,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
+
+from simulator.org import Org
+from simulator.pipeline.batch import prepare
+from simulator.store.db import Store
 
 PG_ENV = "INTAKE_SIM_TEST_PG"
 PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://... to run the PostgreSQL suite"
@@ -51,3 +56,11 @@ def fresh_database(backend: str, folder: Path) -> Iterator[str]:
 
 def backend_of(url: str) -> str:
     return make_url(url).get_backend_name()
+
+
+def prepared_sqlite(folder: Path, org: Org, at: datetime) -> Iterator[Store]:
+    """A fixture's body: a new SQLite store in `folder`, prepared for `org` at `at`."""
+    store = Store(f"sqlite:///{folder / 'intake.db'}")
+    prepare(store, org, at)
+    yield store
+    store.dispose()
