@@ -127,10 +127,16 @@ class Spool(Protocol):
     def dispose(self) -> None: ...
 
 
-SPOOL_INSERT = (
-    "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw, peer) "
-    "VALUES ({0}, {0}, {0}, {0}, {0}, {0})"
-)
+# The columns `_values` fills, in its order.
+SPOOL_COLUMNS = ("received_at", "envelope_from", "recipients", "channel", "raw", "peer")
+
+
+def spool_insert(placeholder: str, more: tuple[str, ...] = ()) -> str:
+    """The INSERT of one spool row in the driver's `placeholder` style: SPOOL_COLUMNS,
+    then `more` (what a backend adds after them)."""
+    columns = SPOOL_COLUMNS + more
+    marks = ", ".join([placeholder] * len(columns))
+    return f"INSERT INTO spool ({', '.join(columns)}) VALUES ({marks})"
 
 
 class DriverAppender:

@@ -38,6 +38,7 @@ from simulator.delivery.spool import (
     _spooled,
     _utc,
     _values,
+    spool_insert,
 )
 from simulator.delivery.writer import DEFAULT_MAX_BATCH
 from simulator.domain import Submission
@@ -291,12 +292,8 @@ class LoopAppender:
             await connection.close()
 
 
-# SPOOL_INSERT's columns (spool._row's, in its order), then what orders the row.
-PG_APPEND = (
-    "INSERT INTO spool (received_at, envelope_from, recipients, channel, raw, peer, "
-    "partition_key, message_id, answers) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
-)
+# The spool's own columns, then what orders the row (TableSpool._ordering's, in order).
+PG_APPEND = spool_insert("%s", ("partition_key", "message_id", "answers")) + " RETURNING id"
 # Partitions other sessions of this database hold now (a two-key lock's second key is
 # its objid); a lock taken or let go a moment later is found by the try itself.
 HELD_PARTITIONS = text(

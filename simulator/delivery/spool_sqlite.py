@@ -32,13 +32,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from simulator.delivery.spool import (
-    SPOOL_INSERT,
     DriverAppender,
     SpoolBusy,
     SpoolReceipt,
     _spooled,
     _utc,
     _values,
+    spool_insert,
 )
 from simulator.delivery.writer import DEFAULT_MAX_BATCH
 from simulator.domain import Submission
@@ -255,7 +255,7 @@ def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
     around every statement it runs, and on the listener each retake waits for the
     event loop, so one statement per batch instead of one per message (plus BEGIN
     and COMMIT) is what makes it cheap."""
-    rows = SPOOL_INSERT.format("?").partition("VALUES ")
+    rows = spool_insert("?").partition("VALUES ")
     statement = rows[0] + rows[1] + ", ".join([rows[2]] * len(items))
     values = [
         value for item in items for value in _values(item, _utc(item).strftime(SQLITE_DATETIME))
