@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import islice
 
 from simulator.domain import Reason
 from simulator.pipeline.parse import InboundMail
@@ -36,9 +37,8 @@ BOUNCE_FROM = re.compile(
 )
 # What plain-text bounces say: DSN fields written into the body, and the fixed
 # sentences of the MTAs that send no delivery-status part.
-DSN_FIELDS = re.compile(
-    r"^\s*(final-recipient|diagnostic-code|reporting-mta|remote-mta)\s*:", re.I | re.M
-)
+DSN_FIELD_NAMES = ("final-recipient", "diagnostic-code", "reporting-mta", "remote-mta")
+DSN_FIELDS = re.compile(rf"^\s*({'|'.join(map(re.escape, DSN_FIELD_NAMES))})\s*:", re.I | re.M)
 # Amazon SES relays bounces as an SNS notification: JSON in a text/plain body.
 SES_BOUNCE = re.compile(r'"notificationType"\s*:\s*"Bounce"')
 DSN_PHRASES = re.compile(
@@ -132,9 +132,20 @@ _SEPARATORS = str.maketrans("", "", "-_.")
 def _reads_as_dsn(mail: InboundMail) -> bool:
     """A plain-text bounce: DSN fields in the body, or an MTA's wording under a bounce
     subject (a person's mail may say "mailbox full"; it rarely has both)."""
-    if len(DSN_FIELDS.findall(mail.text)) >= 2 or SES_BOUNCE.search(mail.text):
+    if _has_dsn_fields(mail.text) or SES_BOUNCE.search(mail.text):
         return True
     return bool(DSN_SUBJECT.search(mail.subject) and DSN_PHRASES.search(mail.text))
+
+
+def _has_dsn_fields(text: str) -> bool:
+    """Two DSN field lines or more. Most bodies name no DSN field at all, which an ASCII
+    text shows by its lower-cased words (under re.I, four non-ASCII letters also match
+    ASCII ones, so other text is left to the pattern); the count stops at two."""
+    if text.isascii():
+        lowered = text.lower()
+        if not any(name in lowered for name in DSN_FIELD_NAMES):
+            return False
+    return len(list(islice(DSN_FIELDS.finditer(text), 2))) == 2
 
 
 def is_auto_reply(mail: InboundMail) -> bool:

@@ -29,7 +29,7 @@ from types import MappingProxyType
 
 from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
 from simulator.domain import Reason
-from simulator.pipeline.mimeshape import over_limits
+from simulator.pipeline.mimeshape import Head, over_limits, plain_head
 
 NO_HEADERS = Reason.NO_HEADERS
 NO_SENDER = Reason.NO_SENDER
@@ -154,10 +154,32 @@ def parse_message(
 ) -> InboundMail:
     """Parse one delivery; never raises, reports trouble in `problem`."""
     try:
+        head = plain_head(raw)
+    except Exception:  # the contract is "never raises": the general reading then decides
+        head = None
+    return _parse_message(raw, envelope_from, limits, head)
+
+
+def general_parse(
+    raw: bytes, envelope_from: str | None, limits: MimeLimits = DEFAULT_MIME_LIMITS
+) -> InboundMail:
+    """`parse_message` without the reading of a plain header section: every message
+    through the stdlib parser (tests hold the two equal)."""
+    return _parse_message(raw, envelope_from, limits, None)
+
+
+def _parse_message(
+    raw: bytes, envelope_from: str | None, limits: MimeLimits, head: Head | None
+) -> InboundMail:
+    try:
         # Past a MIME limit, the tree is never built: it would cost far more than the bytes.
-        problem = over_limits(raw, limits.max_depth, limits.max_parts, limits.max_part_headers)
+        problem = over_limits(
+            raw, limits.max_depth, limits.max_parts, limits.max_part_headers, head
+        )
         if problem is None:
-            return _read(raw, envelope_from, headers_only=False, problem=None, limits=limits)
+            return _read(
+                raw, envelope_from, headers_only=False, problem=None, limits=limits, head=head
+            )
     except RecursionError:
         # The stdlib parser recurses once per nesting level; very deep MIME ends here.
         problem = TOO_DEEP
@@ -295,6 +317,26 @@ def _parse(raw: bytes, headers_only: bool) -> Message:
     return msg
 
 
+def _single_part(raw: bytes, head: Head) -> Message | None:
+    """The message `_parse` gives for raw mail whose header section is plain, built
+    from that section's fields as the parser builds them; None for a multipart or a
+    message/* (the parser reads their bodies as parts).
+
+    A plain section is read by the parser field by field, nothing else in it (no
+    defect, no line taken for body), and its empty line ends it: the fields are
+    the policy's reading of their lines, and the rest of the bytes are the payload
+    (tests/pipeline/test_parse_fast.py holds it equal to the stdlib's parse).
+    """
+    msg = Message(policy=_POLICY)
+    line_end = head.line_end
+    for lines in head.fields:
+        msg.set_raw(*_POLICY.header_source_parse([line + line_end for line in lines]))
+    if _types(msg)[0].split("/")[0] in ("multipart", "message"):  # get_content_maintype
+        return None
+    msg.set_payload(raw[head.block.end :].decode("ascii", "surrogateescape"))
+    return msg
+
+
 def _read(
     raw: bytes,
     envelope_from: str | None,
@@ -302,8 +344,12 @@ def _read(
     headers_only: bool,
     problem: str | None,
     limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    head: Head | None = None,
 ) -> InboundMail:
-    msg = _parse(repair_folding(raw), headers_only)
+    # A plain header section has no line to re-fold: repair_folding would give raw back.
+    msg = _single_part(raw, head) if head is not None else None
+    if msg is None:
+        msg = _parse(raw if head is not None else repair_folding(raw), headers_only)
     fields = _header_fields(msg)
     if headers_only:
         body = _Body("", (), frozenset({_content_type(msg)}), False, False)
@@ -333,11 +379,9 @@ def _read(
         in_reply_to=_message_ids(fields.get("in-reply-to", ())),
         references=_message_ids(fields.get("references", ())),
         date=_date(_first(fields.get("date", ()), "")),
+        # The values are clean already (_header_text), and _decode_words cleans what it decodes.
         headers=MappingProxyType(
-            {
-                name: tuple(_clean(_decode_words(v)) for v in values)
-                for name, values in fields.items()
-            }
+            {name: tuple(map(_decode_words, values)) for name, values in fields.items()}
         ),
         content_types=body.content_types,
         problem=next((p for p in PROBLEMS if p in found), None),
@@ -447,6 +491,10 @@ def _raw_pairs(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
     holds more than `PAIRS_CACHED * PAIRS_TEXT_MAX` characters.
     """
     text = tuple(values)
+    if len(text) == 1:
+        plain = _plain_pair(text[0])
+        if plain is not None:
+            return plain
     if sum(len(v) for v in text) <= PAIRS_TEXT_MAX:
         return _cached_pairs(text)
     return _split_addresses(text)
@@ -454,6 +502,20 @@ def _raw_pairs(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
 
 PAIRS_CACHED = 4096
 PAIRS_TEXT_MAX = 1000
+# One address in its plainest forms, `a@b.c`, `<a@b.c>` or `Some Name <a@b.c>`: ASCII
+# atoms, single dots and single spaces, no quotes, comments or groups. The stdlib splits
+# such a value into exactly the name and the address as written (a property test holds
+# _plain_pair to getaddresses); anything else is left to getaddresses.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_PLAIN_ADDRESS = re.compile(
+    rf"(?:((?:{_DOT_ATOM} )*{_DOT_ATOM}) ?<|(<))?({_DOT_ATOM}@{_DOT_ATOM})(?(1)>|(?(2)>))"
+)
+
+
+def _plain_pair(value: str) -> tuple[tuple[str, str]] | None:
+    found = _PLAIN_ADDRESS.fullmatch(value)
+    return ((found.group(1) or "", found.group(3)),) if found else None
 
 
 @lru_cache(maxsize=PAIRS_CACHED)
@@ -696,6 +758,8 @@ def _fold(text: str) -> str:
 def _clean(text: str) -> str:
     """No NULs and no lone surrogates, so every string stores as valid UTF-8."""
     text = text.replace("\x00", "")
+    if text.isascii():  # constant time, and ASCII always encodes
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -854,8 +918,15 @@ def _is_attachment(part: _Part) -> bool:
 
 
 def _marked_attachment(part: _Part) -> bool:
+    if not _may_name_a_file(part.message):
+        return False  # no Content-Disposition at all, nor a filename
     disposition = part.message.get_content_disposition()
     return disposition == "attachment" or bool(_filename(part.message))
+
+
+def _may_name_a_file(msg: Message) -> bool:
+    # Neither a Content-Disposition nor a name parameter: what get_filename finds too.
+    return "content-disposition" in msg or "name" in str(msg.get("content-type", "")).lower()
 
 
 def _attachment(part: _Part) -> Attachment:
@@ -867,26 +938,70 @@ def _attachment(part: _Part) -> Attachment:
 
 
 def _content_type(msg: Message) -> str:
+    return _types(msg)[1]
+
+
+def _types(msg: Message) -> tuple[str, str]:
+    """The content type as the stdlib reads it, and as we report it."""
+    value = msg.get("content-type")
+    if isinstance(value, str) and len(value) <= FIELD_TEXT_MAX:
+        return _declared_type(value)
+    return _read_types(msg)
+
+
+def _read_types(msg: Message) -> tuple[str, str]:
     # The stdlib lower-cases it but leaves any raw 8-bit bytes as surrogates.
-    return _header_text(msg.get_content_type()).lower()
-
-
-def _filename(msg: Message) -> str:
-    if "content-disposition" not in msg and "name" not in str(msg.get("content-type", "")).lower():
-        return ""  # neither a filename nor a name parameter: what get_filename finds too
-    try:
-        name = msg.get_filename() or ""
-    except (LookupError, ValueError):  # an RFC 2231 charset the codec machinery rejects
-        return ""
-    return _fold(_decode_words(_header_text(str(name))))
+    kind = msg.get_content_type()
+    return kind, _header_text(kind).lower()
 
 
 def _charset(msg: Message) -> str | None:
+    value = msg.get("content-type")
+    if isinstance(value, str) and len(value) <= FIELD_TEXT_MAX:
+        return _declared_charset(value)
+    return _message_charset(msg)
+
+
+# A part's type and charset are read from its first Content-Type field alone, and the
+# same few fields ("text/plain; charset=utf-8") come back in mail after mail: short ones
+# are read once, on a message holding that field only. At most FIELDS_CACHED of them
+# are kept, each of at most FIELD_TEXT_MAX characters.
+FIELDS_CACHED = 1024
+FIELD_TEXT_MAX = 1000
+
+
+def _field_alone(name: str, value: str) -> Message:
+    msg = Message(policy=_POLICY)
+    msg.set_raw(name, value)
+    return msg
+
+
+@lru_cache(maxsize=FIELDS_CACHED)
+def _declared_type(value: str) -> tuple[str, str]:
+    return _read_types(_field_alone("Content-Type", value))
+
+
+@lru_cache(maxsize=FIELDS_CACHED)
+def _declared_charset(value: str) -> str | None:
+    return _message_charset(_field_alone("Content-Type", value))
+
+
+def _message_charset(msg: Message) -> str | None:
     try:
         charset = msg.get_content_charset()
     except (LookupError, ValueError):  # an RFC 2231 charset name holding a NUL, for one
         return None
     return charset if isinstance(charset, str) else None
+
+
+def _filename(msg: Message) -> str:
+    if not _may_name_a_file(msg):
+        return ""
+    try:
+        name = msg.get_filename() or ""
+    except (LookupError, ValueError):  # an RFC 2231 charset the codec machinery rejects
+        return ""
+    return _fold(_decode_words(_header_text(str(name))))
 
 
 def _payload(msg: Message) -> bytes:

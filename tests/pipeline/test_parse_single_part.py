@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.pipeline import parse
-from simulator.pipeline.parse import _POLICY, _parse, parse_message
+from simulator.pipeline.parse import _POLICY, _parse, general_parse
+from tests.support.mail import shape
 
 LINE_ENDS = st.sampled_from([b"\r\n", b"\n", b"\r", b""])
 HEADER_LINES = st.sampled_from(
@@ -47,20 +48,6 @@ def full_parse(raw: bytes) -> Message:
     return BytesParser(policy=_POLICY).parsebytes(raw)
 
 
-def shape(msg: Message) -> object:
-    """Everything of a parsed message that can differ: headers, payload, defects, parts."""
-    payload = msg._payload  # type: ignore[attr-defined]  # as parsed, nothing decoded
-    inner = [shape(part) for part in payload] if isinstance(payload, list) else payload
-    return (
-        msg.items(),
-        inner,
-        [type(defect) for defect in msg.defects],
-        msg.preamble,
-        msg.epilogue,
-        msg.get_content_type(),
-    )
-
-
 @settings(max_examples=600, deadline=None)
 @given(messages())
 def test_the_single_part_parse_is_the_full_parse(raw: bytes) -> None:
@@ -70,13 +57,13 @@ def test_the_single_part_parse_is_the_full_parse(raw: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(messages(), st.sampled_from([None, "bounce@relay.example"]))
 def test_intake_reads_the_same_either_way(raw: bytes, envelope_from: str | None) -> None:
-    fast = parse_message(raw, envelope_from)
+    fast = general_parse(raw, envelope_from)
     original = parse._parse
     parse._parse = lambda data, headers_only: BytesParser(policy=_POLICY).parsebytes(  # type: ignore[assignment]
         data, headersonly=headers_only
     )
     try:
-        slow = parse_message(raw, envelope_from)
+        slow = general_parse(raw, envelope_from)
     finally:
         parse._parse = original
     assert fast == slow

@@ -1,6 +1,9 @@
-"""Messages built for tests: a small RFC 5322 message, and MIME nested deep."""
+"""Messages built for tests: a small RFC 5322 message, and MIME nested deep; and the
+shape of a parsed message, to hold two parses equal."""
 
 from __future__ import annotations
+
+from email.message import Message
 
 
 def compose(
@@ -37,3 +40,17 @@ def deep_multipart(depth: int) -> bytes:
     for level in reversed(range(depth)):
         parts.append(f"--b{level}--\r\n".encode())
     return b"".join(parts)
+
+
+def shape(msg: Message) -> object:
+    """Everything of a parsed message that can differ: headers, payload, defects, parts."""
+    payload = msg._payload  # type: ignore[attr-defined]  # as parsed, nothing decoded
+    inner = [shape(part) for part in payload] if isinstance(payload, list) else payload
+    return (
+        msg.items(),
+        inner,
+        [type(defect) for defect in msg.defects],
+        msg.preamble,
+        msg.epilogue,
+        msg.get_content_type(),
+    )
