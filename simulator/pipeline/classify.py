@@ -38,6 +38,9 @@ BOUNCE_FROM = re.compile(
 # What plain-text bounces say: DSN fields written into the body, and the fixed
 # sentences of the MTAs that send no delivery-status part.
 DSN_FIELD_NAMES = ("final-recipient", "diagnostic-code", "reporting-mta", "remote-mta")
+# A character every DSN field name has, and that no case folding makes: a text without
+# it names no DSN field.
+DSN_NAME_MARK = "-"
 DSN_FIELDS = re.compile(rf"^\s*({'|'.join(map(re.escape, DSN_FIELD_NAMES))})\s*:", re.I | re.M)
 # Amazon SES relays bounces as an SNS notification: JSON in a text/plain body.
 SES_BOUNCE = re.compile(r'"notificationType"\s*:\s*"Bounce"')
@@ -138,9 +141,12 @@ def _reads_as_dsn(mail: InboundMail) -> bool:
 
 
 def _has_dsn_fields(text: str) -> bool:
-    """Two DSN field lines or more. Most bodies name no DSN field at all, which an ASCII
-    text shows by its lower-cased words (under re.I, four non-ASCII letters also match
-    ASCII ones, so other text is left to the pattern); the count stops at two."""
+    """Two DSN field lines or more. Most bodies name no DSN field at all: every name has
+    a hyphen, which no case folding makes, and an ASCII text shows the names by its
+    lower-cased words (under re.I, four non-ASCII letters also match ASCII ones, so
+    other text is left to the pattern). The count stops at two."""
+    if DSN_NAME_MARK not in text:
+        return False
     if text.isascii():
         lowered = text.lower()
         if not any(name in lowered for name in DSN_FIELD_NAMES):
@@ -180,18 +186,22 @@ def is_no_reply(mail: InboundMail) -> bool:
     return _local_part(mail.sender) in NO_REPLY_LOCAL_PARTS
 
 
+Check = Callable[[InboundMail, str | None, str], bool]
+# In order; built once rather than as closures on every call.
+NOISE_CHECKS: tuple[tuple[str, Check], ...] = (
+    (Reason.LOOP, lambda mail, envelope_from, our_domain: is_loop(mail, our_domain)),
+    (Reason.COMPLAINT, lambda mail, envelope_from, our_domain: is_complaint(mail)),
+    (Reason.BOUNCE, lambda mail, envelope_from, our_domain: _reports_failure(mail, envelope_from)),
+    (Reason.AUTO_REPLY, lambda mail, envelope_from, our_domain: is_auto_reply(mail)),
+    (Reason.BOUNCE, lambda mail, envelope_from, our_domain: _null_sender(envelope_from)),
+    (Reason.LIST, lambda mail, envelope_from, our_domain: is_list_mail(mail)),
+    (Reason.NO_REPLY, lambda mail, envelope_from, our_domain: is_no_reply(mail)),
+)
+
+
 def noise_reason(mail: InboundMail, envelope_from: str | None, our_domain: str) -> str | None:
     """The reason this mail is noise, or None when a person wrote it."""
-    checks: tuple[tuple[str, Callable[[], bool]], ...] = (
-        (Reason.LOOP, lambda: is_loop(mail, our_domain)),
-        (Reason.COMPLAINT, lambda: is_complaint(mail)),
-        (Reason.BOUNCE, lambda: _reports_failure(mail, envelope_from)),
-        (Reason.AUTO_REPLY, lambda: is_auto_reply(mail)),
-        (Reason.BOUNCE, lambda: _null_sender(envelope_from)),
-        (Reason.LIST, lambda: is_list_mail(mail)),
-        (Reason.NO_REPLY, lambda: is_no_reply(mail)),
-    )
-    for reason, check in checks:
-        if check():
+    for reason, check in NOISE_CHECKS:
+        if check(mail, envelope_from, our_domain):
             return reason
     return None

@@ -243,6 +243,23 @@ def normalise_address(value: str) -> str | None:
     """Trimmed, unbracketed, lower-cased address with an IDNA domain; None if implausible."""
     if not isinstance(value, str):
         return None
+    # The intake address comes in every message's To, a sender in each of theirs: short
+    # values are remembered (at most ADDRESSES_CACHED, each of ADDRESS_TEXT_MAX at most).
+    if len(value) <= ADDRESS_TEXT_MAX:
+        return _cached_address(value)
+    return _normalised(value)
+
+
+ADDRESSES_CACHED = 4096
+ADDRESS_TEXT_MAX = 320
+
+
+@lru_cache(maxsize=ADDRESSES_CACHED)
+def _cached_address(value: str) -> str | None:
+    return _normalised(value)
+
+
+def _normalised(value: str) -> str | None:
     address = value.strip().strip("<>").strip()
     local, _, domain = address.partition("@")
     if address.count("@") != 1 or not local or not domain or _NOT_IN_ADDRESS.search(address):
@@ -330,7 +347,9 @@ def _single_part(raw: bytes, head: Head) -> Message | None:
     msg = Message(policy=_POLICY)
     line_end = head.line_end
     for lines in head.fields:
-        msg.set_raw(*_POLICY.header_source_parse([line + line_end for line in lines]))
+        # The last line's end is stripped from the value: it may as well not be given.
+        source = [*(line + line_end for line in lines[:-1]), lines[-1]]
+        msg.set_raw(*_POLICY.header_source_parse(source))
     if _types(msg)[0].split("/")[0] in ("multipart", "message"):  # get_content_maintype
         return None
     msg.set_payload(raw[head.block.end :].decode("ascii", "surrogateescape"))
