@@ -324,3 +324,36 @@ def test_the_remembered_content_type_is_the_messages_own(value: str) -> None:
     assert _types(msg) == _read_types(msg)
     assert _charset(msg) == _message_charset(msg)
     assert parse._content_type(msg) == _read_types(msg)[1]
+
+
+def usually(plain: list[str], other: list[str]) -> st.SearchStrategy[str]:
+    """One of `plain` four times in five, else one of `other`."""
+    return st.sampled_from(plain * (4 * len(other)) + other * len(plain))
+
+
+@st.composite
+def dates(draw: st.DrawFn) -> str:
+    """Dates in the plain form with numbers in and out of range, and a few other forms."""
+    weekday = draw(usually(["Sat, ", ""], ["Sat ", "Xyz, ", "Sat,"]))
+    day = draw(usually(["1", "07", "28", "31", "0", "32"], ["123", "x"]))
+    month = draw(usually(["Nov", "Feb", "Dec"], ["nov", "November", "Foo"]))
+    year = draw(usually(["2026", "1000", "9999", "1969"], ["0099", "99", "10000"]))
+    clock = draw(usually(["10:00:00", "23:59:59", "24:00:00", "10:60:00", "10:00:60"], ["10:00"]))
+    zone = draw(
+        usually(
+            ["+0000", "-0000", "+0200", "-0530", "+2359", "+2400", "-0099"], ["GMT", "+000", ""]
+        )
+    )
+    gap = draw(usually([" "], ["  ", ""]))
+    return f"{weekday}{day} {month} {year} {clock}{gap}{zone}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(dates())
+@example("Sat, 28 Nov 2026 10:00:00 +0000")
+@example("Sat, 28 Nov 2026 10:00:00 -0000")
+@example("Sat, 28 Nov 0099 10:00:00 +0000")
+@example("Fri, 31 Dec 9999 23:59:59 -2359")
+@example("Mon, 31 Feb 2024 24:00:60 +2400")
+def test_a_plain_date_reads_as_the_stdlib_reads_it(value: str) -> None:
+    assert parse._date(value) == parse._general_date(value)
