@@ -12,10 +12,10 @@ It only has to be right in one direction: when it says "over", the tree would be
 over too. Whatever it cannot follow (a boundary it does not find, say) is left
 to the parser and to the count on the tree that follows.
 
-`plain_head` reads the message's own header section once, for both: when it is
-plain (every line a field or the continuation of one, one kind of line end, up to
-an empty line), over_limits takes its first block from it, and the parser builds
-the message's header fields from the same lines.
+`plain_head` reads the message's own header section once for both this count and
+the parser: when the section is plain (every line a field or the continuation of
+one, one kind of line end, up to an empty line), over_limits takes its first block
+from it, and parse builds the message's header fields from the same lines.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from types import MappingProxyType
 
 from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
 from simulator.domain import Reason
-from simulator.pipeline.mimeshape import Head, over_limits, plain_head
+from simulator.pipeline.mimeshape import Head, head_end, over_limits, plain_head
 
 NO_HEADERS = Reason.NO_HEADERS
 NO_SENDER = Reason.NO_SENDER
@@ -194,13 +194,13 @@ def _parse_message(
 
 
 _DATE_FIELD = re.compile(rb"^date:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _RECEIVED_FIELD = re.compile(rb"^received:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 
 
 def _head(raw: bytes) -> bytes:
     """The header section of raw mail, without the blank line that ends it."""
-    return _HEADER_END.split(raw, maxsplit=1)[0]
+    end = head_end(raw)
+    return raw if end is None else raw[: end[0]]
 
 
 def date_header(raw: bytes) -> datetime | None:
@@ -213,8 +213,7 @@ def date_header(raw: bytes) -> datetime | None:
 def delivered_time(raw: bytes) -> datetime | None:
     """When the mailbox got a message: the date of its topmost Received header (the
     last hop's), else its Date header; None when neither reads as a time."""
-    head = _HEADER_END.split(raw, maxsplit=1)[0]
-    found = _RECEIVED_FIELD.search(head)
+    found = _RECEIVED_FIELD.search(_head(raw))
     if found and b";" in found.group(1):
         stamp = found.group(1).rsplit(b";", 1)[1]
         dated = _date(re.sub(rb"\s+", b" ", stamp).decode("ascii", "replace").strip())
@@ -322,13 +321,13 @@ def _parse(raw: bytes, headers_only: bool) -> Message:
     the parser's payload already begins there.
     """
     parser = BytesParser(policy=_POLICY)
-    end = None if headers_only else _HEADER_END.search(raw)
+    end = None if headers_only else head_end(raw)
     if end is None:
         return parser.parsebytes(raw, headersonly=headers_only)
-    msg = parser.parsebytes(raw[: end.end()])
+    msg = parser.parsebytes(raw[: end[1]])
     if msg.get_content_maintype() in ("multipart", "message"):
         return parser.parsebytes(raw)
-    rest = raw[end.end() :].decode("ascii", "surrogateescape")
+    rest = raw[end[1] :].decode("ascii", "surrogateescape")
     # The payload as the parser left it: get_payload() would decode its stray bytes.
     msg.set_payload(msg._payload + rest)  # type: ignore[attr-defined]
     return msg
@@ -561,8 +560,8 @@ def repair_folding(raw: bytes) -> bytes:
     stray line is it taken for a continuation; a stray line before the first
     header (a forwarder's banner) is dropped.
     """
-    end = _HEADER_END.search(raw)
-    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    end = head_end(raw)
+    head, rest = (raw[: end[0]], raw[end[0] :]) if end else (raw, b"")
     lines = head.split(b"\n")
     stray = [i for i, line in enumerate(lines) if not _is_header_line(line)]
     if not stray or not any(_HEADER_LINE.match(line) for line in lines[stray[0] + 1 :]):
