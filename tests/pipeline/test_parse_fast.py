@@ -12,6 +12,7 @@ import email.utils
 import re
 from email.message import Message
 from email.parser import BytesParser
+from pathlib import Path
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -357,3 +358,33 @@ def dates(draw: st.DrawFn) -> str:
 @example("Mon, 31 Feb 2024 24:00:60 +2400")
 def test_a_plain_date_reads_as_the_stdlib_reads_it(value: str) -> None:
     assert parse._date(value) == parse._general_date(value)
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "emails"
+CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+
+
+def real_mail() -> list[Path]:
+    """The sample emails, and the real-world corpora beside the repository when present."""
+    found = sorted(SAMPLES.glob("*.eml"))
+    if CORPORA.is_dir():
+        found += sorted(CORPORA.rglob("*.eml")) + sorted(CORPORA.rglob("*.box"))
+    return found
+
+
+def test_real_mail_reads_as_the_general_parse_reads_it() -> None:
+    """Every sample and corpus message: the same InboundMail and noise reason either way."""
+    paths = real_mail()
+    quick = 0
+    for path in paths:
+        raw = path.read_bytes()
+        for envelope_from in (None, "<>"):
+            fast = parse_message(raw, envelope_from)
+            general = general_parse(raw, envelope_from)
+            assert fast == general, path
+            assert classify.noise_reason(fast, envelope_from, "acme.example") == (
+                classify.noise_reason(general, envelope_from, "acme.example")
+            ), path
+        head = mimeshape.plain_head(raw)
+        quick += head is not None and _single_part(raw, head) is not None
+    assert quick > len(paths) // 10  # the quick reading is taken, not only its fallback
