@@ -973,7 +973,7 @@ def _marked_attachment(part: _Part) -> bool:
 
 
 def _may_name_a_file(msg: Message) -> bool:
-    # Neither a Content-Disposition nor a name parameter: what get_filename finds too.
+    # With neither a Content-Disposition nor a name parameter, get_filename finds no name.
     return "content-disposition" in msg or "name" in str(msg.get("content-type", "")).lower()
 
 
