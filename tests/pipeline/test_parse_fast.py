@@ -9,6 +9,7 @@ intake's whole reading (the InboundMail and its noise reason) to `general_parse`
 from __future__ import annotations
 
 import email.utils
+import random
 import re
 from email.message import Message
 from email.parser import BytesParser
@@ -31,6 +32,7 @@ from simulator.pipeline.parse import (
     parse_message,
     repair_folding,
 )
+from simulator.reliability.fuzzmail import MailFuzzer
 from tests.support.mail import shape
 
 LINE_ENDS = st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\n", b"\r", b""])
@@ -388,3 +390,13 @@ def test_real_mail_reads_as_the_general_parse_reads_it() -> None:
         head = mimeshape.plain_head(raw)
         quick += head is not None and _single_part(raw, head) is not None
     assert quick > len(paths) // 10  # the quick reading is taken, not only its fallback
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_fuzzed_mail_reads_as_the_general_parse_reads_it(rng: random.Random) -> None:
+    """The listener fuzzer's hostile MIME (damaged, nested, 8-bit, mixed line ends)."""
+    fuzzer = MailFuzzer(rng)
+    for _ in range(10):
+        raw = fuzzer.message()
+        assert parse_message(raw, "x@customer.example") == general_parse(raw, "x@customer.example")
