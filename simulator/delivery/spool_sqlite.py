@@ -62,6 +62,11 @@ PRUNE_SECONDS = 1.0
 # fsync included. The listener checkpoints only past this many pages (about 40 MiB),
 # so the WAL stays bounded when no processor runs.
 APPENDER_CHECKPOINT_PAGES = 10_000
+# SQLite as Debian builds it zeroes every page a DELETE frees, and in WAL mode that is a
+# page written to the WAL for each: two thirds of the cost of the listener's prune, 9 us
+# a message. FAST zeroes only what costs no extra write. The pruned rows' bytes are kept
+# in the main database's deliveries anyway (every delivery keeps its raw bytes).
+APPENDER_SECURE_DELETE = "FAST"
 
 
 FILE_METADATA = MetaData()
@@ -251,9 +256,13 @@ def sqlite_datetime(naive_utc: datetime) -> str:
 
 
 def _checkpoint_late(store: Store) -> None:
+    """The appending connections' settings: the late checkpoint, and deletes that do not
+    write every freed page (see APPENDER_SECURE_DELETE)."""
+
     @event.listens_for(store.engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA wal_autocheckpoint = {APPENDER_CHECKPOINT_PAGES}")
+        dbapi_connection.execute(f"PRAGMA secure_delete = {APPENDER_SECURE_DELETE}")
 
 
 def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
