@@ -539,10 +539,18 @@ class IntakeSMTP(SMTP):
         await super().push(status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's address parser, with `plain_address` as its fast path."""
+        """aiosmtpd's address parser, with `plain_address` as its fast path; (None, None),
+        a malformed address, wherever that parser fails."""
         plain = plain_address(arg)
         if plain is None:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:
+                # The email package's parser breaks on some malformed addresses instead of
+                # raising HeaderParseError (`<`: IndexError, `<0@[>`: AttributeError,
+                # `<@[\t`: UnboundLocalError). Uncaught, each was a 451 "internal error"
+                # with a traceback in the log, and a 451 does not count for the error tarpit.
+                return None, None
         address, rest = plain
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None

@@ -1,9 +1,12 @@
 """The listener's fast path for MAIL and RCPT addresses answers exactly what aiosmtpd's
-own parser answers, for any argument it takes; everything else goes to that parser."""
+own parser answers, for any argument it takes; everything else goes to that parser, and
+where that parser breaks, the address is malformed."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import smtplib
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -12,7 +15,10 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulator.org import Org
 from simulator.smtp.server import ConnectionGate, IntakeSMTP, ListenerOptions, plain_address
+from simulator.store.db import open_store
+from tests.support.listeners import running_listener
 
 # What an address and its parameters may be made of, the characters the parser treats
 # specially first, so that generated arguments often sit on a boundary of its grammar.
@@ -68,16 +74,46 @@ def test_the_session_parses_as_aiosmtpd_does(
     servers: tuple[IntakeSMTP, IntakeSMTP], arg: str
 ) -> None:
     for server in servers:
-        assert outcome(server._getaddr, arg) == outcome(partial(SMTP._getaddr, server), arg)
+        assert server._getaddr(arg) == outcome(partial(SMTP._getaddr, server), arg)
 
 
-def outcome(parse: Callable[[str], object], arg: str) -> object:
-    """What `parse` returns, or the type of what it raises: aiosmtpd's parser raises
-    AttributeError on some broken domain literals (`<0@[>`), and so must the session."""
+def outcome(parse: Callable[[str], tuple[str | None, str | None]], arg: str) -> object:
+    """What `parse` returns; where aiosmtpd's parser breaks (`<`, `<0@[>`), a malformed
+    address (None, None), as the session answers."""
     try:
         return parse(arg)
-    except Exception as exc:  # compared, not hidden
-        return type(exc)
+    except Exception:
+        return None, None
+
+
+def test_where_aiosmtpds_parser_breaks_the_address_is_malformed(
+    servers: tuple[IntakeSMTP, IntakeSMTP],
+) -> None:
+    for arg in ("<", "<0@[>", "<@[\t"):
+        with pytest.raises((IndexError, AttributeError, UnboundLocalError)):
+            SMTP._getaddr(servers[0], arg)
+        assert servers[0]._getaddr(arg) == (None, None)
+
+
+async def test_a_broken_address_is_a_553_refusal_not_an_internal_error(
+    sqlite_url: str, org: Org, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused as malformed (so the error tarpit counts it), one refusal line, no traceback."""
+    caplog.set_level(logging.INFO)
+    store = open_store(sqlite_url)
+    async with running_listener(store, org, ListenerOptions(port=0)) as listener:
+        answers = await asyncio.to_thread(broken_mail_from, listener.host, listener.port)
+    store.dispose()
+    assert [code for code, _ in answers] == [553, 553, 250]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")]
+    assert len(refused) == 2 and all(line.startswith("refused 553 ") for line in refused)
+
+
+def broken_mail_from(host: str, port: int) -> list[tuple[int, bytes]]:
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.ehlo("tests.localhost")
+        return [client.docmd("MAIL", arg) for arg in ("FROM:<", "FROM:<0@[>", "FROM:<a@b.example>")]
 
 
 @pytest.mark.parametrize(
