@@ -106,6 +106,10 @@ class Server:
         pids = [self.process.pid, *_children(self.process.pid)]
         return sum(_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
+    def listener_cpu_seconds(self) -> float:
+        """CPU time of the listener process alone, without its spool processors."""
+        return _cpu_ticks(self.process.pid) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -371,6 +375,8 @@ class Sample:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)  # server CPU per message
+    # Of which the listener process alone (the rest: its spool processors).
+    listener_cpu_ms: list[float] = field(default_factory=list)
     # Messages per second from the first sent to the last stored as a delivery.
     processed_rate: list[float] = field(default_factory=list)
 
@@ -420,6 +426,7 @@ def measure(target: Target, server: Server, case: Case, messages: int, tool: str
     """Both loads against one server; with --ack spool, until its spool is empty."""
     sample = target.samples.setdefault(case, Sample())
     cpu_before, started = server.cpu_seconds(), time.perf_counter()
+    listener_before = server.listener_cpu_seconds()
     if tool:
         sample.source_rate.append(smtp_source_rate(tool, server, case, messages))
     run = client_run(server, case, messages)
@@ -430,6 +437,7 @@ def measure(target: Target, server: Server, case: Case, messages: int, tool: str
     sample.p50.append(_percentile(run.latencies, 0.50) * 1000)
     sample.p99.append(_percentile(run.latencies, 0.99) * 1000)
     sample.cpu_ms.append((server.cpu_seconds() - cpu_before) * 1000 / sent)
+    sample.listener_cpu_ms.append((server.listener_cpu_seconds() - listener_before) * 1000 / sent)
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -531,6 +539,15 @@ def print_table(targets: list[Target], cases: list[Case], with_source: bool) -> 
     print()
     for row in [headers, ["-" * w for w in widths], *rows]:
         print(" | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    for target in targets:
+        for case in cases:
+            if target.ack == "spool":
+                s = target.samples[case]
+                rest = med(t - own for t, own in zip(s.cpu_ms, s.listener_cpu_ms, strict=True))
+                print(
+                    f"{target.name}, {case.label}: CPU ms/msg {med(s.listener_cpu_ms):.3f}"
+                    f" listener, {rest:.3f} spool processor"
+                )
     print("\nratio = median over rounds of this server's rate / the do-nothing handler's rate")
     print("measured just before it in the same round;")
     print("CPU ms/msg = server processes' user+system CPU per message (less load-sensitive)")

@@ -35,6 +35,9 @@ def test_bench_script_runs() -> None:
     status, rows, output = run_script("bench.py", options)
     assert status == 0, output
     assert rows[2:] == ["null", "sqlite", "sqlite, ack spool"], output
+    # With --ack spool, the CPU split between the listener and its processor.
+    assert "sqlite, ack spool, 2 conn, reused: CPU ms/msg " in output, output
+    assert " listener, " in output and " spool processor" in output, output
     # Every target is printed with its figure and verdict.
     targets = [line for line in output.splitlines() if "(target " in line]
     assert [line.split(":")[0].strip() for line in targets] == [

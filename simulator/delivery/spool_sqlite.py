@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,11 @@ PRUNE_SECONDS = 1.0
 # fsync included. The listener checkpoints only past this many pages (about 40 MiB),
 # so the WAL stays bounded when no processor runs.
 APPENDER_CHECKPOINT_PAGES = 10_000
+# SQLite as Debian builds it zeroes every page a DELETE frees, and in WAL mode that is a
+# page written to the WAL for each: two thirds of the cost of the listener's prune, 9 us
+# a message. FAST zeroes only what costs no extra write. The pruned rows' bytes are kept
+# in the main database's deliveries anyway (every delivery keeps its raw bytes).
+APPENDER_SECURE_DELETE = "FAST"
 
 
 FILE_METADATA = MetaData()
@@ -240,14 +246,23 @@ class FileSpool:
 
 
 PRUNE_DELETE = "DELETE FROM spool WHERE id <= ?"
-# The text form SQLAlchemy's SQLite DateTime reads back (naive UTC, see UTCDateTime).
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_datetime(naive_utc: datetime) -> str:
+    """The text form SQLAlchemy's SQLite DateTime writes and reads back (naive UTC, see
+    UTCDateTime): `2026-12-03 06:00:00.000000`. isoformat, not strftime: a tenth of
+    its cost, and the year is always four digits, as SQLAlchemy writes it."""
+    return naive_utc.isoformat(" ", "microseconds")
 
 
 def _checkpoint_late(store: Store) -> None:
+    """The appending connections' settings: the late checkpoint, and deletes that do not
+    write every freed page (see APPENDER_SECURE_DELETE)."""
+
     @event.listens_for(store.engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA wal_autocheckpoint = {APPENDER_CHECKPOINT_PAGES}")
+        dbapi_connection.execute(f"PRAGMA secure_delete = {APPENDER_SECURE_DELETE}")
 
 
 def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
@@ -257,9 +272,7 @@ def _sqlite_append(connection: Any, items: list[Submission]) -> list[int]:
     and COMMIT) is what makes it cheap."""
     rows = spool_insert("?").partition("VALUES ")
     statement = rows[0] + rows[1] + ", ".join([rows[2]] * len(items))
-    values = [
-        value for item in items for value in _values(item, _utc(item).strftime(SQLITE_DATETIME))
-    ]
+    values = [value for item in items for value in _values(item, sqlite_datetime(_utc(item)))]
     # The engine runs the driver in autocommit mode, so this one statement is its own
     # transaction: all rows or none, committed when it returns.
     cursor = connection.cursor()

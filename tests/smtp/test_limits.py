@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from simulator.org import Org
@@ -149,6 +151,19 @@ def test_header_section_counts_fields_not_folded_lines() -> None:
     assert header_section(raw) == (2, raw.index(b"\r\n\r\n"))
     assert header_section(b"From: a@b\nX: y\n\nbody") == (2, len(b"From: a@b\nX: y"))
     assert header_section(b"\r\nFrom: body, not a field\r\n\r\n") == (0, 0)
+
+
+HEADER_BITS = [b"From: a", b"X:", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b"x"]
+
+
+@given(st.binary(max_size=60) | st.lists(st.sampled_from(HEADER_BITS)).map(b"".join))
+def test_header_section_counts_the_lines_that_begin_a_field(raw: bytes) -> None:
+    """The count is that of the lines (cut as bytes.splitlines cuts them) of the header
+    section that are neither empty nor begun with a space or a tab."""
+    _, size = header_section(raw)
+    head = b"" if raw.startswith((b"\r\n", b"\n")) else raw[:size]
+    lines = [line for line in head.splitlines() if line and line[:1] not in (b" ", b"\t")]
+    assert header_section(raw)[0] == len(lines)
 
 
 def multipart(parts: int) -> bytes:
