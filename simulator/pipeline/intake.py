@@ -47,14 +47,15 @@ from simulator.pipeline.parse import (
     parse_message,
 )
 from simulator.store.models import Delivery, KnownMessage, User
+from simulator.store.prepared import Prepared
 
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
 # Problems that still leave a mail readable enough to be told apart as machine mail.
 MACHINE_READABLE = frozenset({Reason.NO_SENDER, Reason.BROKEN_MIME})
 # Core inserts: nothing reads these rows back through the session's identity map.
-INSERT_DELIVERY = insert(Delivery.__table__)
-INSERT_KNOWN_MESSAGE = insert(KnownMessage.__table__)
+INSERT_DELIVERY = Prepared(insert(Delivery.__table__))
+INSERT_KNOWN_MESSAGE = Prepared(insert(KnownMessage.__table__))
 _DELIVERY = Delivery.__table__.c
 # Earlier deliveries of a sender inside the flood window, counted up to the limit only:
 # a sender far over it costs no more to check than one just at it.
@@ -72,8 +73,8 @@ FLOOD_WINDOW = select(func.count()).select_from(
 # The two reads every delivery starts with, in one round trip: whether its Message-ID
 # is known (and its issue), and the flood window's count for its sender. Nothing is
 # written between this read and the flood check, so the count is the same.
-FIRST_LOOK = select(
-    conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery()
+FIRST_LOOK = Prepared(
+    select(conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery())
 )
 
 
@@ -318,8 +319,7 @@ def _store(
         issue_number=issue,
         user_id=user.id if user is not None else None,
     )
-    inserted = session.connection().execute(INSERT_DELIVERY, row)
-    delivery_id = int(inserted.inserted_primary_key[0])
+    delivery_id = INSERT_DELIVERY.insert(session, row)
     result.delivery_id = delivery_id
     result.outcome, result.reason, result.issue = outcome, reason, issue
     return delivery_id
@@ -336,8 +336,8 @@ def _store_new(
 ) -> int:
     """`_store` for a Message-ID seen for the first time: it becomes known, with its issue."""
     delivery_id = _store(session, row, result, outcome, reason, issue, user)
-    session.connection().execute(
-        INSERT_KNOWN_MESSAGE,
+    INSERT_KNOWN_MESSAGE.execute(
+        session,
         {"message_id": row["message_id"], "delivery_id": delivery_id, "issue_number": issue},
     )
     return delivery_id
@@ -358,7 +358,7 @@ def _first_look(
         "limit": max(limit, 0),  # a limit of 0 counts nothing: the check is off
     }
     # Known ids and deliveries are Core inserts, never left pending: no flush needed.
-    known, issue, earlier = session.connection().execute(FIRST_LOOK, asked).one()
+    known, issue, earlier = FIRST_LOOK.one(session, asked)
     return bool(known), issue, int(earlier)
 
 

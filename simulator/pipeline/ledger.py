@@ -16,6 +16,7 @@ from simulator.domain import LicenseModel, Origin, Role
 from simulator.licensing import seats
 from simulator.org import Org
 from simulator.store.models import SeatEvent, User
+from simulator.store.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,12 @@ class SeatChange:
 # Seat states this transaction has written (or created the user of), by (user id, model).
 STATES_KEY = "ledger.seat_states"
 SEAT_EVENTS = SeatEvent.__table__
-INSERT_SEAT_EVENT = insert(SEAT_EVENTS)
-SEAT_STATE = select(
-    func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
-).where(SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model"))
+INSERT_SEAT_EVENT = Prepared(insert(SEAT_EVENTS))
+SEAT_STATE = Prepared(
+    select(func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)).where(
+        SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model")
+    )
+)
 SeatKey = tuple[int, str]
 
 
@@ -77,8 +80,7 @@ def seat_state(session: Session, user_id: int, model: LicenseModel) -> tuple[boo
     remembered = _states(session).get((user_id, model.value))
     if remembered is not None:
         return remembered
-    found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": model.value})
-    changes, total = found.one()
+    changes, total = SEAT_STATE.one(session, {"user_id": user_id, "model": model.value})
     return bool(total and total > 0), int(changes)
 
 
@@ -102,8 +104,8 @@ def set_seat(
     delta = 1 if wanted else -1
     # A Core insert, not an ORM object: nothing reads an event back through the
     # session, and a unit-of-work flush per event cost more than the insert itself.
-    session.connection().execute(
-        INSERT_SEAT_EVENT,
+    INSERT_SEAT_EVENT.execute(
+        session,
         {
             "at": at,
             "user_id": user.id,

@@ -13,6 +13,7 @@ from simulator.domain import Origin, Role
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline.parse import InboundMail
 from simulator.store.models import User
+from simulator.store.prepared import Prepared
 
 
 def as_people(mail: InboundMail, org: Org) -> InboundMail:
@@ -37,8 +38,9 @@ def role_for(address: str, org: Org) -> Role:
     return Role.EMPLOYEE if org.is_internal(address) else Role.CUSTOMER
 
 
-USER_ROW = select(User.__table__).where(User.__table__.c.email == bindparam("email"))
-INSERT_USER = insert(User.__table__)
+USER_ROW = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email")))
+USER_COLUMNS = tuple(User.__table__.c.keys())
+INSERT_USER = Prepared(insert(User.__table__))
 # The users this transaction has found or made, by address; and the users it made,
 # each with the (innermost) transaction that made it.
 USERS_KEY = "roles.users"
@@ -115,13 +117,14 @@ def _load_user(session: Session, address: str) -> User | None:
     """
     if session.new:
         session.flush()  # a pending user must be found, as the query's autoflush would
-    row = session.connection().execute(USER_ROW, {"email": address}).first()
+    row = USER_ROW.first(session, {"email": address})
     if row is None:
         return None
-    present = session.identity_map.get(identity_key(User, row.id))
+    values = dict(zip(USER_COLUMNS, row, strict=True))
+    present = session.identity_map.get(identity_key(User, values["id"]))
     if isinstance(present, User):
         return present
-    user = User(**row._mapping)
+    user = User(**values)
     make_transient_to_detached(user)
     session.add(user)
     return user
@@ -149,8 +152,7 @@ def create_user(
     }
     # A Core insert, and the object joins the session as a row already stored (as a
     # query would load it): the unit of work's flush of one new object cost more.
-    inserted = session.connection().execute(INSERT_USER, columns)
-    user = User(id=int(inserted.inserted_primary_key[0]), **columns)
+    user = User(id=INSERT_USER.insert(session, columns), **columns)
     make_transient_to_detached(user)
     session.add(user)
     _users(session)[address] = user
