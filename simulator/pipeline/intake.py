@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from simulator.domain import (
     Channel,
     DuplicateReason,
+    LicenseModel,
     Origin,
     Outcome,
     Reason,
@@ -73,9 +74,38 @@ FLOOD_WINDOW = select(func.count()).select_from(
 # The two reads every delivery starts with, in one round trip: whether its Message-ID
 # is known (and its issue), and the flood window's count for its sender. Nothing is
 # written between this read and the flood check, so the count is the same.
-FIRST_LOOK = Prepared(
-    select(conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery())
+_LOOK = (conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery())
+FIRST_LOOK = Prepared(select(*_LOOK))
+# The same with the sender's user row and Team seat state, which roles and the ledger
+# would read next (one statement less, a round trip less on PostgreSQL), for a sender
+# the transaction does not know yet. Nothing writes users or seat events before
+# they are used.
+_SENDER_FROM, _SENDER_COLUMNS = roles.sender_row(bindparam("sender"))
+FIRST_LOOK_WITH_SENDER = Prepared(
+    select(
+        *_LOOK,
+        *_SENDER_COLUMNS,
+        *ledger.state_columns(roles.USERS.c.id, LicenseModel.TEAM),
+    ).select_from(_SENDER_FROM)
 )
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    known: bool  # the Message-ID is known
+    known_issue: int | None  # the issue it belongs to
+    earlier: int  # the sender's earlier deliveries in the flood window, up to the limit
+    sender: roles.UserRead = roles.UNREAD  # the sender's user row, when it was read
+    team_seat: ledger.SeatState | None = None  # and its Team seat's state
+
+    def seat_read(self, user: User) -> ledger.SeatState | None:
+        """The Team seat state read for `user`, when `user` is the sender's row read."""
+        found = self.sender
+        return (
+            self.team_seat
+            if found not in (None, roles.UNREAD) and found[roles.USER_ID] == user.id
+            else None
+        )
 
 
 @dataclass
@@ -142,12 +172,10 @@ def process(
     row.update(intake_address=address, peer=peer, sender_trust=identity.NOT_ASKED)
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
-    known, known_issue, earlier = _first_look(
-        session, org, row["message_id"], mail.sender, received_at
-    )
-    if known:
+    look = _first_look(session, org, mail, row["message_id"], received_at)
+    if look.known:
         # Attribute the resend to its sender when known; it changes nothing else.
-        user = roles.find_user(session, mail.sender) if mail.sender else None
+        user = roles.find_user(session, mail.sender, look.sender) if mail.sender else None
         if user is not None:
             result.role = user.role
         _store(
@@ -156,7 +184,7 @@ def process(
             result,
             Outcome.DUPLICATE,
             DuplicateReason.MESSAGE_ID,
-            known_issue,
+            look.known_issue,
             user,
         )
         return result
@@ -177,10 +205,10 @@ def process(
     sender = mail.sender
     if noise is None and sender in org.free_system_accounts:
         noise = Reason.SYSTEM_ACCOUNT
-    if noise is None and sender is not None and _is_flooding(org, earlier):
+    if noise is None and sender is not None and _is_flooding(org, look.earlier):
         noise = Reason.FLOOD
     if noise is not None or sender is None:  # no sender and no noise was quarantined above
-        _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER)
+        _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER, look)
         if noise == Reason.BOUNCE:
             bounces.record(session, mail, result.delivery_id, received_at)
         return result
@@ -191,7 +219,9 @@ def process(
             # A From that names an agent proves nothing by itself: kept, never acted on.
             _store_new(session, row, result, Outcome.FILTERED, Reason.UNVERIFIED_SENDER)
             return result
-    user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)
+    user, created = roles.resolve_sender(
+        session, sender, mail.sender_name, org, received_at, look.sender
+    )
     if user is None:
         _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
         return result
@@ -209,7 +239,9 @@ def process(
     delivery_id = _store_new(session, row, result, outcome, reason, number, user)
 
     signal = _team_signal(user, channel)
-    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, signal)
+    result.seat_changes += ledger.count_sender(
+        session, user, received_at, delivery_id, signal, look.seat_read(user)
+    )
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery_id)
     if signer is not None and org.notify.enabled:
@@ -344,10 +376,13 @@ def _store_new(
 
 
 def _first_look(
-    session: Session, org: Org, message_id: str, sender: str | None, at: datetime
-) -> tuple[bool, int | None, int]:
-    """(Message-ID known, the issue it belongs to, earlier deliveries of `sender` in
-    the flood window counted up to `flood_limit`), in one statement."""
+    session: Session, org: Org, mail: InboundMail, message_id: str, at: datetime
+) -> FirstLook:
+    """Whether the Message-ID is known, the issue it belongs to, and the earlier
+    deliveries of the sender in the flood window counted up to `flood_limit`, in one
+    statement; with the sender's user and Team seat when the transaction does not
+    know them (and the mail could be read: quarantined mail needs no user)."""
+    sender = mail.sender
     limit = org.intake.flood_limit if sender is not None else 0
     since = at - timedelta(minutes=org.intake.flood_window_minutes)
     asked = {
@@ -358,8 +393,15 @@ def _first_look(
         "limit": max(limit, 0),  # a limit of 0 counts nothing: the check is off
     }
     # Known ids and deliveries are Core inserts, never left pending: no flush needed.
-    known, issue, earlier = FIRST_LOOK.one(session, asked)
-    return bool(known), issue, int(earlier)
+    # A pending user would be (find_user flushes first): then the user is read apart.
+    if sender is None or mail.problem or session.new or roles.remembered(session, sender):
+        known, issue, earlier = FIRST_LOOK.one(session, asked)
+        return FirstLook(bool(known), issue, int(earlier))
+    known, issue, earlier, *user, changes, total = FIRST_LOOK_WITH_SENDER.one(session, asked)
+    if user[0] is None:
+        return FirstLook(bool(known), issue, int(earlier), None)
+    state = ledger.as_state(changes, total)
+    return FirstLook(bool(known), issue, int(earlier), tuple(user), state)
 
 
 def _is_flooding(org: Org, earlier: int) -> bool:
@@ -376,6 +418,7 @@ def _store_noise(
     row: dict[str, Any],
     result: DeliveryResult,
     noise: str,
+    look: FirstLook,
 ) -> None:
     """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
     system would."""
@@ -384,7 +427,7 @@ def _store_noise(
         _store_new(session, row, result, Outcome.FILTERED, noise)
         return
     at = row["received_at"]
-    user = roles.find_user(session, mail.sender)
+    user = roles.find_user(session, mail.sender, look.sender)
     if user is None:
         user = roles.create_user(
             session, mail.sender, mail.sender_name, org, Origin.SENDER, at, first_seen=at
@@ -393,7 +436,9 @@ def _store_noise(
         result.new_user = True
     result.role = user.role
     delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
-    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, seats.Signal.NOISE)
+    result.seat_changes += ledger.count_sender(
+        session, user, at, delivery_id, seats.Signal.NOISE, look.seat_read(user)
+    )
 
 
 def _create_cc_users(

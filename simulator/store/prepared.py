@@ -59,6 +59,7 @@ class _Plan:
 
     sql: str
     binds: tuple[_Bind, ...]  # in parameter order when positional
+    required: frozenset[str]  # the names that have no value of their own
     positional: bool
     returns_id: bool  # an INSERT ... RETURNING of the primary key
     dialect: Dialect
@@ -67,7 +68,7 @@ class _Plan:
 
     def complete(self, given: Mapping[str, Any]) -> bool:
         """Whether `given` holds every value the statement requires."""
-        return all(bind.name in given for bind in self.binds if bind.default is _MISSING)
+        return given.keys() >= self.required
 
     def parameters(self, given: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """The DBAPI parameters for `given` (which is complete)."""
@@ -112,6 +113,7 @@ class Prepared:
         # dialect -> given keys -> plan, or None where this statement runs the plain way
         self._plans: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Plan | None]]
         self._plans = weakref.WeakKeyDictionary()
+        self._last: tuple[Dialect | None, dict[tuple[str, ...], _Plan | None]] = (None, {})
 
     def first(self, session: Session, given: Mapping[str, Any]) -> Row | None:
         """The first row (as a tuple), or None."""
@@ -159,7 +161,10 @@ class Prepared:
                 cursor.close()
 
     def _plan(self, dialect: Dialect, given: Mapping[str, Any]) -> _Plan | None:
-        by_keys = self._plans.setdefault(dialect, {})
+        last_dialect, by_keys = self._last
+        if last_dialect is not dialect:  # a process has one or two engines: mostly a hit
+            by_keys = self._plans.setdefault(dialect, {})
+            self._last = (dialect, by_keys)
         keys = tuple(given) if self._keyed else ()
         if keys not in by_keys:
             by_keys[keys] = _compile(self.statement, dialect, keys)
@@ -216,6 +221,7 @@ def _compile(
     return _Plan(
         sql=compiled.string,
         binds=tuple(binds),
+        required=frozenset(b.name for b in binds if b.default is _MISSING),
         positional=compiled.positional,
         returns_id=bool(returning),
         dialect=dialect,
