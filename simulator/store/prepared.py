@@ -162,7 +162,8 @@ class Prepared:
 
     def _plan(self, dialect: Dialect, given: Mapping[str, Any]) -> _Plan | None:
         last_dialect, by_keys = self._last
-        if last_dialect is not dialect:  # a process has one or two engines: mostly a hit
+        # The last dialect is held (one per statement): a process mostly has one engine.
+        if last_dialect is not dialect:
             by_keys = self._plans.setdefault(dialect, {})
             self._last = (dialect, by_keys)
         keys = tuple(given) if self._keyed else ()
