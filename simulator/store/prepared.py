@@ -61,7 +61,7 @@ class _Plan:
     binds: tuple[_Bind, ...]  # in parameter order when positional
     required: frozenset[str]  # the names that have no value of their own
     positional: bool
-    returns_id: bool  # an INSERT ... RETURNING of the primary key
+    returns_id: bool  # an INSERT ... RETURNING (the primary key, or the columns asked)
     dialect: Dialect
     result_types: tuple[Any, ...]  # the column types of the rows it returns
     results: tuple[Processor | None, ...] | None = None  # set at the first execution
@@ -127,7 +127,8 @@ class Prepared:
         return row
 
     def insert(self, session: Session, given: Mapping[str, Any]) -> int:
-        """Run an INSERT of one row; its primary key."""
+        """Run an INSERT of one row; its integer primary key, or the first column its
+        RETURNING names."""
         return int(self._run(session, given, _new_id, _plain_id))
 
     def execute(self, session: Session, given: Mapping[str, Any]) -> None:
@@ -216,8 +217,6 @@ def _compile(
             default = bind.value
         binds.append(_Bind(name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
     returning = list(compiled.effective_returning or ())
-    if is_insert and returning and [c.key for c in returning] != _primary_key(statement):
-        return None
     columns = list(returning) if is_insert else list(statement.selected_columns)
     return _Plan(
         sql=compiled.string,
@@ -242,10 +241,6 @@ def _insert_defaults(compiled: SQLCompiler) -> dict[str, Any] | None:
     return defaults
 
 
-def _primary_key(statement: Insert) -> list[str]:
-    return [column.key for column in statement.table.primary_key]
-
-
 def _first(plan: _Plan, cursor: Any) -> Row | None:
     return plan.processed(cursor.fetchone(), cursor.description)
 
@@ -264,7 +259,10 @@ def _plain_first(connection: Connection, statement: Any, given: Mapping[str, Any
 
 
 def _plain_id(connection: Connection, statement: Any, given: Mapping[str, Any]) -> int:
-    return int(connection.execute(statement, given).inserted_primary_key[0])
+    inserted = connection.execute(statement, given)
+    if statement.returning_column_descriptions:
+        return int(inserted.scalar_one())
+    return int(inserted.inserted_primary_key[0])
 
 
 def _plain_nothing(connection: Connection, statement: Any, given: Mapping[str, Any]) -> None:
