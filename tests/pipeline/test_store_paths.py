@@ -1,5 +1,7 @@
 """A new delivery and its known Message-ID: two inserts, or on PostgreSQL one statement
-(a data-modifying WITH). The same traffic through either way must store the same rows."""
+(a data-modifying WITH). The same traffic through either way must store the same rows,
+and so must the plain execution of that one statement (an engine listener makes every
+statement run through SQLAlchemy's Connection.execute)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from simulator.org import org_from_tables
 from simulator.pipeline import intake
@@ -43,13 +46,21 @@ def test_one_statement_stores_what_two_inserts_store(
     org = org_from_tables(tables, "ccdesk")
     params = TrafficParams(emails=300, days=3.0, seed=11, reply_share=0.4, cc_per_message=1.0)
     found = []
-    for ways in (intake.ONE_STATEMENT_STORE, frozenset()):
+    seen: list[str] = []
+    for ways, plain in (
+        (intake.ONE_STATEMENT_STORE, False),
+        (frozenset(), False),
+        (intake.ONE_STATEMENT_STORE, True),
+    ):
         monkeypatch.setattr(intake, "ONE_STATEMENT_STORE", ways)
         with fresh_database("postgresql", tmp_path) as url:
             store = open_store(url)
+            if plain:
+                event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
             run_direct(store, org, params, lambda _: None)
             store.dispose()
             found.append(stored_rows(url))
-    one, two = found
+    one, two, plainly = found
     assert len(one["known_messages"]) == len(one["deliveries"]) > 250
-    assert one == two
+    assert one == two == plainly
+    assert sum(s.startswith("WITH stored AS") for s in seen) == len(one["deliveries"])
