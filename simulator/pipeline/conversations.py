@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.orm import Session
@@ -133,10 +134,27 @@ def create_issue(session: Session, subject: str, submitter_id: int, at: datetime
     side never pick the same number. A sequence does not roll back: after a
     batch that failed (451) PostgreSQL's numbering skips the numbers it drew.
     """
-    return INSERT_ISSUE.insert(
-        session,
-        {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at},
-    )
+    return INSERT_ISSUE.insert(session, new_issue(subject, submitter_id, at))
+
+
+def new_issue(subject: str, submitter_id: int, at: datetime) -> dict[str, Any]:
+    """The columns of the issue that mail with `subject` opens."""
+    return {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at}
+
+
+# create_issue's INSERT for a statement that writes other rows with it (intake's
+# one-statement store): its values are `opened_issue`'s, named apart from theirs.
+_OPENED = ("subject", "submitter_id", "created_at")
+OPENED_ISSUE = (
+    insert(Issue.__table__)
+    .values({k: bindparam(f"issue_{k}", type_=_ISSUES[k].type) for k in _OPENED})
+    .returning(_ISSUES.number)
+)
+
+
+def opened_issue(subject: str, submitter_id: int, at: datetime) -> dict[str, Any]:
+    """OPENED_ISSUE's values for the issue that mail with `subject` opens."""
+    return {f"issue_{k}": v for k, v in new_issue(subject, submitter_id, at).items()}
 
 
 def issue_subject(subject: str) -> str:

@@ -62,20 +62,46 @@ _DELIVERY = Delivery.__table__.c
 # trip less for every new Message-ID. The known id takes the delivery's stored
 # Message-ID and issue, the values INSERT_KNOWN_MESSAGE is given.
 ONE_STATEMENT_STORE = frozenset({"postgresql"})
+_DELIVERY_KEYS = [c.key for c in _DELIVERY if not c.primary_key]
+_STORED_ROW = (_DELIVERY.id, _DELIVERY.message_id, _DELIVERY.issue_number)
+
+
+def _value(key: str) -> Any:
+    return bindparam(key, type_=_DELIVERY[key].type)
+
+
+def _with_known(stored: Any) -> Any:
+    """The known id of the delivery `stored` (a WITH) writes; (delivery id, issue)."""
+    known = KnownMessage.__table__
+    return (
+        insert(known)
+        .from_select(
+            ["message_id", "delivery_id", "issue_number"],
+            select(stored.c.message_id, stored.c.id, stored.c.issue_number),
+        )
+        .returning(known.c.delivery_id, known.c.issue_number)
+    )
+
+
 _STORED = (
     insert(Delivery.__table__)
-    .values({c.key: bindparam(c.key, type_=c.type) for c in _DELIVERY if not c.primary_key})
-    .returning(_DELIVERY.id, _DELIVERY.message_id, _DELIVERY.issue_number)
+    .values({k: _value(k) for k in _DELIVERY_KEYS})
+    .returning(*_STORED_ROW)
     .cte("stored")
 )
-INSERT_DELIVERY_AND_KNOWN = Prepared(
-    insert(KnownMessage.__table__)
+INSERT_DELIVERY_AND_KNOWN = Prepared(_with_known(_STORED))
+# And for mail that opens an issue, the issue first (conversations.OPENED_ISSUE).
+_OPENED = conversations.OPENED_ISSUE.cte("opened")
+_STORED_IN_OPENED = (
+    insert(Delivery.__table__)
     .from_select(
-        ["message_id", "delivery_id", "issue_number"],
-        select(_STORED.c.message_id, _STORED.c.id, _STORED.c.issue_number),
+        _DELIVERY_KEYS,
+        select(*(_OPENED.c.number if k == "issue_number" else _value(k) for k in _DELIVERY_KEYS)),
     )
-    .returning(KnownMessage.__table__.c.delivery_id)
+    .returning(*_STORED_ROW)
+    .cte("stored")
 )
+INSERT_ISSUE_DELIVERY_AND_KNOWN = Prepared(_with_known(_STORED_IN_OPENED))
 # Earlier deliveries of a sender inside the flood window, counted up to the limit only:
 # a sender far over it costs no more to check than one just at it.
 FLOOD_WINDOW = select(func.count()).select_from(
@@ -251,10 +277,11 @@ def process(
     thread = conversations.find_thread(session, mail, signer)
     if thread is not None and thread.joins:
         outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
+        delivery_id = _store_new(session, row, result, outcome, reason, number, user)
     else:
-        number = conversations.create_issue(session, mail.subject, user.id, received_at)
         outcome, reason = Outcome.CREATED_ISSUE, thread.reason if thread else None
-    delivery_id = _store_new(session, row, result, outcome, reason, number, user)
+        delivery_id = _store_opening(session, row, result, reason, mail.subject, user)
+        number = result.issue
 
     signal = _team_signal(user, channel)
     result.seat_changes += ledger.count_sender(
@@ -365,22 +392,63 @@ def _store(
 ) -> int:
     """Write the delivery row, outcome included, in one INSERT; its id goes in `result`.
     With `known`, its Message-ID becomes known too, with its issue."""
-    row.update(
-        outcome=outcome.value,
-        reason=reason,
-        issue_number=issue,
-        user_id=user.id if user is not None else None,
-    )
-    if known and session.connection().dialect.name in ONE_STATEMENT_STORE:
+    _fill(row, outcome, reason, issue, user)
+    if known and _one_statement(session):
         delivery_id = INSERT_DELIVERY_AND_KNOWN.insert(session, row)
     else:
         delivery_id = INSERT_DELIVERY.insert(session, row)
         if known:
             known_id = {"message_id": row["message_id"], "delivery_id": delivery_id}
             INSERT_KNOWN_MESSAGE.execute(session, {**known_id, "issue_number": issue})
+    return _stored(result, delivery_id, outcome, reason, issue)
+
+
+def _fill(
+    row: dict[str, Any], outcome: Outcome, reason: str | None, issue: int | None, user: User | None
+) -> None:
+    row.update(
+        outcome=outcome.value,
+        reason=reason,
+        issue_number=issue,
+        user_id=user.id if user is not None else None,
+    )
+
+
+def _stored(
+    result: DeliveryResult,
+    delivery_id: int,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None,
+) -> int:
     result.delivery_id = delivery_id
     result.outcome, result.reason, result.issue = outcome, reason, issue
     return delivery_id
+
+
+def _one_statement(session: Session) -> bool:
+    return session.connection().dialect.name in ONE_STATEMENT_STORE
+
+
+def _store_opening(
+    session: Session,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    reason: str | None,
+    subject: str,
+    user: User,
+) -> int:
+    """`_store_new` for mail that opens an issue (conversations.create_issue), submitted
+    by `user`; the issue's number goes in `result`."""
+    at = row["received_at"]
+    if not _one_statement(session):
+        number = conversations.create_issue(session, subject, user.id, at)
+        return _store_new(session, row, result, Outcome.CREATED_ISSUE, reason, number, user)
+    _fill(row, Outcome.CREATED_ISSUE, reason, None, user)
+    opened = conversations.opened_issue(subject, user.id, at)
+    delivery_id, number = INSERT_ISSUE_DELIVERY_AND_KNOWN.one(session, {**row, **opened})
+    row["issue_number"] = number
+    return _stored(result, delivery_id, Outcome.CREATED_ISSUE, reason, number)
 
 
 def _store_new(

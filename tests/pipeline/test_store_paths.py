@@ -1,7 +1,8 @@
-"""A new delivery and its known Message-ID: two inserts, or on PostgreSQL one statement
-(a data-modifying WITH). The same traffic through either way must store the same rows,
-and so must the plain execution of that one statement (an engine listener makes every
-statement run through SQLAlchemy's Connection.execute)."""
+"""A new delivery and its known Message-ID (and the issue it opens): two or three
+inserts, or on PostgreSQL one statement (a data-modifying WITH). The same traffic
+through either way must store the same rows, and so must the plain execution of that
+one statement (an engine listener makes every statement run through SQLAlchemy's
+Connection.execute)."""
 
 from __future__ import annotations
 
@@ -63,4 +64,7 @@ def test_one_statement_stores_what_two_inserts_store(
     one, two, plainly = found
     assert len(one["known_messages"]) == len(one["deliveries"]) > 250
     assert one == two == plainly
-    assert sum(s.startswith("WITH stored AS") for s in seen) == len(one["deliveries"])
+    # Each new Message-ID was written by one statement, with its issue when it opened one.
+    assert sum(s.startswith("WITH ") for s in seen) == len(one["known_messages"])
+    assert sum(s.startswith("WITH opened AS") for s in seen) == len(one["issues"]) > 50
+    assert not any(s.startswith("INSERT INTO issues") for s in seen)
