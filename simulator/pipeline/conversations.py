@@ -8,17 +8,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, insert, select
+from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
 from simulator.domain import Outcome, Reason, ThreadReason
 from simulator.pipeline.parse import InboundMail
 from simulator.pipeline.signing import MessageIdSigner
 from simulator.store.models import Delivery, Issue, IssueParticipant, KnownMessage, User
+from simulator.store.prepared import Prepared
 
 KNOWN_MESSAGES = KnownMessage.__table__
-INSERT_ISSUE = insert(Issue.__table__)
+INSERT_ISSUE = Prepared(insert(Issue.__table__))
 KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
     KNOWN_MESSAGES.c.message_id == bindparam("message_id")
 )
@@ -26,6 +28,7 @@ KNOWN_ISSUE = select(KNOWN_MESSAGES.c.issue_number).where(
 # whether :message_id is known, and its issue (NULL both for none and for no issue).
 KNOWN = exists().where(KNOWN_MESSAGES.c.message_id == bindparam("message_id"))
 KNOWN_ISSUE_COLUMN = KNOWN_ISSUE.scalar_subquery()
+KNOWN_ISSUE_ROW = Prepared(KNOWN_ISSUE)
 SUBJECT_TAG = re.compile(r"\[Issue #(\d{1,9})\]", re.IGNORECASE)
 _COUNTED = (Outcome.CREATED_ISSUE.value, Outcome.THREADED.value)
 
@@ -40,11 +43,11 @@ class Thread:
     joins: bool = True
 
 
-def known_message(session: Session, message_id: str) -> Row[tuple[int | None]] | None:
-    """The issue a Message-ID seen before belongs to (`.issue_number`, None for
-    mail that joined none); None when the id is new."""
+def known_message(session: Session, message_id: str) -> tuple[int | None] | None:
+    """The issue a Message-ID seen before belongs to (as a 1-tuple, None for mail
+    that joined none); None when the id is new."""
     # Known ids are written with Core inserts (intake.py), never left pending in the session.
-    return session.connection().execute(KNOWN_ISSUE, {"message_id": message_id}).first()
+    return KNOWN_ISSUE_ROW.first(session, {"message_id": message_id})
 
 
 def reply_candidates(mail: InboundMail) -> list[str]:
@@ -68,8 +71,8 @@ def find_thread(
                 return Thread(number, ThreadReason.IN_REPLY_TO)
             continue
         known = known_message(session, message_id)
-        if known is not None and known.issue_number is not None:
-            return Thread(known.issue_number, ThreadReason.IN_REPLY_TO)
+        if known is not None and known[0] is not None:
+            return Thread(known[0], ThreadReason.IN_REPLY_TO)
     untrusted = None
     for match in SUBJECT_TAG.finditer(mail.subject):
         number = int(match.group(1))
@@ -88,7 +91,7 @@ _DELIVERIES = Delivery.__table__.c
 _PARTICIPANTS = IssueParticipant.__table__.c
 _USERS = User.__table__.c
 # Built once, asked with bound values: the statements of a reply's threading.
-ISSUE_EXISTS = select(_ISSUES.number).where(_ISSUES.number == bindparam("number"))
+ISSUE_EXISTS = Prepared(select(_ISSUES.number).where(_ISSUES.number == bindparam("number")))
 _SUBMITTER = (
     select(_USERS.email)
     .join(Issue.__table__, _ISSUES.submitter_id == _USERS.id)
@@ -104,12 +107,12 @@ _LISTED = exists().where(
     _PARTICIPANTS.issue_number == bindparam("number"),
     _PARTICIPANTS.email == bindparam("address"),
 )
-TAKES_PART = select(_SUBMITTER, _WROTE | _LISTED)
+TAKES_PART = Prepared(select(_SUBMITTER, _WROTE | _LISTED))
 
 
 def issue_exists(session: Session, number: int) -> bool:
     # Issues are Core inserts and never changed through the session: nothing to flush.
-    return session.connection().execute(ISSUE_EXISTS, {"number": number}).first() is not None
+    return ISSUE_EXISTS.first(session, {"number": number}) is not None
 
 
 def takes_part(session: Session, number: int, address: str) -> bool:
@@ -119,7 +122,7 @@ def takes_part(session: Session, number: int, address: str) -> bool:
     # added by an earlier delivery of the batch must count.
     session.flush()
     asked = {"number": number, "address": address}
-    submitter, joined = session.connection().execute(TAKES_PART, asked).one()
+    submitter, joined = TAKES_PART.one(session, asked)
     return submitter == address or bool(joined)
 
 
@@ -131,11 +134,27 @@ def create_issue(session: Session, subject: str, submitter_id: int, at: datetime
     side never pick the same number. A sequence does not roll back: after a
     batch that failed (451) PostgreSQL's numbering skips the numbers it drew.
     """
-    inserted = session.connection().execute(
-        INSERT_ISSUE,
-        {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at},
-    )
-    return int(inserted.inserted_primary_key[0])
+    return INSERT_ISSUE.insert(session, new_issue(subject, submitter_id, at))
+
+
+def new_issue(subject: str, submitter_id: int, at: datetime) -> dict[str, Any]:
+    """The columns of the issue that mail with `subject` opens."""
+    return {"subject": issue_subject(subject), "submitter_id": submitter_id, "created_at": at}
+
+
+# create_issue's INSERT for a statement that writes other rows with it (intake's
+# one-statement store): its values are `opened_issue`'s, named apart from theirs.
+_OPENED = ("subject", "submitter_id", "created_at")
+OPENED_ISSUE = (
+    insert(Issue.__table__)
+    .values({k: bindparam(f"issue_{k}", type_=_ISSUES[k].type) for k in _OPENED})
+    .returning(_ISSUES.number)
+)
+
+
+def opened_issue(subject: str, submitter_id: int, at: datetime) -> dict[str, Any]:
+    """OPENED_ISSUE's values for the issue that mail with `subject` opens."""
+    return {f"issue_{k}": v for k, v in new_issue(subject, submitter_id, at).items()}
 
 
 def issue_subject(subject: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from simulator.domain import (
     Channel,
     DuplicateReason,
+    LicenseModel,
     Origin,
     Outcome,
     Reason,
@@ -47,15 +48,60 @@ from simulator.pipeline.parse import (
     parse_message,
 )
 from simulator.store.models import Delivery, KnownMessage, User
+from simulator.store.prepared import Prepared
 
 MESSAGE_ID_MAX = 255
 NO_REPLY = classify.NO_REPLY_LOCAL_PARTS
 # Problems that still leave a mail readable enough to be told apart as machine mail.
 MACHINE_READABLE = frozenset({Reason.NO_SENDER, Reason.BROKEN_MIME})
 # Core inserts: nothing reads these rows back through the session's identity map.
-INSERT_DELIVERY = insert(Delivery.__table__)
-INSERT_KNOWN_MESSAGE = insert(KnownMessage.__table__)
+INSERT_DELIVERY = Prepared(insert(Delivery.__table__))
+INSERT_KNOWN_MESSAGE = Prepared(insert(KnownMessage.__table__))
 _DELIVERY = Delivery.__table__.c
+# The same two inserts as one statement, where a WITH may write (PostgreSQL): a round
+# trip less for every new Message-ID. The known id takes the delivery's stored
+# Message-ID and issue, the values INSERT_KNOWN_MESSAGE is given.
+ONE_STATEMENT_STORE = frozenset({"postgresql"})
+_DELIVERY_KEYS = [c.key for c in _DELIVERY if not c.primary_key]
+_STORED_ROW = (_DELIVERY.id, _DELIVERY.message_id, _DELIVERY.issue_number)
+
+
+def _value(key: str) -> Any:
+    return bindparam(key, type_=_DELIVERY[key].type)
+
+
+def _with_known(stored: Any) -> Any:
+    """The known id of the delivery `stored` (a WITH) writes; (delivery id, issue)."""
+    known = KnownMessage.__table__
+    return (
+        insert(known)
+        .from_select(
+            ["message_id", "delivery_id", "issue_number"],
+            select(stored.c.message_id, stored.c.id, stored.c.issue_number),
+        )
+        .returning(known.c.delivery_id, known.c.issue_number)
+    )
+
+
+_STORED = (
+    insert(Delivery.__table__)
+    .values({k: _value(k) for k in _DELIVERY_KEYS})
+    .returning(*_STORED_ROW)
+    .cte("stored")
+)
+INSERT_DELIVERY_AND_KNOWN = Prepared(_with_known(_STORED))
+# And for mail that opens an issue, the issue first (conversations.OPENED_ISSUE).
+_OPENED = conversations.OPENED_ISSUE.cte("opened")
+_STORED_IN_OPENED = (
+    insert(Delivery.__table__)
+    .from_select(
+        _DELIVERY_KEYS,
+        select(*(_OPENED.c.number if k == "issue_number" else _value(k) for k in _DELIVERY_KEYS)),
+    )
+    .returning(*_STORED_ROW)
+    .cte("stored")
+)
+INSERT_ISSUE_DELIVERY_AND_KNOWN = Prepared(_with_known(_STORED_IN_OPENED))
 # Earlier deliveries of a sender inside the flood window, counted up to the limit only:
 # a sender far over it costs no more to check than one just at it.
 FLOOD_WINDOW = select(func.count()).select_from(
@@ -72,9 +118,38 @@ FLOOD_WINDOW = select(func.count()).select_from(
 # The two reads every delivery starts with, in one round trip: whether its Message-ID
 # is known (and its issue), and the flood window's count for its sender. Nothing is
 # written between this read and the flood check, so the count is the same.
-FIRST_LOOK = select(
-    conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery()
+_LOOK = (conversations.KNOWN, conversations.KNOWN_ISSUE_COLUMN, FLOOD_WINDOW.scalar_subquery())
+FIRST_LOOK = Prepared(select(*_LOOK))
+# The same with the sender's user row and Team seat state, which roles and the ledger
+# would read next (one statement less, a round trip less on PostgreSQL), for a sender
+# the transaction does not know yet. Nothing writes users or seat events before
+# they are used.
+_SENDER_FROM, _SENDER_COLUMNS = roles.sender_row(bindparam("sender"))
+FIRST_LOOK_WITH_SENDER = Prepared(
+    select(
+        *_LOOK,
+        *_SENDER_COLUMNS,
+        *ledger.state_columns(roles.USERS.c.id, LicenseModel.TEAM),
+    ).select_from(_SENDER_FROM)
 )
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    known: bool  # the Message-ID is known
+    known_issue: int | None  # the issue it belongs to
+    earlier: int  # the sender's earlier deliveries in the flood window, up to the limit
+    sender: roles.UserRead = roles.UNREAD  # the sender's user row, when it was read
+    team_seat: ledger.SeatState | None = None  # and its Team seat's state
+
+    def seat_read(self, user: User) -> ledger.SeatState | None:
+        """The Team seat state read for `user`, when `user` is the sender's row read."""
+        found = self.sender
+        return (
+            self.team_seat
+            if found not in (None, roles.UNREAD) and found[roles.USER_ID] == user.id
+            else None
+        )
 
 
 @dataclass
@@ -141,12 +216,10 @@ def process(
     row.update(intake_address=address, peer=peer, sender_trust=identity.NOT_ASKED)
     result = DeliveryResult(0, Outcome.FILTERED, None, mail.sender)
 
-    known, known_issue, earlier = _first_look(
-        session, org, row["message_id"], mail.sender, received_at
-    )
-    if known:
+    look = _first_look(session, org, mail, row["message_id"], received_at)
+    if look.known:
         # Attribute the resend to its sender when known; it changes nothing else.
-        user = roles.find_user(session, mail.sender) if mail.sender else None
+        user = roles.find_user(session, mail.sender, look.sender) if mail.sender else None
         if user is not None:
             result.role = user.role
         _store(
@@ -155,7 +228,7 @@ def process(
             result,
             Outcome.DUPLICATE,
             DuplicateReason.MESSAGE_ID,
-            known_issue,
+            look.known_issue,
             user,
         )
         return result
@@ -176,10 +249,10 @@ def process(
     sender = mail.sender
     if noise is None and sender in org.free_system_accounts:
         noise = Reason.SYSTEM_ACCOUNT
-    if noise is None and sender is not None and _is_flooding(org, earlier):
+    if noise is None and sender is not None and _is_flooding(org, look.earlier):
         noise = Reason.FLOOD
     if noise is not None or sender is None:  # no sender and no noise was quarantined above
-        _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER)
+        _store_noise(session, org, mail, row, result, noise or Reason.NO_SENDER, look)
         if noise == Reason.BOUNCE:
             bounces.record(session, mail, result.delivery_id, received_at)
         return result
@@ -190,7 +263,9 @@ def process(
             # A From that names an agent proves nothing by itself: kept, never acted on.
             _store_new(session, row, result, Outcome.FILTERED, Reason.UNVERIFIED_SENDER)
             return result
-    user, created = roles.resolve_sender(session, sender, mail.sender_name, org, received_at)
+    user, created = roles.resolve_sender(
+        session, sender, mail.sender_name, org, received_at, look.sender
+    )
     if user is None:
         _store_new(session, row, result, Outcome.FILTERED, Reason.UNKNOWN_SENDER)
         return result
@@ -202,13 +277,16 @@ def process(
     thread = conversations.find_thread(session, mail, signer)
     if thread is not None and thread.joins:
         outcome, reason, number = Outcome.THREADED, thread.reason, thread.issue_number
+        delivery_id = _store_new(session, row, result, outcome, reason, number, user)
     else:
-        number = conversations.create_issue(session, mail.subject, user.id, received_at)
         outcome, reason = Outcome.CREATED_ISSUE, thread.reason if thread else None
-    delivery_id = _store_new(session, row, result, outcome, reason, number, user)
+        delivery_id = _store_opening(session, row, result, reason, mail.subject, user)
+        number = result.issue
 
     signal = _team_signal(user, channel)
-    result.seat_changes += ledger.count_sender(session, user, received_at, delivery_id, signal)
+    result.seat_changes += ledger.count_sender(
+        session, user, received_at, delivery_id, signal, look.seat_read(user)
+    )
     if org.intake.create_users_from_cc:
         result.seat_changes += _create_cc_users(session, org, mail, received_at, delivery_id)
     if signer is not None and org.notify.enabled:
@@ -310,19 +388,67 @@ def _store(
     reason: str | None,
     issue: int | None = None,
     user: User | None = None,
+    known: bool = False,
 ) -> int:
-    """Write the delivery row, outcome included, in one INSERT; its id goes in `result`."""
+    """Write the delivery row, outcome included, in one INSERT; its id goes in `result`.
+    With `known`, its Message-ID becomes known too, with its issue."""
+    _fill(row, outcome, reason, issue, user)
+    if known and _one_statement(session):
+        delivery_id = INSERT_DELIVERY_AND_KNOWN.insert(session, row)
+    else:
+        delivery_id = INSERT_DELIVERY.insert(session, row)
+        if known:
+            known_id = {"message_id": row["message_id"], "delivery_id": delivery_id}
+            INSERT_KNOWN_MESSAGE.execute(session, {**known_id, "issue_number": issue})
+    return _stored(result, delivery_id, outcome, reason, issue)
+
+
+def _fill(
+    row: dict[str, Any], outcome: Outcome, reason: str | None, issue: int | None, user: User | None
+) -> None:
     row.update(
         outcome=outcome.value,
         reason=reason,
         issue_number=issue,
         user_id=user.id if user is not None else None,
     )
-    inserted = session.connection().execute(INSERT_DELIVERY, row)
-    delivery_id = int(inserted.inserted_primary_key[0])
+
+
+def _stored(
+    result: DeliveryResult,
+    delivery_id: int,
+    outcome: Outcome,
+    reason: str | None,
+    issue: int | None,
+) -> int:
     result.delivery_id = delivery_id
     result.outcome, result.reason, result.issue = outcome, reason, issue
     return delivery_id
+
+
+def _one_statement(session: Session) -> bool:
+    return session.connection().dialect.name in ONE_STATEMENT_STORE
+
+
+def _store_opening(
+    session: Session,
+    row: dict[str, Any],
+    result: DeliveryResult,
+    reason: str | None,
+    subject: str,
+    user: User,
+) -> int:
+    """`_store_new` for mail that opens an issue (conversations.create_issue), submitted
+    by `user`; the issue's number goes in `result`."""
+    at = row["received_at"]
+    if not _one_statement(session):
+        number = conversations.create_issue(session, subject, user.id, at)
+        return _store_new(session, row, result, Outcome.CREATED_ISSUE, reason, number, user)
+    _fill(row, Outcome.CREATED_ISSUE, reason, None, user)
+    opened = conversations.opened_issue(subject, user.id, at)
+    delivery_id, number = INSERT_ISSUE_DELIVERY_AND_KNOWN.one(session, {**row, **opened})
+    row["issue_number"] = number
+    return _stored(result, delivery_id, Outcome.CREATED_ISSUE, reason, number)
 
 
 def _store_new(
@@ -335,19 +461,17 @@ def _store_new(
     user: User | None = None,
 ) -> int:
     """`_store` for a Message-ID seen for the first time: it becomes known, with its issue."""
-    delivery_id = _store(session, row, result, outcome, reason, issue, user)
-    session.connection().execute(
-        INSERT_KNOWN_MESSAGE,
-        {"message_id": row["message_id"], "delivery_id": delivery_id, "issue_number": issue},
-    )
-    return delivery_id
+    return _store(session, row, result, outcome, reason, issue, user, known=True)
 
 
 def _first_look(
-    session: Session, org: Org, message_id: str, sender: str | None, at: datetime
-) -> tuple[bool, int | None, int]:
-    """(Message-ID known, the issue it belongs to, earlier deliveries of `sender` in
-    the flood window counted up to `flood_limit`), in one statement."""
+    session: Session, org: Org, mail: InboundMail, message_id: str, at: datetime
+) -> FirstLook:
+    """Whether the Message-ID is known, the issue it belongs to, and the earlier
+    deliveries of the sender in the flood window counted up to `flood_limit`, in one
+    statement; with the sender's user and Team seat when the transaction does not
+    know them (and the mail could be read: quarantined mail needs no user)."""
+    sender = mail.sender
     limit = org.intake.flood_limit if sender is not None else 0
     since = at - timedelta(minutes=org.intake.flood_window_minutes)
     asked = {
@@ -358,8 +482,15 @@ def _first_look(
         "limit": max(limit, 0),  # a limit of 0 counts nothing: the check is off
     }
     # Known ids and deliveries are Core inserts, never left pending: no flush needed.
-    known, issue, earlier = session.connection().execute(FIRST_LOOK, asked).one()
-    return bool(known), issue, int(earlier)
+    # A pending user would be (find_user flushes first): then the user is read apart.
+    if sender is None or mail.problem or session.new or roles.remembered(session, sender):
+        known, issue, earlier = FIRST_LOOK.one(session, asked)
+        return FirstLook(bool(known), issue, int(earlier))
+    known, issue, earlier, *user, changes, total = FIRST_LOOK_WITH_SENDER.one(session, asked)
+    if user[0] is None:
+        return FirstLook(bool(known), issue, int(earlier), None)
+    state = ledger.as_state(changes, total)
+    return FirstLook(bool(known), issue, int(earlier), tuple(user), state)
 
 
 def _is_flooding(org: Org, earlier: int) -> bool:
@@ -376,6 +507,7 @@ def _store_noise(
     row: dict[str, Any],
     result: DeliveryResult,
     noise: str,
+    look: FirstLook,
 ) -> None:
     """Filtered mail; under `noise_creates_users` its sender is billed as an unfiltered
     system would."""
@@ -384,7 +516,7 @@ def _store_noise(
         _store_new(session, row, result, Outcome.FILTERED, noise)
         return
     at = row["received_at"]
-    user = roles.find_user(session, mail.sender)
+    user = roles.find_user(session, mail.sender, look.sender)
     if user is None:
         user = roles.create_user(
             session, mail.sender, mail.sender_name, org, Origin.SENDER, at, first_seen=at
@@ -393,7 +525,9 @@ def _store_noise(
         result.new_user = True
     result.role = user.role
     delivery_id = _store_new(session, row, result, Outcome.FILTERED, noise, user=user)
-    result.seat_changes += ledger.count_sender(session, user, at, delivery_id, seats.Signal.NOISE)
+    result.seat_changes += ledger.count_sender(
+        session, user, at, delivery_id, seats.Signal.NOISE, look.seat_read(user)
+    )
 
 
 def _create_cc_users(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, event, func, insert, literal, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from simulator.domain import LicenseModel, Origin, Role
 from simulator.licensing import seats
 from simulator.org import Org
 from simulator.store.models import SeatEvent, User
+from simulator.store.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,35 @@ class SeatChange:
 # Seat states this transaction has written (or created the user of), by (user id, model).
 STATES_KEY = "ledger.seat_states"
 SEAT_EVENTS = SeatEvent.__table__
-INSERT_SEAT_EVENT = insert(SEAT_EVENTS)
-SEAT_STATE = select(
-    func.count(SEAT_EVENTS.c.seq), func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
-).where(SEAT_EVENTS.c.user_id == bindparam("user_id"), SEAT_EVENTS.c.model == bindparam("model"))
+INSERT_SEAT_EVENT = Prepared(insert(SEAT_EVENTS))
+# A seat's state: how many changes it has had, and their sum (held when above 0).
+_CHANGES = func.count(SEAT_EVENTS.c.seq)
+_TOTAL = func.coalesce(func.sum(SEAT_EVENTS.c.delta), 0)
+
+
+def _of_seat(user_id: ColumnElement[int], model: ColumnElement[str]) -> tuple[Any, ...]:
+    return (SEAT_EVENTS.c.user_id == user_id, SEAT_EVENTS.c.model == model)
+
+
+SEAT_STATE = Prepared(
+    select(_CHANGES, _TOTAL).where(*_of_seat(bindparam("user_id"), bindparam("model")))
+)
 SeatKey = tuple[int, str]
+SeatState = tuple[bool, int]  # held, changes so far
+
+
+def state_columns(user_id: ColumnElement[int], model: LicenseModel) -> tuple[Any, Any]:
+    """SEAT_STATE's two columns for the user in `user_id`, for a statement that reads
+    them beside others; `as_state` makes them a SeatState."""
+    where = _of_seat(user_id, literal(model.value, SEAT_EVENTS.c.model.type))
+    return (
+        select(_CHANGES).where(*where).scalar_subquery(),
+        select(_TOTAL).where(*where).scalar_subquery(),
+    )
+
+
+def as_state(changes: int, total: int | None) -> SeatState:
+    return bool(total and total > 0), int(changes)
 
 
 def _states(session: Session) -> dict[SeatKey, tuple[bool, int]]:
@@ -66,20 +92,24 @@ def new_user(session: Session, user: User) -> None:
         states[(user.id, model.value)] = (False, 0)
 
 
-def seat_state(session: Session, user_id: int, model: LicenseModel) -> tuple[bool, int]:
+def seat_state(
+    session: Session, user_id: int, model: LicenseModel, read: SeatState | None = None
+) -> SeatState:
     """Whether the user holds a seat under `model`, and how many changes it has had.
 
     `set_seat` is the only writer of seat events and remembers what it appends,
     so a seat this transaction changed is answered from memory. Any other seat
     is read from the database each time (another listener may have changed it
-    since), without an autoflush: events are Core inserts, never pending.
+    since), without an autoflush: events are Core inserts, never pending; `read`
+    is its state as this delivery read it just before, with no event written since.
     """
     remembered = _states(session).get((user_id, model.value))
     if remembered is not None:
         return remembered
-    found = session.connection().execute(SEAT_STATE, {"user_id": user_id, "model": model.value})
-    changes, total = found.one()
-    return bool(total and total > 0), int(changes)
+    if read is not None:
+        return read
+    changes, total = SEAT_STATE.one(session, {"user_id": user_id, "model": model.value})
+    return as_state(changes, total)
 
 
 def set_seat(
@@ -90,20 +120,22 @@ def set_seat(
     reason: str,
     at: datetime,
     delivery_id: int | None = None,
+    read: SeatState | None = None,
 ) -> SeatChange | None:
     """Append +1 or -1 when the seat's state must change; None when it already matches.
 
     The event carries the next transition number; a concurrent writer that
     appends the same change first makes this insert fail on the unique key.
+    `read` is as seat_state's.
     """
-    held, changes = seat_state(session, user.id, model)
+    held, changes = seat_state(session, user.id, model, read)
     if held == wanted:
         return None
     delta = 1 if wanted else -1
     # A Core insert, not an ORM object: nothing reads an event back through the
     # session, and a unit-of-work flush per event cost more than the insert itself.
-    session.connection().execute(
-        INSERT_SEAT_EVENT,
+    INSERT_SEAT_EVENT.execute(
+        session,
         {
             "at": at,
             "user_id": user.id,
@@ -124,12 +156,14 @@ def count_sender(
     at: datetime,
     delivery_id: int,
     signal: seats.Signal = seats.Signal.WROTE,
+    read: SeatState | None = None,
 ) -> list[SeatChange]:
-    """A counted message (or billed noise) makes its sender a Team user from now on."""
+    """A counted message (or billed noise) makes its sender a Team user from now on.
+    `read` is the Team seat's state as this delivery read it (see seat_state)."""
     if user.first_seen is None:
         user.first_seen = at
     reason = seats.team_reason(signal)
-    change = set_seat(session, user, LicenseModel.TEAM, True, reason, at, delivery_id)
+    change = set_seat(session, user, LicenseModel.TEAM, True, reason, at, delivery_id, read)
     return [change] if change else []
 
 

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    bindparam,
+    event,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -13,6 +23,7 @@ from simulator.domain import Origin, Role
 from simulator.org import Org, UnknownSenders
 from simulator.pipeline.parse import InboundMail
 from simulator.store.models import User
+from simulator.store.prepared import Prepared
 
 
 def as_people(mail: InboundMail, org: Org) -> InboundMail:
@@ -37,8 +48,16 @@ def role_for(address: str, org: Org) -> Role:
     return Role.EMPLOYEE if org.is_internal(address) else Role.CUSTOMER
 
 
-USER_ROW = select(User.__table__).where(User.__table__.c.email == bindparam("email"))
-INSERT_USER = insert(User.__table__)
+USERS = User.__table__
+USER_ROW = Prepared(select(USERS).where(USERS.c.email == bindparam("email")))
+USER_COLUMNS = tuple(USERS.c.keys())
+USER_ID = USER_COLUMNS.index("id")  # where a row of USER_COLUMNS holds the id
+INSERT_USER = Prepared(insert(USERS))
+# A row of USER_COLUMNS (None: no such user) that an earlier statement of the same
+# delivery read, so that it is not asked again (see intake's first look); UNREAD
+# when none was.
+UserRead = tuple[Any, ...] | None
+UNREAD: Any = object()
 # The users this transaction has found or made, by address; and the users it made,
 # each with the (innermost) transaction that made it.
 USERS_KEY = "roles.users"
@@ -89,39 +108,56 @@ def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(MADE_KEY, None)
 
 
-def find_user(session: Session, address: str) -> User | None:
+def find_user(session: Session, address: str, read: UserRead = UNREAD) -> User | None:
     """The user with this address, if there is one.
 
     A user once found in a transaction is answered from memory after that: a
     query would hand back the very same object from the session's identity map,
     attributes as they were (users are never deleted nor renamed). A user not
-    found is asked again each time, since another writer may make it meanwhile.
+    found is asked again each time, since another writer may make it meanwhile;
+    `read` is its row as this delivery read it just before, with nothing
+    written in between.
     """
     known = _users(session)
     user = known.get(address)
     if user is None:
-        user = _load_user(session, address)
+        user = _load_user(session, address, read)
         if user is not None:
             known[address] = user
     return user
 
 
-def _load_user(session: Session, address: str) -> User | None:
+def remembered(session: Session, address: str) -> bool:
+    """Whether this transaction knows the user with this address (find_user reads nothing)."""
+    return address in _users(session)
+
+
+def sender_row(address: BindParameter[str]) -> tuple[FromClause, tuple[ColumnElement[Any], ...]]:
+    """What a statement joins and selects to read the user at `address` as USER_ROW
+    does, beside other columns: a row of NULLs when there is none."""
+    one = select(literal_column("1").label("one")).subquery("one")
+    return one.outerjoin(USERS, USERS.c.email == address), tuple(USERS.c)
+
+
+def _load_user(session: Session, address: str, read: UserRead = UNREAD) -> User | None:
     """What `session.scalars(select(User)...)` returns, by a Core read of the row.
 
     The ORM's query machinery cost three times the read itself. The object is the
     one in the session's identity map when there is one, else one made from the
     row and added as stored, as the ORM's loading makes it.
     """
-    if session.new:
-        session.flush()  # a pending user must be found, as the query's autoflush would
-    row = session.connection().execute(USER_ROW, {"email": address}).first()
+    row = read
+    if row is UNREAD:
+        if session.new:
+            session.flush()  # a pending user must be found, as the query's autoflush would
+        row = USER_ROW.first(session, {"email": address})
     if row is None:
         return None
-    present = session.identity_map.get(identity_key(User, row.id))
+    values = dict(zip(USER_COLUMNS, row, strict=True))
+    present = session.identity_map.get(identity_key(User, values["id"]))
     if isinstance(present, User):
         return present
-    user = User(**row._mapping)
+    user = User(**values)
     make_transient_to_detached(user)
     session.add(user)
     return user
@@ -149,8 +185,7 @@ def create_user(
     }
     # A Core insert, and the object joins the session as a row already stored (as a
     # query would load it): the unit of work's flush of one new object cost more.
-    inserted = session.connection().execute(INSERT_USER, columns)
-    user = User(id=int(inserted.inserted_primary_key[0]), **columns)
+    user = User(id=INSERT_USER.insert(session, columns), **columns)
     make_transient_to_detached(user)
     session.add(user)
     _users(session)[address] = user
@@ -173,16 +208,17 @@ def unknown_sender_user(org: Org, address: str) -> str | None:
 
 
 def resolve_sender(
-    session: Session, address: str, name: str, org: Org, at: datetime
+    session: Session, address: str, name: str, org: Org, at: datetime, read: UserRead = UNREAD
 ) -> tuple[User | None, bool]:
     """The user this sender's mail belongs to, and whether it was created now.
 
     Returns (None, False) when the unknown-sender policy refuses the stranger.
     Internal-domain senders are colleagues, never strangers: the policy applies
     to customers only. The caller counts the mail, so a user created here is
-    first seen `at` (written with the row, not by a second statement).
+    first seen `at` (written with the row, not by a second statement). `read` is
+    as find_user's.
     """
-    user = find_user(session, address)
+    user = find_user(session, address, read)
     if user is not None:
         return user, False
     target = unknown_sender_user(org, address)
