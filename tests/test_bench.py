@@ -61,6 +61,13 @@ def test_pipeline_script_runs() -> None:
     assert "target: simulate direct / processor" in output, output
 
 
+def test_drain_script_runs() -> None:
+    """The processor's own cost: every message drained, and its figures printed."""
+    status, _, output = run_script("drain.py", ["--messages", "30"])
+    assert status == 0, output
+    assert "30 messages: " in output and " CPU ms per message" in output, output
+
+
 def test_attack_script_runs() -> None:
     """One short attack run beside its own baseline: the row is printed, exit 0 or 2."""
     options = ["--seconds", "0.5", "--clients", "1", "--only", "MAIL FROM"]
