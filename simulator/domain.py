@@ -1,9 +1,9 @@
 """The vocabulary every layer speaks: roles, origins, outcomes, channels, licensing
 models, reason codes and the submission that enters intake.
 
-Plain enums and one frozen dataclass. This module imports nothing of ours, so any
-layer may use it; the store keeps these values as strings, the reports print them,
-and the JSON contract is made of them.
+Plain enums, one frozen dataclass, and what a plain address is made of. This
+module imports nothing of ours, so any layer may use it; the store keeps these
+values as strings, the reports print them, and the JSON contract is made of them.
 """
 
 from __future__ import annotations
@@ -165,6 +165,14 @@ class Submission:
     # The SMTP client's IP address ("" for files, fetches and the form's own server):
     # what per-client limits count and what `[identity] trusted_relays` is checked on.
     peer: str = ""
+
+
+# RFC 5322's dot-atom, ASCII only: the characters the email package's parser takes as
+# an atom and hands back as they are. The listener's reading of a plain MAIL or RCPT
+# address and the parser's reading of a plain From both stand on it (each held to the
+# library it stands in for by a property test).
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+DOT_ATOM = rf"{ATEXT}(?:\.{ATEXT})*"
 
 
 def is_loopback(host: str) -> bool:

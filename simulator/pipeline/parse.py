@@ -28,7 +28,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from simulator.defaults import MAX_MIME_DEPTH, MAX_MIME_PARTS, MAX_PART_HEADERS
-from simulator.domain import Reason
+from simulator.domain import DOT_ATOM, Reason
 from simulator.pipeline.mimeshape import Head, head_end, over_limits, plain_head
 
 NO_HEADERS = Reason.NO_HEADERS
@@ -524,10 +524,8 @@ PAIRS_TEXT_MAX = 1000
 # atoms, single dots and single spaces, no quotes, comments or groups. The stdlib splits
 # such a value into exactly the name and the address as written (a property test holds
 # _plain_pair to getaddresses); anything else is left to getaddresses.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
 _PLAIN_ADDRESS = re.compile(
-    rf"(?:((?:{_DOT_ATOM} )*{_DOT_ATOM}) ?<|(<))?({_DOT_ATOM}@{_DOT_ATOM})(?(1)>|(?(2)>))"
+    rf"(?:((?:{DOT_ATOM} )*{DOT_ATOM}) ?<|(<))?({DOT_ATOM}@{DOT_ATOM})(?(1)>|(?(2)>))"
 )
 
 

@@ -55,7 +55,7 @@ from simulator.defaults import (
     MAX_RECIPIENTS,
     SESSION_TIMEOUT_SECONDS,
 )
-from simulator.domain import is_loopback
+from simulator.domain import DOT_ATOM, is_loopback
 from simulator.smtp import replies
 from simulator.smtp.chaos import NO_CHAOS, Chaos, Stage
 
@@ -97,11 +97,7 @@ def command_address(arg: str | None) -> str | None:
     return value.split(" ", 1)[0]
 
 
-# RFC 5322 atext, ASCII only: the characters the email package's parser takes as an atom
-# and returns as they are.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
-_PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_DOT_ATOM}@{_DOT_ATOM})>(.*)", re.DOTALL)
+_PLAIN_ANGLE_ADDRESS = re.compile(rf"<({DOT_ATOM}@{DOT_ATOM})>(.*)", re.DOTALL)
 
 
 def plain_address(arg: str) -> tuple[str, str] | None:
